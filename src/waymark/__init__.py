@@ -1,0 +1,3 @@
+"""Waymark: a self-hosted collaborative map platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""Server-side sessions through Litestar stores, with a fresh session id at every log-in.
+
+Litestar keeps the id from the incoming cookie; a log-in must not (session fixation), so
+the handler marks the request and this backend hands out a new id for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import (
+    ServerSideSessionBackend,
+    ServerSideSessionConfig,
+)
+
+ROTATE_KEY = "waymark.rotate_session"
+NEW_ID_KEY = "waymark.new_session_id"
+COOKIE = "waymark_session"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        scope = connection.scope
+        if scope.get(ROTATE_KEY):  # type: ignore[typeddict-item]
+            new_id = scope.get(NEW_ID_KEY)  # type: ignore[typeddict-item]
+            if not new_id:
+                new_id = self.generate_session_id()
+                scope[NEW_ID_KEY] = new_id  # type: ignore[typeddict-unknown-key]
+            return new_id
+        return super().get_session_id(connection)
+
+
+@dataclass
+class SessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend  # type: ignore[assignment]
+
+
+def old_session_id(connection: ASGIConnection) -> str | None:
+    sid = connection.cookies.get(COOKIE)
+    return sid if sid and sid != "null" else None

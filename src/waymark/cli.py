@@ -1,0 +1,290 @@
+"""The `waymark` command: serve, worker, migrate, check, user, import, export, seed-demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from waymark import __version__
+from waymark.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _db(settings: Settings):  # type: ignore[no-untyped-def]
+    from waymark.db.engine import Database
+
+    return Database(settings.resolved_database_url)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="waymark")
+def main() -> None:
+    """Waymark: a self-hosted collaborative map platform."""
+
+
+# ---- serving -------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default=None, help="Address to bind (WAYMARK_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (WAYMARK_PORT, default 8000).")
+@click.option("--workers", type=int, default=None, help="App processes (WAYMARK_WORKERS).")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+@click.option("--migrate/--no-migrate", default=True, show_default=True,
+              help="Apply database migrations before starting.")
+@click.option("--job-worker/--no-job-worker", default=True, show_default=True,
+              help="Also run a background job worker (imports) next to the app.")
+def serve(host: str | None, port: int | None, workers: int | None, reload: bool, migrate: bool,
+          job_worker: bool) -> None:
+    """Run the app server (granian) and a job worker."""
+    settings = _settings()
+    if settings.env != "dev" and settings.problems():
+        raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
+    if migrate:
+        from waymark.db.migrate import upgrade
+
+        upgrade(settings.resolved_database_url)
+    if settings.demo_data:
+        from waymark.demo.seed import seed_demo
+
+        map_id, password = seed_demo(_db(settings))
+        click.echo(f"demo map: {settings.public_url}/m/{map_id}")
+        if password:
+            click.echo("demo user: demo@waymark.invalid (password printed once): " + password)
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port",
+           str(port), "--workers", str(workers), "--no-access-log", "waymark.asgi:app"]
+    if reload:
+        cmd.insert(-1, "--reload")
+    children = []
+    if job_worker:
+        children.append(subprocess.Popen([sys.executable, "-m", "waymark.cli", "worker"]))
+    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
+    server = subprocess.Popen(cmd)
+    children.append(server)
+
+    def forward(signum, _frame):  # type: ignore[no-untyped-def]
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = server.wait()
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+        child.wait()
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--threads", default=2, show_default=True)
+def worker(threads: int) -> None:
+    """Run the background job worker (imports, maintenance)."""
+    from huey.consumer import Consumer
+
+    from waymark.jobs.queue import Runtime, make_huey, set_runtime
+    from waymark.storage import open_store
+
+    settings = _settings()
+    huey = make_huey(settings)
+    set_runtime(Runtime(settings, _db(settings), open_store(settings.resolved_object_store_url)))
+    Consumer(huey, workers=threads, worker_type="thread").run()
+
+
+# ---- database and configuration --------------------------------------------------------
+@main.command()
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Apply database migrations (SQLite or PostgreSQL, from WAYMARK_DATABASE_URL)."""
+    from waymark.db.migrate import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at revision {current_revision(settings.resolved_database_url)}")
+
+
+@main.command()
+@click.option("--deploy", is_flag=True, help="Also refuse configuration unsafe for production.")
+def check(deploy: bool) -> None:
+    """Check configuration, database, schema and object storage; exit 1 on a problem."""
+    from waymark.db.migrate import current_revision, head_revision
+    from waymark.storage import open_store
+
+    settings = _settings()
+    failures: list[str] = []
+    for key, value in settings.redacted().items():
+        click.echo(f"  {key} = {value}")
+    try:
+        _db(settings).ping()
+        current, head = current_revision(settings.resolved_database_url), head_revision()
+        if current != head:
+            failures.append(f"database schema is at {current}, code expects {head}: run `waymark migrate`")
+    except Exception as exc:  # noqa: BLE001 - reported to the operator
+        failures.append(f"database unreachable: {exc}")
+    try:
+        open_store(settings.resolved_object_store_url).ping_sync()
+    except Exception as exc:  # noqa: BLE001
+        failures.append(f"object storage unreachable: {exc}")
+    if deploy or settings.env != "dev":
+        failures.extend(settings.problems())
+    if failures:
+        for failure in failures:
+            click.echo(f"FAIL: {failure}", err=True)
+        sys.exit(1)
+    click.echo("OK")
+
+
+# ---- users -----------------------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@click.option("--password", envvar="WAYMARK_NEW_PASSWORD", default=None,
+              help="Password (else prompted, or read from stdin with --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--admin", is_flag=True)
+def user_create(email: str, name: str, password: str | None, password_stdin: bool, admin: bool) -> None:
+    """Create a user account."""
+    from waymark.accounts.service import create_user
+    from waymark.errors import ApiError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    db = _db(_settings())
+    try:
+        with db.write() as s:
+            created = create_user(s, email, password or "", name, is_admin=admin)
+            click.echo(f"created user {created.id} <{created.email}>")
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+# ---- import / export -------------------------------------------------------------------
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--map", "map_id", help="Import into this map (public id); else a new map is made.")
+@click.option("--layer", "layer_id", help="Import into this layer; else new layer(s).")
+@click.option("--owner", help="E-mail of the owner of a new map (required without --map).")
+@click.option("--format", "fmt", default=None, help="geojson, csv, gpx, kml or kmz (else detected).")
+@click.option("--skip-invalid", is_flag=True, help="Skip bad features/rows instead of failing.")
+def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str | None,
+               fmt: str | None, skip_invalid: bool) -> None:
+    """Import a GeoJSON, CSV, GPX or KML/KMZ file, with a progress bar."""
+    from sqlalchemy import select
+
+    from waymark.db.models import Layer, Map, User
+    from waymark.formats import FormatError, detect_format, read
+    from waymark.maps.imports import import_result
+    from waymark.maps.service import create_map
+
+    settings = _settings()
+    db = _db(settings)
+    data = path.read_bytes()
+    try:
+        fmt = fmt or detect_format(path.name, data)
+        click.echo(f"reading {path.name} ({fmt}, {len(data):,} bytes)...")
+        result = read(data, fmt, skip_invalid=skip_invalid)
+    except FormatError as exc:
+        raise click.ClickException(f"{path.name}: {exc}") from None
+    with db.write() as s:
+        if map_id:
+            map_ = s.scalar(select(Map).where(Map.public_id == map_id, Map.deleted_at.is_(None)))
+            if map_ is None:
+                raise click.ClickException(f"no map {map_id}")
+            uid = map_.owner_id
+        else:
+            owner_user = s.scalar(select(User).where(User.email == (owner or "").lower()))
+            if owner_user is None:
+                raise click.ClickException("give --map, or --owner with an existing user's e-mail")
+            map_ = create_map(s, owner_user.id, {"title": path.stem}, with_default_layer=False)
+            uid = owner_user.id
+        layer = None
+        if layer_id:
+            layer = s.scalar(select(Layer).where(Layer.public_id == layer_id, Layer.map_id == map_.id))
+            if layer is None:
+                raise click.ClickException(f"no layer {layer_id} in map {map_.public_id}")
+        map_pk, public_id = map_.id, map_.public_id
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    with click.progressbar(length=max(result.feature_count, 1), label="importing") as bar:
+        seen = [0]
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        summary = import_result(db, map_pk, result, uid, layer=layer, default_name=path.stem,
+                                info={"filename": path.name, "source": "cli"}, progress=progress)
+    click.echo(f"imported {summary.imported} features into map {public_id} "
+               f"({settings.public_url}/m/{public_id})")
+
+
+@main.command("export")
+@click.option("--map", "map_id", required=True)
+@click.option("--layer", "layer_id", default=None)
+@click.option("--format", "fmt", default="geojson", show_default=True,
+              type=click.Choice(["geojson", "csv", "gpx", "kml", "bundle"]))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: standard output).")
+def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None) -> None:
+    """Export a layer or a whole map (bundle: everything, re-importable)."""
+    from sqlalchemy import select
+
+    from waymark import jsonutil
+    from waymark.db.models import Map
+    from waymark.maps.exports import export_layers, make_bundle
+    from waymark.maps.layers import get_layer, list_layers
+
+    db = _db(_settings())
+    with db.read() as s:
+        map_ = s.scalar(select(Map).where(Map.public_id == map_id))
+        if map_ is None:
+            raise click.ClickException(f"no map {map_id}")
+        if fmt == "bundle":
+            data = jsonutil.dumpb(make_bundle(s, map_))
+        else:
+            layers = [get_layer(s, map_, layer_id)] if layer_id else list_layers(s, map_)
+            data, _, _ = export_layers(s, layers, fmt, map_.title)
+    if output:
+        output.write_bytes(data)
+        click.echo(f"wrote {len(data):,} bytes to {output}")
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@main.command("seed-demo")
+def seed_demo_cmd() -> None:
+    """Create the demo user and public demo map (idempotent)."""
+    from waymark.db.migrate import upgrade
+    from waymark.demo.seed import seed_demo
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    map_id, password = seed_demo(_db(settings))
+    click.echo(f"demo map: {settings.public_url}/m/{map_id}")
+    if password:
+        click.echo(f"demo user: demo@waymark.invalid password: {password}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

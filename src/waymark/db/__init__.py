@@ -1,0 +1,6 @@
+"""Database access: engine, sessions, models and migrations."""
+
+from waymark.db.engine import Database, make_engine
+from waymark.db.migrate import current_revision, head_revision, upgrade
+
+__all__ = ["Database", "make_engine", "upgrade", "current_revision", "head_revision"]

@@ -1,0 +1,1 @@
+"""Demo content: a small map so a fresh install has something to show."""

@@ -1,0 +1,68 @@
+"""CSV export: ``id``, ``layer`` (only with several layers), ``wkt``, then the
+union of property keys in first-seen order.
+
+WKT comes from shapely with full precision and Z kept. CSV has no types: on
+read-back every property is a string (numbers, booleans); nested values and
+``_style`` are JSON-encoded text, ``None`` becomes an empty cell, and features
+without geometry get an empty ``wkt`` (the reader skips such rows). Reading it
+back also yields ``id`` (and ``layer``) as ordinary properties.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import shapely
+import shapely.geometry
+
+from waymark.formats._writer_util import value_text
+from waymark.formats.model import ExportLayer
+
+
+def _pad(coords):
+    """Make every position 3D (WKT cannot mix 2D and 3D)."""
+    if coords and isinstance(coords[0], (int, float)):
+        return list(coords) if len(coords) >= 3 else [coords[0], coords[1], 0.0]
+    return [_pad(c) for c in coords]
+
+
+def _padded(geom: dict) -> dict:
+    if geom.get("type") == "GeometryCollection":
+        return {**geom, "geometries": [_padded(g) for g in geom["geometries"]]}
+    return {**geom, "coordinates": _pad(geom["coordinates"])}
+
+
+def to_wkt(geom: dict | None) -> str:
+    if not geom:
+        return ""
+    try:
+        shp = shapely.geometry.shape(geom)
+    except Exception:  # mixed 2D/3D positions
+        shp = shapely.geometry.shape(_padded(geom))
+    return shapely.to_wkt(shp, rounding_precision=-1, output_dimension=3, trim=True)
+
+
+def write_csv(layers: list[ExportLayer]) -> bytes:
+    keys: dict[str, None] = {}
+    for layer in layers:
+        for f in layer.features:
+            for k in f.get("properties") or {}:
+                keys.setdefault(k, None)
+    many = len(layers) > 1
+    header = ["id", *(["layer"] if many else []), "wkt", *keys]
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    for layer in layers:
+        for f in layer.features:
+            props = f.get("properties") or {}
+            row = [str(f.get("id") or "")]
+            if many:
+                row.append(layer.name)
+            row.append(to_wkt(f.get("geometry")))
+            for k in keys:
+                v = props.get(k)
+                row.append("" if v is None else value_text(v)[0])
+            w.writerow(row)
+    return buf.getvalue().encode("utf-8")

@@ -1,0 +1,162 @@
+"""GeoJSON reader (RFC 7946 plus the legacy ``crs`` member).
+
+Why msgspec: decoding is several times faster than ``json`` and the decoded
+dicts are reused as-is (no copies), so a 100k-feature file is read and validated
+in well under a second with memory close to the decoded object's own size.
+``json`` is only used after a failure, to report the line of a syntax error.
+
+Accepted top levels: FeatureCollection, Feature, bare geometry (including
+GeometryCollection) and, leniently, a JSON array of Features. Foreign members
+are ignored; a FeatureCollection ``name`` member (ogr2ogr, our own writer)
+becomes the layer name. Only WGS84 lon/lat is supported: a ``crs`` naming
+anything other than CRS84/EPSG:4326 is rejected rather than plotted wrongly.
+Feature ids are not kept (ParsedFeature has no id; the platform assigns its own).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+
+import msgspec
+
+from waymark.formats.geometry import GEOMETRY_TYPES, validate_geometry
+from waymark.formats.model import (
+    FormatError,
+    ImportResult,
+    ParsedFeature,
+    ParsedLayer,
+    WarningCollector,
+)
+
+_WGS84_CRS = re.compile(r"(CRS:?84|EPSG:+(?:[\d.]*:)?4326$|EPSG:+(?:[\d.]*:)?4979$)", re.I)
+_EPSG = re.compile(r"EPSG:+(?:[\d.]*:)?(\d+)", re.I)
+_decoder = msgspec.json.Decoder()
+
+
+def _decode(data: bytes):
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data or data.isspace():
+        raise FormatError("file is empty")
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError:
+        pass
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FormatError("file is not valid UTF-8 text", line=line) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        raise FormatError(msg, line=exc.lineno) from None
+    except RecursionError:
+        raise FormatError("invalid JSON: nested too deeply") from None
+
+
+def _check_crs(doc: dict) -> None:
+    crs = doc.get("crs")
+    if not crs:
+        return
+    name = None
+    if isinstance(crs, dict):
+        props = crs.get("properties") or {}
+        if isinstance(props, dict):
+            name = props.get("name") or props.get("href")
+    if not isinstance(name, str):
+        raise FormatError("unsupported 'crs' member; only WGS84 longitude/latitude is supported")
+    name = name.strip()
+    if _WGS84_CRS.search(name):
+        return
+    m = _EPSG.search(name)
+    label = f"EPSG:{m.group(1)}" if m else name
+    raise FormatError(
+        f"coordinates are in {label}; only WGS84 longitude/latitude is supported",
+        field="crs",
+    )
+
+
+def _feature(obj, index: int | None, skip_invalid: bool, warnings: WarningCollector):
+    """Return a ParsedFeature or None (skipped)."""
+    try:
+        if type(obj) is not dict or obj.get("type") != "Feature":
+            got = obj.get("type") if type(obj) is dict else type(obj).__name__
+            raise FormatError(f"expected a Feature object, got {got!r}")
+        props = obj.get("properties")
+        if props is None:
+            props = {}
+        elif type(props) is not dict:
+            raise FormatError("'properties' must be an object or null")
+        geom = obj.get("geometry")
+        if geom is not None:
+            geom = validate_geometry(geom)
+        return ParsedFeature(geom, props)
+    except FormatError as exc:
+        err = exc.with_context(index=index)
+        if not skip_invalid:
+            raise err from None
+        warnings.add(f"{err}; feature skipped")
+        return None
+
+
+def read_geojson(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+    # The cyclic GC would rescan the ever-growing heap of fresh dicts/lists many
+    # times during decoding (no cycles are created here): pausing it makes
+    # large files ~3x faster.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read(data, skip_invalid)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read(data: bytes, skip_invalid: bool) -> ImportResult:
+    doc = _decode(data)
+    warnings = WarningCollector()
+    name = None
+    if isinstance(doc, list):
+        items, doc = doc, {}
+    elif isinstance(doc, dict):
+        _check_crs(doc)
+        gtype = doc.get("type")
+        if gtype == "FeatureCollection":
+            items = doc.get("features")
+            if items is None:
+                items = []
+            if not isinstance(items, list):
+                raise FormatError("'features' must be an array")
+            if isinstance(doc.get("name"), str):
+                name = doc["name"]
+        elif gtype == "Feature":
+            items = None
+        elif gtype in GEOMETRY_TYPES:
+            try:
+                geom = validate_geometry(doc)
+            except FormatError as exc:
+                if not skip_invalid:
+                    raise
+                warnings.add(f"{exc}; geometry skipped")
+                return ImportResult([ParsedLayer(None, [])], warnings.result())
+            return ImportResult([ParsedLayer(None, [ParsedFeature(geom, {})])], [])
+        else:
+            raise FormatError(f"not GeoJSON: unknown top-level type {gtype!r}")
+    else:
+        raise FormatError("not GeoJSON: top level must be an object")
+
+    if items is None:  # single Feature
+        feature = _feature(doc, None, skip_invalid, warnings)
+        features = [feature] if feature is not None else []
+    else:
+        features = []
+        append = features.append
+        for i, obj in enumerate(items):
+            feature = _feature(obj, i, skip_invalid, warnings)
+            if feature is not None:
+                append(feature)
+    return ImportResult([ParsedLayer(name, features)], warnings.result())

@@ -1,0 +1,211 @@
+"""GPX 1.0/1.1 reader (namespaced or not, BOM tolerated).
+
+Mapping (close to togeojson so users see familiar results):
+
+* ``wpt`` -> Point; ``rte`` -> LineString; ``trk`` -> LineString (one non-empty
+  segment) or MultiLineString (several). Empty segments are dropped; a route or
+  track without points is skipped with a warning; one with a single point is
+  imported as a Point (with a warning) since a line needs two positions.
+* ``ele`` becomes the z coordinate (an empty/non-numeric ``ele`` is ignored).
+* Times: waypoints get a ``time`` property; routes/tracks get
+  ``coordinateProperties: {"times": [...]}`` (togeojson's convention) aligned
+  with the coordinates (a list of lists for MultiLineString), ``None`` where a
+  point has no time; omitted when no point has a time.
+* name/desc/cmt/type/sym are copied; ``gpx_type`` is "waypoint"|"route"|"track".
+* Styles: TopoGrafix ``gpx_style:line`` (color/opacity/width) and Garmin
+  ``gpxx:DisplayColor`` become ``_style``.
+* Waymark's own ``<extensions><wm:prop name=.. type="json">`` (written by our
+  GPX writer) restore properties exactly.
+* Non-numeric / out-of-range lat/lon -> FormatError naming the element's line
+  (skipped with a warning when ``skip_invalid``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from waymark.formats.geometry import MAX_LAT, MAX_LON
+from waymark.formats.model import (
+    FormatError,
+    ImportResult,
+    ParsedFeature,
+    ParsedLayer,
+    WarningCollector,
+)
+from waymark.formats.xml_safety import Node, parse_xml
+
+WAYMARK_NS = "https://waymark.invalid/ns/gpx/1"
+GARMIN_COLORS = {
+    "Black": "#000000", "DarkRed": "#8b0000", "DarkGreen": "#006400",
+    "DarkYellow": "#b5b500", "DarkBlue": "#00008b", "DarkMagenta": "#8b008b",
+    "DarkCyan": "#008b8b", "LightGray": "#d3d3d3", "DarkGray": "#a9a9a9",
+    "Red": "#ff0000", "Green": "#00ff00", "Yellow": "#ffff00", "Blue": "#0000ff",
+    "Magenta": "#ff00ff", "Cyan": "#00ffff", "White": "#ffffff",
+}  # "Transparent" deliberately absent: no colour to apply
+_TEXT_FIELDS = ("name", "desc", "cmt", "type", "sym")
+
+
+class _Skip(Exception):
+    pass
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if v == v and v not in (float("inf"), float("-inf")) else None
+
+
+class _Reader:
+    def __init__(self, skip_invalid: bool) -> None:
+        self.skip_invalid = skip_invalid
+        self.warnings = WarningCollector()
+
+    def point(self, node: Node) -> tuple[list, str | None]:
+        """Position [lon, lat(, ele)] and time of a wpt/rtept/trkpt."""
+        lat_s, lon_s = node.get("lat"), node.get("lon")
+        for label, raw, bound in (("latitude", lat_s, MAX_LAT), ("longitude", lon_s, MAX_LON)):
+            attr = label[:3]
+            if raw is None:
+                self.invalid(f"<{node.tag}> has no {attr} attribute", node, attr)
+            try:
+                v = float(raw)
+            except ValueError:
+                self.invalid(f"{label} {raw!r} is not a number", node, attr)
+            if not -bound <= v <= bound:  # also catches nan
+                self.invalid(f"{label} {raw} out of range [-{bound:.0f}, {bound:.0f}]", node, attr)
+        pos = [float(lon_s), float(lat_s)]
+        ele = _float(node.findtext("ele"))
+        if ele is not None:
+            pos.append(ele)
+        return pos, node.findtext("time")
+
+    def invalid(self, reason: str, node: Node, field: str | None = None):
+        err = FormatError(reason, line=node.line, field=field)
+        if not self.skip_invalid:
+            raise err
+        self.warnings.add(f"{err}; point skipped")
+        raise _Skip
+
+    def props(self, node: Node, gpx_type: str) -> dict:
+        props: dict = {}
+        for f in _TEXT_FIELDS:
+            v = node.findtext(f)
+            if v is not None:
+                props[f] = v
+        props["gpx_type"] = gpx_type
+        ext = node.find("extensions")
+        if ext is not None:
+            self.extensions(ext, props)
+        return props
+
+    def extensions(self, ext: Node, props: dict) -> None:
+        style: dict = {}
+        own: dict = {}
+        for child in ext.iter():
+            if child.tag == "line" and "gpx_style" in child.ns:
+                color = child.findtext("color")
+                if color and len(color.lstrip("#")) == 6:
+                    style["color"] = "#" + color.lstrip("#").lower()
+                op = _float(child.findtext("opacity"))
+                if op is not None and op != 1.0:  # full opacity is the default, as in KML
+                    style["opacity"] = op
+                width = _float(child.findtext("width"))
+                if width is not None:
+                    style["weight"] = width
+            elif child.tag == "DisplayColor":
+                color = GARMIN_COLORS.get((child.text or "").strip())
+                if color:
+                    style["color"] = color
+            elif child.tag == "prop" and child.ns == WAYMARK_NS:
+                name = child.get("name")
+                if name is None:
+                    continue
+                value = child.text
+                if child.get("type") == "json":
+                    try:
+                        value = json.loads(value)
+                    except ValueError:
+                        pass
+                own[name] = value
+        if style:
+            props["_style"] = style
+        props.update(own)
+
+    def points(self, nodes: list[Node]) -> tuple[list, list]:
+        coords, times = [], []
+        for n in nodes:
+            try:
+                pos, t = self.point(n)
+            except _Skip:
+                continue
+            coords.append(pos)
+            times.append(t)
+        return coords, times
+
+    def waypoint(self, node: Node) -> ParsedFeature | None:
+        try:
+            pos, t = self.point(node)
+        except _Skip:
+            return None
+        props = self.props(node, "waypoint")
+        if t is not None:
+            props.setdefault("time", t)
+        return ParsedFeature({"type": "Point", "coordinates": pos}, props)
+
+    def line(self, node: Node, segments: list[tuple[list, list]], gpx_type: str):
+        segments = [s for s in segments if s[0]]
+        lines = [s for s in segments if len(s[0]) >= 2]
+        label = f"line {node.line}: {gpx_type}"
+        name = node.findtext("name")
+        if name:
+            label += f" {name!r}"
+        if not lines:
+            if not segments:
+                self.warnings.add(f"{label} has no points, skipped")
+                return None
+            self.warnings.add(f"{label} has a single point, imported as a point")
+            props = self.props(node, gpx_type)
+            coords, times = segments[0]
+            if times[0] is not None:
+                props.setdefault("time", times[0])
+            return ParsedFeature({"type": "Point", "coordinates": coords[0]}, props)
+        if len(lines) < len(segments):
+            self.warnings.add(f"{label}: single-point segment(s) dropped")
+        props = self.props(node, gpx_type)
+        has_times = any(t is not None for _, ts in lines for t in ts)
+        if len(lines) == 1:
+            geom = {"type": "LineString", "coordinates": lines[0][0]}
+            times = lines[0][1]
+        else:
+            geom = {"type": "MultiLineString", "coordinates": [c for c, _ in lines]}
+            times = [ts for _, ts in lines]
+        if has_times and "coordinateProperties" not in props:
+            props["coordinateProperties"] = {"times": times}
+        return ParsedFeature(geom, props)
+
+
+def read_gpx(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+    root = parse_xml(data)
+    if root.tag != "gpx":
+        raise FormatError(f"not a GPX document (root element is <{root.tag}>)", line=root.line)
+    r = _Reader(skip_invalid)
+    features: list[ParsedFeature] = []
+    for node in root.children:
+        if node.tag == "wpt":
+            f = r.waypoint(node)
+        elif node.tag == "rte":
+            f = r.line(node, [r.points(node.findall("rtept"))], "route")
+        elif node.tag == "trk":
+            segs = [r.points(s.findall("trkpt")) for s in node.findall("trkseg")]
+            f = r.line(node, segs, "track")
+        else:
+            continue
+        if f is not None:
+            features.append(f)
+    meta = root.find("metadata")
+    name = (meta.findtext("name") if meta is not None else None) or root.findtext("name")
+    return ImportResult([ParsedLayer(name, features)], r.warnings.result())

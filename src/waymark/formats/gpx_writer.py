@@ -1,0 +1,151 @@
+"""GPX 1.1 export.
+
+* Point -> ``wpt``; MultiPoint -> one ``wpt`` per point.
+* LineString -> ``trk`` with one ``trkseg`` (``rte`` when the feature came from
+  a GPX route, i.e. ``gpx_type == "route"``); MultiLineString -> one ``trk``
+  with a ``trkseg`` per line.
+* Polygon / MultiPolygon -> ``trk`` with one ``trkseg`` per ring (lossy: GPX
+  has no areas, so they read back as (Multi)LineStrings).
+* GeometryCollection -> its members exported separately with the same
+  properties; features without geometry are skipped (GPX needs coordinates).
+* name/desc/cmt/type/sym (and ``time`` for waypoints) become GPX elements;
+  per-point times come from ``coordinateProperties.times``. Every other
+  property, and the effective style (layer style + feature ``_style``), goes to
+  ``<extensions><wm:prop name=".." [type="json"]>`` so it round-trips exactly;
+  line styles are also written as TopoGrafix ``gpx_style:line`` for other apps.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
+from waymark.formats.gpx_reader import WAYMARK_NS
+from waymark.formats.model import ExportLayer
+
+GPX_NS = "http://www.topografix.com/GPX/1/1"
+STYLE_NS = "http://www.topografix.com/GPX/gpx_style/0/2"
+_ELEMENTS = ("name", "cmt", "desc", "type", "sym")  # order from the GPX schema (after ele/time)
+_SKIP = {"gpx_type", "coordinateProperties", "_style"}
+
+_PREFIX = {GPX_NS: "", WAYMARK_NS: "wm:", STYLE_NS: "gpxstyle:"}
+
+
+def _q(tag: str, ns: str = GPX_NS) -> str:
+    # literal prefixes declared on the root: no global ElementTree namespace registry
+    return _PREFIX[ns] + tag
+
+
+def _text(parent: ET.Element, tag: str, value, ns: str = GPX_NS) -> None:
+    el = ET.SubElement(parent, _q(tag, ns))
+    el.text = xml_text(value if isinstance(value, str) else str(value))
+
+
+def _point(parent: ET.Element, tag: str, pos, time=None) -> ET.Element:
+    el = ET.SubElement(parent, _q(tag), {"lat": num(pos[1]), "lon": num(pos[0])})
+    if len(pos) > 2 and pos[2] is not None:
+        _text(el, "ele", num(pos[2]))
+    if isinstance(time, str) and time and time == time.strip():
+        _text(el, "time", time)
+    return el
+
+
+def _meta(el: ET.Element, props: dict, style: dict, extra_skip: set[str] = frozenset()) -> None:
+    plain = {k for k in _ELEMENTS if isinstance(props.get(k), str) and props[k]
+             and props[k] == props[k].strip()}
+    for key in _ELEMENTS:
+        if key in plain:
+            _text(el, key, props[key])
+    own = {k: v for k, v in props.items()
+           if k not in plain and k not in _SKIP and k not in extra_skip}
+    if style:
+        own["_style"] = style
+    is_line = el.tag != _q("wpt")
+    if not own and not (is_line and style.get("color")):
+        return
+    ext = ET.SubElement(el, _q("extensions"))
+    if is_line and isinstance(style.get("color"), str) and len(style["color"]) == 7:
+        line = ET.SubElement(ext, _q("line", STYLE_NS))
+        _text(line, "color", style["color"][1:].upper(), STYLE_NS)
+        if style.get("opacity") is not None:
+            _text(line, "opacity", num(style["opacity"]), STYLE_NS)
+        if style.get("weight") is not None:
+            _text(line, "width", num(style["weight"]), STYLE_NS)
+    for key, value in own.items():
+        text, is_json = value_text(value)
+        attrs = {"name": xml_text(str(key))}
+        if is_json:
+            attrs["type"] = "json"
+        prop = ET.SubElement(ext, _q("prop", WAYMARK_NS), attrs)
+        prop.text = xml_text(text)
+
+
+def _times(props: dict):
+    cp = props.get("coordinateProperties")
+    return cp.get("times") if isinstance(cp, dict) else None
+
+
+def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> None:
+    props = f.get("properties") or {}
+    style = effective_style(layer, props)
+    times = _times(props)
+    for geom in split_geometry(f.get("geometry")):
+        gtype, coords = geom["type"], geom["coordinates"]
+        if gtype in ("Point", "MultiPoint"):
+            for pos in [coords] if gtype == "Point" else coords:
+                el = _point(wpts, "wpt", pos, props.get("time"))
+                t = props.get("time")
+                as_element = isinstance(t, str) and t and t == t.strip()
+                _meta(el, props, style, {"time"} if as_element else set())
+            continue
+        if gtype == "LineString":
+            segments, seg_times = [coords], [times] if times else None
+        elif gtype == "MultiLineString":
+            segments = coords
+            seg_times = times if times and len(times) == len(coords) else None
+        elif gtype == "Polygon":
+            segments, seg_times = coords, None
+        elif gtype == "MultiPolygon":
+            segments, seg_times = [r for poly in coords for r in poly], None
+        else:
+            continue
+        is_route = gtype == "LineString" and props.get("gpx_type") == "route"
+        el = ET.SubElement(others, _q("rte" if is_route else "trk"))
+        usable = seg_times is not None and all(
+            isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments))
+        _meta(el, props, style)
+        cp = props.get("coordinateProperties")
+        if cp is not None and not (usable and isinstance(cp, dict) and set(cp) == {"times"}):
+            el_ext = el.find(_q("extensions"))
+            if el_ext is None:
+                el_ext = ET.SubElement(el, _q("extensions"))
+            prop = ET.SubElement(el_ext, _q("prop", WAYMARK_NS),
+                                 {"name": "coordinateProperties", "type": "json"})
+            prop.text = xml_text(json.dumps(cp, ensure_ascii=False))
+        for i, seg in enumerate(segments):
+            ts = seg_times[i] if usable else [None] * len(seg)
+            if is_route:
+                for pos, t in zip(seg, ts):
+                    _point(el, "rtept", pos, t)
+            else:
+                trkseg = ET.SubElement(el, _q("trkseg"))
+                for pos, t in zip(seg, ts):
+                    _point(trkseg, "trkpt", pos, t)
+
+
+def write_gpx(layers: list[ExportLayer]) -> bytes:
+    root = ET.Element("gpx", {"version": "1.1", "creator": "Waymark", "xmlns": GPX_NS,
+                              "xmlns:wm": WAYMARK_NS, "xmlns:gpxstyle": STYLE_NS})
+    if len(layers) == 1 and layers[0].name:
+        meta = ET.SubElement(root, _q("metadata"))
+        _text(meta, "name", layers[0].name)
+    wpts = ET.Element("wpts")  # GPX order: all wpt, then rte, then trk
+    rtes_trks = ET.Element("lines")
+    for layer in layers:
+        for f in layer.features:
+            _feature(root, layer, f, wpts, rtes_trks)
+    root.extend(list(wpts))
+    routes = [e for e in rtes_trks if e.tag == _q("rte")]
+    root.extend(routes + [e for e in rtes_trks if e.tag != _q("rte")])
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

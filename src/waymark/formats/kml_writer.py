@@ -1,0 +1,152 @@
+"""KML 2.2 export: one Document, one Folder per layer, one Placemark per feature.
+
+* ``name``/``description`` become elements; every other property becomes
+  ``ExtendedData/Data`` (non-string values JSON-encoded and flagged with a
+  ``wm:type="json"`` attribute that our reader honours; other tools see text).
+* Styles: the effective style (layer style overridden by the feature's
+  ``_style``) is written as a shared ``<Style>`` (deduplicated) referenced by
+  ``styleUrl``, so reading the file back yields that effective style as
+  ``_style``. Opacity goes through the 8-bit KML alpha: it reads back rounded
+  to 2 decimals, and an opacity of 1 is implied (not returned).
+* Geometry: Multi* and GeometryCollection -> MultiGeometry (collections are
+  flattened; a collection whose members all share a type reads back as the
+  matching Multi* type). Features without geometry are written without one.
+* Our reader puts the folder (layer) name in a ``folder`` property.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
+from waymark.formats.kml_reader import WAYMARK_NS
+from waymark.formats.model import ExportLayer
+
+KML_NS = "http://www.opengis.net/kml/2.2"
+_ELEMENTS = ("name", "description")
+
+
+def _plain(v) -> bool:
+    """Strings that survive the reader's whitespace stripping."""
+    return isinstance(v, str) and bool(v) and v == v.strip()
+
+
+def _q(tag: str) -> str:
+    return tag  # default namespace declared literally on <kml> (no global ET registry)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, _q(tag))
+    if text is not None:
+        el.text = xml_text(text)
+    return el
+
+
+def _color(hex_rgb, opacity) -> str | None:
+    """"#rrggbb" + opacity -> KML aabbggrr."""
+    if not isinstance(hex_rgb, str):
+        return None
+    h = hex_rgb.strip().lstrip("#").lower()
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    if len(h) != 6 or any(c not in "0123456789abcdef" for c in h):
+        return None
+    try:
+        a = 255 if opacity is None else max(0, min(255, round(float(opacity) * 255)))
+    except (TypeError, ValueError):
+        a = 255
+    return f"{a:02x}{h[4:6]}{h[2:4]}{h[0:2]}"
+
+
+def _style_element(parent: ET.Element, sid: str, style: dict) -> None:
+    el = ET.SubElement(parent, _q("Style"), {"id": sid})
+    marker = _color(style.get("markerColor"), None)
+    if marker:
+        icon = _sub(el, "IconStyle")
+        _sub(icon, "color", marker)
+    line_color = _color(style.get("color"), style.get("opacity"))
+    if line_color or style.get("weight") is not None:
+        line = _sub(el, "LineStyle")
+        if line_color:
+            _sub(line, "color", line_color)
+        if isinstance(style.get("weight"), (int, float)):
+            _sub(line, "width", num(style["weight"]))
+    fill = _color(style.get("fillColor"), style.get("fillOpacity"))
+    if fill:
+        _sub(_sub(el, "PolyStyle"), "color", fill)
+    elif style.get("fillOpacity") == 0:
+        _sub(_sub(el, "PolyStyle"), "fill", "0")
+
+
+def _coords(positions) -> str:
+    return " ".join(",".join(num(v) for v in p[:3]) for p in positions)
+
+
+def _primitive(parent: ET.Element, gtype: str, coords) -> None:
+    if gtype == "Point":
+        _sub(_sub(parent, "Point"), "coordinates", _coords([coords]))
+    elif gtype == "LineString":
+        _sub(_sub(parent, "LineString"), "coordinates", _coords(coords))
+    elif gtype == "Polygon":
+        poly = _sub(parent, "Polygon")
+        for i, ring in enumerate(coords):
+            holder = _sub(poly, "outerBoundaryIs" if i == 0 else "innerBoundaryIs")
+            _sub(_sub(holder, "LinearRing"), "coordinates", _coords(ring))
+
+
+def _geometry(pm: ET.Element, geom: dict | None) -> None:
+    if not geom:
+        return
+    gtype = geom["type"]
+    if gtype in ("Point", "LineString", "Polygon"):
+        _primitive(pm, gtype, geom["coordinates"])
+        return
+    multi = _sub(pm, "MultiGeometry")
+    if gtype == "GeometryCollection":
+        for part in split_geometry(geom):
+            _geometry(multi, part)
+    else:
+        for coords in geom["coordinates"]:
+            _primitive(multi, gtype[5:], coords)
+
+
+def write_kml(layers: list[ExportLayer]) -> bytes:
+    root = ET.Element("kml", {"xmlns": KML_NS, "xmlns:wm": WAYMARK_NS})
+    doc = _sub(root, "Document")
+    _sub(doc, "name", (layers[0].name or "") if len(layers) == 1 else "Waymark export")
+    style_ids: dict[str, str] = {}
+    folders = []
+    for layer in layers:
+        folder = ET.Element(_q("Folder"))
+        _sub(folder, "name", layer.name or "")
+        for f in layer.features:
+            props = f.get("properties") or {}
+            attrs = {"id": xml_text(str(f["id"]))} if f.get("id") is not None else {}
+            pm = ET.SubElement(folder, _q("Placemark"), attrs)
+            as_element = {k for k in _ELEMENTS if _plain(props.get(k))}
+            for key in _ELEMENTS:
+                if key in as_element:
+                    _sub(pm, key, props[key])
+            style = effective_style(layer, props)
+            if style:
+                key = json.dumps(style, sort_keys=True)
+                if key not in style_ids:
+                    style_ids[key] = f"style{len(style_ids) + 1}"
+                    _style_element(doc, style_ids[key], style)
+                _sub(pm, "styleUrl", "#" + style_ids[key])
+            extra = {k: v for k, v in props.items() if k not in as_element and k != "_style"}
+            if extra:
+                ext = _sub(pm, "ExtendedData")
+                for k, v in extra.items():
+                    text, is_json = value_text(v)
+                    if not is_json and text != text.strip():  # keep edge whitespace exactly
+                        text, is_json = json.dumps(text, ensure_ascii=False), True
+                    data = ET.SubElement(ext, _q("Data"), {"name": xml_text(str(k))})
+                    if is_json:
+                        data.set("wm:type", "json")
+                    _sub(data, "value", text)
+            _geometry(pm, f.get("geometry"))
+        folders.append(folder)
+    doc.extend(folders)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

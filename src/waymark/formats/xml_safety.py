@@ -1,0 +1,133 @@
+"""Safe XML parsing into a light tree that remembers source line numbers.
+
+Why: GPX/KML come from untrusted uploads. defusedxml's parser refuses DTDs,
+entity declarations (billion laughs) and external entities (XXE); we feed it a
+tiny tree builder so each element knows its line (for error messages such as
+"line 12: latitude 'undefined' is not a number") and tags are reduced to their
+local name (KML 2.2 / earth.google.com 2.0-2.1 / no namespace all look alike;
+the namespace is still available as ``Node.ns``).
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from waymark.formats.model import FormatError
+
+ENTITY_ERROR = "XML entities/DTDs are not allowed"
+
+
+class Node:
+    __slots__ = ("tag", "ns", "attrib", "_text", "children", "line")
+
+    def __init__(self, tag: str, ns: str, attrib: dict, line: int) -> None:
+        self.tag = tag
+        self.ns = ns
+        self.attrib = attrib
+        self._text: list[str] | str = []
+        self.children: list[Node] = []
+        self.line = line
+
+    @property
+    def text(self) -> str:
+        """Direct text content (CDATA included), not stripped."""
+        t = self._text
+        if isinstance(t, list):
+            t = self._text = "".join(t)
+        return t
+
+    def find(self, tag: str) -> Node | None:
+        for c in self.children:
+            if c.tag == tag:
+                return c
+        return None
+
+    def findall(self, tag: str) -> list[Node]:
+        return [c for c in self.children if c.tag == tag]
+
+    def findtext(self, tag: str) -> str | None:
+        """Stripped text of the first child ``tag``; None if absent or empty."""
+        c = self.find(tag)
+        if c is None:
+            return None
+        t = c.text.strip()
+        return t or None
+
+    def get(self, name: str, default=None):
+        """Attribute by local name (namespace ignored)."""
+        v = self.attrib.get(name)
+        if v is not None:
+            return v
+        for k, v in self.attrib.items():
+            if k.endswith("}" + name):
+                return v
+        return default
+
+    def iter(self, tag: str | None = None):
+        stack = [self]
+        while stack:
+            n = stack.pop()
+            if tag is None or n.tag == tag:
+                yield n
+            stack.extend(reversed(n.children))
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"<Node {self.tag} line {self.line}>"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.parser = None
+        self.stack: list[Node] = []
+        self.root: Node | None = None
+
+    def start(self, tag: str, attrib: dict) -> None:
+        if tag[0] == "{":
+            ns, _, local = tag[1:].partition("}")
+        else:
+            ns, local = "", tag
+        local = local.rpartition(":")[2]  # undeclared prefix, e.g. "gx:Track" without xmlns
+        node = Node(local, ns, attrib, self.parser.parser.CurrentLineNumber)
+        if self.stack:
+            self.stack[-1].children.append(node)
+        else:
+            self.root = node
+        self.stack.append(node)
+
+    def end(self, tag: str) -> None:
+        self.stack.pop()
+
+    def data(self, text: str) -> None:
+        if self.stack:
+            t = self.stack[-1]._text
+            if isinstance(t, list):
+                t.append(text)
+
+    def close(self) -> Node | None:
+        return self.root
+
+
+def parse_xml(data: bytes) -> Node:
+    """Parse untrusted XML bytes; raise FormatError (with line) on any problem."""
+    if not data or data.isspace():
+        raise FormatError("file is empty")
+    builder = _Builder()
+    parser = DefusedXMLParser(target=builder, forbid_dtd=True)
+    builder.parser = parser
+    try:
+        parser.feed(data)
+        root = parser.close()
+    except DefusedXmlException:
+        raise FormatError(ENTITY_ERROR) from None
+    except ParseError as exc:
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        msg = str(exc).split(":", 1)[0]
+        raise FormatError(f"malformed XML ({msg})", line=line) from None
+    except (ValueError, LookupError) as exc:  # e.g. unknown encoding declaration
+        raise FormatError(f"malformed XML ({exc})") from None
+    if root is None:
+        raise FormatError("malformed XML (no root element)")
+    return root

@@ -1,0 +1,1 @@
+"""The job queue (Huey): SQLite storage by default, Redis when WAYMARK_REDIS_URL is set."""

@@ -1,0 +1,1 @@
+"""Maps, members, layers, features, history, import/export: the domain of Waymark."""

@@ -1,0 +1,56 @@
+"""Who may do what on a map. One place, used by every endpoint.
+
+A map you may not see is a 404 (its existence is not leaked); a map you may see but not
+change is a 403.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from waymark.accounts.actor import Actor
+from waymark.db.models import Map, Member
+from waymark.errors import Forbidden, NotFound
+
+ROLES = ("viewer", "editor", "owner")
+VISIBILITIES = ("private", "unlisted", "public")
+RANK = {None: 0, "viewer": 1, "editor": 2, "owner": 3}
+NEED = {"view": 0, "edit": 2, "own": 3}
+
+
+def role_of(session: Session, map_: Map, actor: Actor) -> str | None:
+    if actor.user_id is None:
+        return None
+    if map_.owner_id == actor.user_id:
+        return "owner"
+    return session.scalar(select(Member.role).where(Member.map_id == map_.id,
+                                                    Member.user_id == actor.user_id))
+
+
+def can_view(map_: Map, role: str | None) -> bool:
+    return role is not None or map_.visibility in ("public", "unlisted")
+
+
+def load_map(session: Session, public_id: str, actor: Actor, need: str = "view", *,
+             include_deleted: bool = False, for_update: bool = False) -> tuple[Map, str | None]:
+    """Return (map, role) or raise 404/403. Writes also require a write-scoped actor."""
+    query = select(Map).where(Map.public_id == public_id)
+    if for_update:
+        query = query.with_for_update()
+    map_ = session.scalar(query)
+    if map_ is None:
+        raise NotFound("map not found")
+    role = role_of(session, map_, actor)
+    if map_.deleted_at is not None and not (include_deleted and role == "owner"):
+        raise NotFound("map not found")
+    if not can_view(map_, role):
+        raise NotFound("map not found")
+    if RANK[role] < NEED[need]:
+        actor.require_user()  # anonymous: 401, so clients know to log in
+        if need == "own":
+            raise Forbidden("only the map's owner may do this", code="owner_required")
+        raise Forbidden("you need the editor role on this map", code="editor_required")
+    if need != "view":
+        actor.require_write()
+    return map_, role

@@ -1,0 +1,196 @@
+"""/api/v1/maps/{map}/layers/{layer}/features: per-feature edits, batch, history, revert.
+
+Every feature carries a version; its ETag is that version. Send it back in If-Match (or as
+"version" in the body) and a stale edit gets 412 with the current feature, so nothing is
+silently overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, delete, get, patch, post, put
+from sqlalchemy import select
+
+from waymark.accounts.actor import Actor
+from waymark.db.models import Feature
+from waymark.errors import Invalid, NotFound
+from waymark.maps import layers as layer_ops
+from waymark.maps.access import load_map
+from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
+from waymark.maps.routes import LAYER, _schedule, _svc
+from waymark.maps.state import feature_json, layer_json
+from waymark.web import if_match_version, int_query, json_object, threaded
+
+FEATURES = LAYER + "/features"
+FEATURE = FEATURES + "/{feature_id:str}"
+MAX_PAGE = 10_000
+
+
+def _feature_response(feature: Feature, status: int = 200, layer_version: int | None = None) -> Response:
+    headers = {"ETag": f'"{feature.version}"'}
+    if layer_version is not None:
+        headers["X-Layer-Version"] = str(layer_version)
+    return Response(feature_json(feature), status_code=status, headers=headers)
+
+
+def _bbox_param(raw: str | None) -> tuple[float, float, float, float] | None:
+    if not raw:
+        return None
+    try:
+        minx, miny, maxx, maxy = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise Invalid("bbox must be minlon,minlat,maxlon,maxlat", details={"field": "bbox"}) from None
+    return minx, miny, maxx, maxy
+
+
+@get(FEATURES, tags=["features"])
+@threaded
+def list_features(request: Request, actor: Actor, map_id: str, layer_id: str) -> dict[str, Any]:
+    """Features as a FeatureCollection, optionally inside a bbox, paged by `after` (a feature id).
+
+    For whole layers prefer the snapshot (`data_url`): it is precomputed and cacheable.
+    """
+    bbox = _bbox_param(request.query_params.get("bbox"))
+    limit = min(max(int_query(request, "limit", 1000), 1), MAX_PAGE)
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        query = select(Feature).where(Feature.layer_id == layer.id)
+        if bbox:
+            minx, miny, maxx, maxy = bbox
+            query = query.where(Feature.maxx >= minx, Feature.minx <= maxx,
+                                Feature.maxy >= miny, Feature.miny <= maxy)
+        after = request.query_params.get("after")
+        if after:
+            after_pk = s.scalar(select(Feature.id).where(Feature.uuid == parse_feature_id(after)))
+            query = query.where(Feature.id > (after_pk or 0))
+        rows = list(s.scalars(query.order_by(Feature.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"type": "FeatureCollection", "layer_version": layer.version,
+                "features": [feature_json(f) for f in rows],
+                "next": rows[-1].uuid if more else None}
+
+
+@post(FEATURES, status_code=201, tags=["features"])
+@threaded
+def create_feature(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> Response:
+    """Add one GeoJSON Feature ({geometry, properties}, optional UUID "id")."""
+    body = json_object(data)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        feature = editor.add(body.get("geometry"), body.get("properties"), body.get("id"))
+        layer = editor.finish()
+        response = _feature_response(feature, 201, layer.version)
+    _schedule(request, layer.id)
+    return response
+
+
+@get(FEATURE, tags=["features"])
+@threaded
+def get_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str) -> Response:
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        feature = s.scalar(select(Feature).where(Feature.uuid == parse_feature_id(feature_id),
+                                                 Feature.layer_id == layer.id))
+        if feature is None:
+            raise NotFound("feature not found")
+        if request.headers.get("if-none-match", "").strip('"') == str(feature.version):
+            return Response(None, status_code=304, headers={"ETag": f'"{feature.version}"'})
+        return _feature_response(feature)
+
+
+def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
+            body: dict[str, Any], *, replace: bool) -> Response:
+    expected = if_match_version(request, body)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        if replace:
+            geometry, properties = body.get("geometry"), body.get("properties")
+        else:
+            geometry, properties = body.get("geometry", UNSET), body.get("properties", UNSET)
+        feature = editor.update(feature_id, geometry=geometry, properties=properties,
+                                expected_version=expected)
+        layer = editor.finish()
+        response = _feature_response(feature, 200, layer.version)
+    _schedule(request, layer.id)
+    return response
+
+
+@put(FEATURE, tags=["features"])
+@threaded
+def replace_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
+                    data: Any) -> Response:
+    """Replace geometry and properties. If-Match: the version you edited."""
+    return _update(request, actor, map_id, layer_id, feature_id, json_object(data), replace=True)
+
+
+@patch(FEATURE, tags=["features"])
+@threaded
+def patch_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
+                  data: Any) -> Response:
+    """Change geometry and/or properties (only the members given). If-Match: the version."""
+    return _update(request, actor, map_id, layer_id, feature_id, json_object(data), replace=False)
+
+
+@delete(FEATURE, status_code=204, tags=["features"])
+@threaded
+def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str) -> None:
+    expected = if_match_version(request)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        editor.delete(feature_id, expected_version=expected)
+        layer = editor.finish()
+    _schedule(request, layer.id)
+
+
+@post(LAYER + "/batch", status_code=200, tags=["features"])
+@threaded
+def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> dict[str, Any]:
+    """Apply {"operations": [{"op": "add"|"update"|"delete", "id", "version", "geometry",
+    "properties"}]} atomically: all succeed as one new layer version, or none does."""
+    body = json_object(data)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        layer, results = layer_ops.apply_batch(s, map_, layer, actor.require_write(),
+                                               body.get("operations"))
+        out = {"layer_version": layer.version, "results": results}
+        layer_pk = layer.id
+    _schedule(request, layer_pk)
+    return out
+
+
+@get(LAYER + "/history", tags=["history"])
+@threaded
+def layer_history(request: Request, actor: Actor, map_id: str, layer_id: str) -> list[dict[str, Any]]:
+    """The layer's changes, newest first: who, when, op, before and after."""
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        return layer_ops.history(s, map_, layer, limit=int_query(request, "limit", 50),
+                                 before_id=int_query(request, "before", 0) or None)
+
+
+@post(LAYER + "/revert", status_code=200, tags=["history"])
+@threaded
+def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> dict[str, Any]:
+    """Revert the layer to {"version": N}; recorded as a new version, so it can be undone too."""
+    body = json_object(data)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        layer = layer_ops.revert_layer(s, map_, layer, actor.require_write(), body.get("version"))
+        out = layer_json(layer, map_.public_id)
+        layer_pk = layer.id
+    _schedule(request, layer_pk)
+    return out
+
+
+ROUTES = [list_features, create_feature, get_feature, replace_feature, patch_feature,
+          delete_feature, batch, layer_history, revert]

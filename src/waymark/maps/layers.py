@@ -1,0 +1,214 @@
+"""Layers: create, change, delete; batch edits; history and revert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from waymark import jsonutil
+from waymark.db.models import Change, Feature, Layer, Map, User, utcnow
+from waymark.errors import Invalid, NotFound, PreconditionFailed
+from waymark.ids import new_uuid
+from waymark.maps.editing import UNSET, LayerEditor
+from waymark.maps.service import record_map_op
+from waymark.maps.state import DEFAULT_STYLE, change_json, layer_state
+
+MAX_BATCH = 10_000
+STYLE_KEYS = {"color": str, "weight": (int, float), "opacity": (int, float), "fillColor": str,
+              "fillOpacity": (int, float), "fill": bool, "markerColor": str, "dashArray": str}
+
+
+def check_style(style: Any) -> dict[str, Any]:
+    if style is None:
+        return dict(DEFAULT_STYLE)
+    if not isinstance(style, dict):
+        raise Invalid("style must be an object", details={"field": "style"})
+    out = {}
+    for key, value in style.items():
+        kind = STYLE_KEYS.get(key)
+        if kind is None:
+            raise Invalid(f"unknown style key {key!r} (allowed: {', '.join(sorted(STYLE_KEYS))})",
+                          details={"field": f"style.{key}"})
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise Invalid(f"style.{key} has the wrong type", details={"field": f"style.{key}"})
+        if key in ("opacity", "fillOpacity") and not 0 <= value <= 1:
+            raise Invalid(f"style.{key} must be between 0 and 1", details={"field": f"style.{key}"})
+        if key == "weight" and not 0 <= value <= 50:
+            raise Invalid("style.weight must be between 0 and 50", details={"field": "style.weight"})
+        if isinstance(value, str) and len(value) > 50:
+            raise Invalid(f"style.{key} is too long", details={"field": f"style.{key}"})
+        out[key] = value
+    return out
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise Invalid("name is required (at most 200 characters)", details={"field": "name"})
+    return name.strip()
+
+
+def get_layer(session: Session, map_: Map, layer_id: str) -> Layer:
+    layer = session.scalar(select(Layer).where(Layer.public_id == layer_id, Layer.map_id == map_.id,
+                                       Layer.staging.is_(False)))
+    if layer is None:
+        raise NotFound("layer not found")
+    return layer
+
+
+def list_layers(session: Session, map_: Map) -> list[Layer]:
+    return list(session.scalars(select(Layer).where(Layer.map_id == map_.id, Layer.staging.is_(False))
+                                .order_by(Layer.position, Layer.id)))
+
+
+def create_layer(session: Session, map_: Map, user_id: int | None, data: dict[str, Any]) -> Layer:
+    position = data.get("position")
+    if position is None:
+        position = (session.scalar(select(func.max(Layer.position)).where(Layer.map_id == map_.id))
+                    or 0) + 1
+    layer = Layer(public_id=new_uuid(), map_id=map_.id, name=_check_name(data.get("name")),
+                  style=jsonutil.dumps(check_style(data.get("style"))),
+                  visible=bool(data.get("visible", True)), position=int(position))
+    session.add(layer)
+    session.flush()
+    session.add(Change(map_id=map_.id, layer_id=layer.id, layer_version=1, user_id=user_id,
+                       op="layer.create", after=jsonutil.dumps(layer_state(layer))))
+    map_.version += 1
+    map_.updated_at = utcnow()
+    return layer
+
+
+def update_layer(session: Session, map_: Map, layer: Layer, user_id: int | None,
+                 data: dict[str, Any], expected_version: int | None = None) -> Layer:
+    if expected_version is not None and expected_version != layer.version:
+        raise PreconditionFailed(f"layer is at version {layer.version}, not {expected_version}",
+                                 details={"current_version": layer.version})
+    editor = LayerEditor(session, map_, layer, user_id)
+    layer = editor.layer
+    before = layer_state(layer)
+    if "name" in data:
+        layer.name = _check_name(data["name"])
+    if "style" in data:
+        layer.style = jsonutil.dumps(check_style(data["style"]))
+    if "visible" in data:
+        if not isinstance(data["visible"], bool):
+            raise Invalid("visible must be true or false", details={"field": "visible"})
+        layer.visible = data["visible"]
+    if "position" in data:
+        if not isinstance(data["position"], int) or isinstance(data["position"], bool):
+            raise Invalid("position must be an integer", details={"field": "position"})
+        layer.position = data["position"]
+    editor.record_layer_op("layer.update", before, layer_state(layer))
+    return editor.finish()
+
+
+def delete_layer(session: Session, map_: Map, layer: Layer, user_id: int | None) -> None:
+    record_map_op(session, map_, user_id, "layer.delete", {**layer_state(layer),
+                  "id": layer.public_id, "feature_count": layer.feature_count})
+    session.delete(layer)
+    map_.version += 1
+    map_.updated_at = utcnow()
+
+
+def apply_batch(session: Session, map_: Map, layer: Layer, user_id: int | None,
+                operations: Any) -> tuple[Layer, list[dict[str, Any]]]:
+    """Apply add/update/delete operations atomically; any failure rolls back all of them."""
+    if not isinstance(operations, list) or not operations:
+        raise Invalid("operations must be a non-empty list", details={"field": "operations"})
+    if len(operations) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} operations per batch", details={"field": "operations"})
+    editor = LayerEditor(session, map_, layer, user_id)
+    results = []
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict):
+            raise Invalid(f"operation {i} must be an object", details={"index": i})
+        kind = op.get("op")
+        version = op.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise Invalid(f"operation {i}: version must be an integer", details={"index": i,
+                                                                                 "field": "version"})
+        if kind == "add":
+            f = editor.add(op.get("geometry"), op.get("properties"), op.get("id"), index=i)
+            results.append({"op": "add", "id": f.uuid, "version": f.version})
+        elif kind == "update":
+            f = editor.update(_need_id(op, i), geometry=op.get("geometry", UNSET),
+                              properties=op.get("properties", UNSET), expected_version=version,
+                              index=i)
+            results.append({"op": "update", "id": f.uuid, "version": f.version})
+        elif kind == "delete":
+            editor.delete(_need_id(op, i), expected_version=version, index=i)
+            results.append({"op": "delete", "id": op["id"]})
+        else:
+            raise Invalid(f"operation {i}: op must be add, update or delete",
+                          details={"index": i, "field": "op"})
+    return editor.finish(), results
+
+
+def _need_id(op: dict[str, Any], i: int) -> str:
+    if not op.get("id"):
+        raise Invalid(f"operation {i}: id is required", details={"index": i, "field": "id"})
+    return str(op["id"])
+
+
+# ---- history ---------------------------------------------------------------------------
+def _user_names(session: Session, changes: list[Change]) -> dict[int, str]:
+    ids = {c.user_id for c in changes if c.user_id}
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+
+
+def history(session: Session, map_: Map, layer: Layer | None, *, limit: int = 50,
+            before_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(Change).where(Change.map_id == map_.id)
+    if layer is not None:
+        query = query.where(Change.layer_id == layer.id)
+    if before_id:
+        query = query.where(Change.id < before_id)
+    changes = list(session.scalars(query.order_by(Change.id.desc()).limit(min(max(limit, 1), 500))))
+    names = _user_names(session, changes)
+    return [change_json(c, names) for c in changes]
+
+
+def revert_layer(session: Session, map_: Map, layer: Layer, user_id: int | None,
+                 to_version: Any) -> Layer:
+    """Bring the layer back to how it was at `to_version`, as one new version (history stays)."""
+    if not isinstance(to_version, int) or isinstance(to_version, bool) or not \
+            1 <= to_version <= layer.version:
+        raise Invalid(f"version must be an integer between 1 and {layer.version}",
+                      details={"field": "version"})
+    editor = LayerEditor(session, map_, layer, user_id)
+    later = list(session.scalars(select(Change).where(Change.layer_id == layer.id,
+                                                      Change.layer_version > to_version)
+                                 .order_by(Change.id)))
+    target: dict[str, dict | None] = {}
+    layer_before = None
+    for change in later:
+        if change.feature_uuid and change.feature_uuid not in target:
+            before = jsonutil.loads(change.before)
+            if before is not None and before.get("created_version", 0) > to_version:
+                before = None
+            target[change.feature_uuid] = before
+        elif change.op == "layer.update" and layer_before is None:
+            layer_before = jsonutil.loads(change.before)
+    # Features added in bulk (imports) after the target version have no per-feature change.
+    for (fid,) in session.execute(select(Feature.uuid).where(Feature.layer_id == layer.id,
+                                                             Feature.created_version > to_version)):
+        target.setdefault(fid, None)
+    current = set(session.scalars(select(Feature.uuid).where(Feature.layer_id == layer.id)))
+    for fid, state in target.items():
+        if state is None:
+            if fid in current:
+                editor.delete(fid)
+        else:
+            editor.restore(fid, state)
+    if layer_before is not None:
+        before = layer_state(editor.layer)
+        editor.layer.name = layer_before["name"]
+        editor.layer.style = jsonutil.dumps(layer_before["style"])
+        editor.layer.visible = layer_before["visible"]
+        editor.layer.position = layer_before["position"]
+        editor.record_layer_op("layer.update", before, layer_state(editor.layer))
+    editor.record_layer_op("layer.revert", None, {"to_version": to_version})
+    return editor.finish()

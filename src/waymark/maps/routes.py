@@ -1,0 +1,196 @@
+"""/api/v1/maps: maps, members and layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, delete, get, patch, post
+
+from waymark.accounts.actor import Actor
+from waymark.errors import Forbidden
+from waymark.maps import layers as layer_ops
+from waymark.maps import service
+from waymark.maps.access import load_map
+from waymark.maps.state import layer_json, map_json, member_json
+from waymark.web import Services, if_match_version, int_query, json_object, threaded
+
+MAP = "/api/v1/maps/{map_id:str}"
+LAYER = MAP + "/layers/{layer_id:str}"
+
+
+def _svc(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _schedule(request: Request, layer_id: int) -> None:
+    _svc(request).publisher.schedule(layer_id)
+
+
+@get("/api/v1/maps", tags=["maps"])
+@threaded
+def list_maps(request: Request, actor: Actor) -> list[dict[str, Any]]:
+    """Maps by scope: public (default for anonymous), mine, shared, trash; q searches titles."""
+    scope = request.query_params.get("scope") or ("mine" if actor.is_authenticated else "public")
+    with _svc(request).db.read() as s:
+        return service.list_maps(s, actor, scope, request.query_params.get("q", "")[:200],
+                                 int_query(request, "limit", 50), int_query(request, "offset", 0))
+
+
+@post("/api/v1/maps", status_code=201, tags=["maps"])
+@threaded
+def create_map(request: Request, actor: Actor, data: Any) -> Response:
+    uid = actor.require_write()
+    with _svc(request).db.write() as s:
+        map_ = service.create_map(s, uid, json_object(data))
+        body = {**map_json(map_, "owner"),
+                "layers": [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]}
+    return Response(body, status_code=201, headers={"Location": f"/api/v1/maps/{map_.public_id}"})
+
+
+@get(MAP, tags=["maps"])
+@threaded
+def get_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
+    """The map with its layers; `role` is the caller's role (null for visitors)."""
+    with _svc(request).db.read() as s:
+        map_, role = load_map(s, map_id, actor, include_deleted=True)
+        return {**map_json(map_, role),
+                "layers": [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]}
+
+
+@patch(MAP, tags=["maps"])
+@threaded
+def update_map(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+    """Editors change title, description, view and basemap; only the owner changes visibility."""
+    with _svc(request).db.write() as s:
+        map_, role = load_map(s, map_id, actor, "edit", for_update=True)
+        service.update_map(s, map_, role, actor.require_write(), json_object(data))
+        return map_json(map_, role)
+
+
+@delete(MAP, status_code=204, tags=["maps"])
+@threaded
+def trash_map(request: Request, actor: Actor, map_id: str) -> None:
+    """Move the map to the trash; the owner can restore it for 30 days."""
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "own", for_update=True)
+        service.trash_map(s, map_, actor.require_write())
+
+
+@post(MAP + "/restore", status_code=200, tags=["maps"])
+@threaded
+def restore_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
+    with _svc(request).db.write() as s:
+        map_, role = load_map(s, map_id, actor, "own", include_deleted=True, for_update=True)
+        service.restore_map(s, map_, actor.require_write())
+        return map_json(map_, role)
+
+
+# ---- members ---------------------------------------------------------------------------
+@get(MAP + "/members", tags=["members"])
+@threaded
+def list_members(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+    """Members are visible to members only (their e-mails are personal data)."""
+    with _svc(request).db.read() as s:
+        map_, role = load_map(s, map_id, actor)
+        if role is None:
+            actor.require_user()
+            raise Forbidden("only members can see the member list", code="member_required")
+        return [member_json(m) for m in service.list_members(s, map_)]
+
+
+@post(MAP + "/members", status_code=201, tags=["members"])
+@threaded
+def add_member(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+    body = json_object(data)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "own")
+        member = service.add_member(s, map_, actor.require_write(), str(body.get("email", "")),
+                                    body.get("role"))
+        return member_json(member)
+
+
+@patch(MAP + "/members/{user_id:int}", tags=["members"])
+@threaded
+def change_member(request: Request, actor: Actor, map_id: str, user_id: int,
+                  data: Any) -> dict[str, Any]:
+    body = json_object(data)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "own")
+        return member_json(service.change_member(s, map_, actor.require_write(), user_id,
+                                                 body.get("role")))
+
+
+@delete(MAP + "/members/{user_id:int}", status_code=204, tags=["members"])
+@threaded
+def remove_member(request: Request, actor: Actor, map_id: str, user_id: int) -> None:
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "own")
+        service.remove_member(s, map_, actor.require_write(), user_id)
+
+
+# ---- layers ----------------------------------------------------------------------------
+@get(MAP + "/layers", tags=["layers"])
+@threaded
+def list_layers(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        return [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]
+
+
+@post(MAP + "/layers", status_code=201, tags=["layers"])
+@threaded
+def create_layer(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit", for_update=True)
+        layer = layer_ops.create_layer(s, map_, actor.require_write(), json_object(data))
+        s.flush()
+        out = layer_json(layer, map_.public_id)
+    _schedule(request, layer.id)
+    return out
+
+
+@get(LAYER, tags=["layers"])
+@threaded
+def get_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        return Response(layer_json(layer, map_.public_id), headers={"ETag": f'"{layer.version}"'})
+
+
+@patch(LAYER, tags=["layers"])
+@threaded
+def update_layer(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> Response:
+    """Rename, restyle, show/hide or move a layer. If-Match: the layer version (optional)."""
+    body = json_object(data)
+    expected = if_match_version(request, None)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        layer = layer_ops.update_layer(s, map_, layer, actor.require_write(), body, expected)
+        out = layer_json(layer, map_.public_id)
+    _schedule(request, layer.id)
+    return Response(out, headers={"ETag": f'"{out["version"]}"'})
+
+
+@delete(LAYER, status_code=204, tags=["layers"])
+@threaded
+def delete_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> None:
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer_ops.delete_layer(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+
+
+@get(MAP + "/history", tags=["history"])
+@threaded
+def map_history(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+    """Recent changes to the map and all its layers, newest first (`before` pages back)."""
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        return layer_ops.history(s, map_, None, limit=int_query(request, "limit", 50),
+                                 before_id=int_query(request, "before", 0) or None)
+
+
+ROUTES = [list_maps, create_map, get_map, update_map, trash_map, restore_map, list_members,
+          add_member, change_member, remove_member, list_layers, create_layer, get_layer,
+          update_layer, delete_layer, map_history]

@@ -1,0 +1,151 @@
+"""Published layer snapshots: immutable, content-addressed, gzip-compressed GeoJSON.
+
+A snapshot is the whole layer at one version. It is built by concatenating the stored
+GeoJSON text of each feature (no parse, no re-encode), compressed once, named by the SHA-256
+of its bytes and written to object storage only if absent. Its URL contains that hash, so it
+can be cached forever; a new layer version gets a new URL.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from waymark.db.engine import Database
+from waymark.db.models import Feature, Layer, Snapshot
+from waymark.storage import ObjectStore
+from waymark.storage.keys import snapshot_key
+
+GZIP_LEVEL = 6
+_ID_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class Built:
+    layer_id: int
+    version: int
+    sha256: str
+    gzipped: bytes
+    raw_size: int
+
+
+def layer_geojson(session: Session, layer: Layer) -> bytes:
+    """The layer as a FeatureCollection, from stored JSON text, in feature id order."""
+    parts = [b'{"type":"FeatureCollection","features":[']
+    first = True
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(Feature.id, Feature.uuid, Feature.geometry, Feature.properties, Feature.version)
+            .where(Feature.layer_id == layer.id, Feature.id > last_id)
+            .order_by(Feature.id).limit(_ID_CHUNK)).all()
+        if not rows:
+            break
+        for fid, uuid, geometry, properties, version in rows:
+            if not first:
+                parts.append(b",")
+            first = False
+            parts.append(
+                f'{{"type":"Feature","id":"{uuid}","version":{version},"geometry":'
+                f'{geometry or "null"},"properties":{properties}}}'.encode())
+            last_id = fid
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+def build(db: Database, layer_id: int) -> Built | None:
+    """Read one consistent version of the layer and compress it."""
+    with db.read() as session:
+        if not db.is_sqlite:
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        layer = session.get(Layer, layer_id)
+        if layer is None:
+            return None
+        raw = layer_geojson(session, layer)
+        version = layer.version
+    gz = gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)
+    return Built(layer_id, version, hashlib.sha256(raw).hexdigest(), gz, len(raw))
+
+
+def publish(db: Database, store: ObjectStore, layer_id: int) -> tuple[str, int] | None:
+    """Make sure the layer's current version is published; return (sha256, version)."""
+    with db.read() as session:
+        layer = session.get(Layer, layer_id)
+        if layer is None:
+            return None
+        if layer.snapshot_sha and layer.snapshot_version == layer.version:
+            return layer.snapshot_sha, layer.version
+    built = build(db, layer_id)
+    if built is None:
+        return None
+    key = snapshot_key(built.sha256)
+    store.put_if_absent_sync(key, built.gzipped, content_type="application/geo+json")
+    with db.write() as session:
+        layer = session.get(Layer, layer_id)
+        if layer is None:
+            return None
+        exists = session.scalar(select(Snapshot.id).where(Snapshot.layer_id == layer_id,
+                                                          Snapshot.version == built.version))
+        if exists is None:
+            session.add(Snapshot(layer_id=layer_id, version=built.version, sha256=built.sha256,
+                                 size=len(built.gzipped), raw_size=built.raw_size, object_key=key))
+        if layer.version == built.version:
+            layer.snapshot_sha = built.sha256
+            layer.snapshot_version = built.version
+    return built.sha256, built.version
+
+
+def snapshot_for(session: Session, layer: Layer, sha256: str) -> Snapshot | None:
+    return session.scalar(select(Snapshot).where(Snapshot.layer_id == layer.id,
+                                                 Snapshot.sha256 == sha256).limit(1))
+
+
+class Publisher:
+    """Publishes snapshots in the background after writes, coalescing bursts per layer.
+
+    While a layer is being built, further requests for it only mark it dirty; one more
+    build runs when the current one ends. So a stream of edits on a large layer costs at
+    most one build at a time, never one per edit.
+    """
+
+    def __init__(self, db: Database, store: ObjectStore, on_error=None) -> None:  # type: ignore[no-untyped-def]
+        self.db = db
+        self.store = store
+        self.on_error = on_error
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        self._dirty: set[int] = set()
+        self._threads: list[threading.Thread] = []
+
+    def schedule(self, layer_id: int) -> None:
+        with self._lock:
+            if layer_id in self._running:
+                self._dirty.add(layer_id)
+                return
+            self._running.add(layer_id)
+        thread = threading.Thread(target=self._run, args=(layer_id,), daemon=True,
+                                  name=f"snapshot-{layer_id}")
+        thread.start()
+
+    def _run(self, layer_id: int) -> None:
+        while True:
+            try:
+                publish(self.db, self.store, layer_id)
+            except Exception as exc:  # noqa: BLE001 - a failed background build is retried on read
+                if self.on_error:
+                    self.on_error(layer_id, exc)
+            with self._lock:
+                if layer_id in self._dirty:
+                    self._dirty.discard(layer_id)
+                    continue
+                self._running.discard(layer_id)
+                return
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._running

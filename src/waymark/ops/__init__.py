@@ -1,0 +1,1 @@
+"""Operations: health, logging, caches and other cross-cutting concerns."""

@@ -1,0 +1,113 @@
+"""Small pieces shared by the HTTP handlers: app services, the actor, bodies, ETags."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from anyio import to_thread
+from litestar import Request
+from litestar.exceptions import HTTPException
+
+from waymark.accounts.actor import CSRF_HEADER, Actor, resolve_actor
+from waymark.db.engine import Database
+from waymark.errors import ApiError, Invalid, PreconditionFailed
+from waymark.settings import Settings
+from waymark.storage import ObjectStore
+
+
+@dataclass
+class Services:
+    """What handlers need from the app, in one object on app.state."""
+
+    settings: Settings
+    db: Database
+    store: ObjectStore
+    huey: Any
+    publisher: Any  # maps.snapshots.Publisher
+    snapshot_cache: Any  # ops.lru.BytesLRU
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def threaded(fn: F) -> F:
+    """Run a blocking (database) handler in a worker thread.
+
+    Used instead of Litestar's `sync_to_thread=True`, which in 2.25 breaks GET handlers on a
+    path that also has two other sync handlers (see docs/decisions/0002-threaded-handlers.md).
+    """
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return await to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def provide_actor(request: Request) -> Actor:
+    """Resolve who is calling (sync: it may read the database; runs in a worker thread)."""
+    svc: Services = request.app.state.services
+    authorization = request.headers.get("authorization")
+    session_data = request.scope.get("session")  # set by the session middleware
+    if not isinstance(session_data, dict):
+        session_data = None
+    if not authorization and not session_data:
+        return Actor()
+    with svc.db.read() as db_session:
+        return resolve_actor(db_session, method=request.method, authorization=authorization,
+                             session_data=session_data, csrf_header=request.headers.get(CSRF_HEADER))
+
+
+def json_object(data: Any, what: str = "request body") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise Invalid(f"{what} must be a JSON object", code="invalid_body")
+    return data
+
+
+def if_match_version(request: Request, body: dict[str, Any] | None = None) -> int | None:
+    """The version the client last saw: If-Match header ("3", W/"3", 3) or body "version"."""
+    raw = request.headers.get("if-match")
+    if raw is not None:
+        raw = raw.strip()
+        if raw == "*":
+            return None
+        raw = raw.removeprefix("W/").strip('"')
+        try:
+            return int(raw)
+        except ValueError:
+            raise PreconditionFailed(f"If-Match {raw!r} is not a version", code="bad_if_match") \
+                from None
+    if body is not None and "version" in body:
+        value = body["version"]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Invalid("version must be an integer", details={"field": "version"})
+        return value
+    return None
+
+
+def int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"query parameter {name} must be an integer", details={"field": name}) \
+            from None
+
+
+def http_exception_to_api(exc: HTTPException) -> ApiError:
+    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+             429: "rate_limited"}
+    status = exc.status_code
+    message = exc.detail or "error"
+    details: dict[str, Any] = {}
+    if status == 400 and exc.extra:
+        details["problems"] = exc.extra if isinstance(exc.extra, list) else [exc.extra]
+    if status == 413:
+        message = "request body is larger than the configured limit"
+    return ApiError(message, code=codes.get(status, "http_error"), status=status, details=details,
+                    headers=dict(exc.headers or {}))
