@@ -63,8 +63,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     store = open_store(settings.resolved_object_store_url)
     huey = make_huey(settings)
     set_runtime(Runtime(settings, db, store))
-    publisher = Publisher(db, store, on_error=lambda layer_id, exc: log.warning(
-        "snapshot publish failed for layer %s: %s", layer_id, exc))
+    publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
+                          on_error=lambda layer_id, exc: log.warning(
+                              "snapshot publish failed for layer %s: %s", layer_id, exc))
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=BytesLRU(settings.snapshot_cache_items))
 

@@ -42,6 +42,7 @@ class Settings:
     import_job_bytes: int = 2 * 1024 * 1024  # uploads larger than this import as a job
     jobs_immediate: bool = False  # run jobs inline (tests, single-shot CLI)
     snapshot_cache_items: int = 256
+    snapshot_delay_ms: int = 1000  # background publishing waits this long to coalesce edits
     demo_data: bool = True  # `waymark serve` seeds a demo map on an empty database
     allow_signup: bool = True
     log_level: str = "info"

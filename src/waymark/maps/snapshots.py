@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -113,14 +114,16 @@ class Publisher:
     most one build at a time, never one per edit.
     """
 
-    def __init__(self, db: Database, store: ObjectStore, on_error=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, db: Database, store: ObjectStore, on_error=None,  # type: ignore[no-untyped-def]
+                 delay: float = 1.0) -> None:
         self.db = db
         self.store = store
         self.on_error = on_error
+        self.delay = delay  # coalescing window after the first edit of a burst
         self._lock = threading.Lock()
         self._running: set[int] = set()
         self._dirty: set[int] = set()
-        self._threads: list[threading.Thread] = []
+        self._cost: dict[int, float] = {}  # seconds the last build of a layer took
 
     def schedule(self, layer_id: int) -> None:
         with self._lock:
@@ -134,8 +137,15 @@ class Publisher:
 
     def _run(self, layer_id: int) -> None:
         while True:
+            # Wait a little so a burst of edits costs one build; for big layers wait longer
+            # (four times the last build), so building never takes more than ~20 % of a core.
+            time.sleep(max(self.delay, 4 * self._cost.get(layer_id, 0.0)))
+            with self._lock:
+                self._dirty.discard(layer_id)
+            started = time.monotonic()
             try:
                 publish(self.db, self.store, layer_id)
+                self._cost[layer_id] = time.monotonic() - started
             except Exception as exc:  # noqa: BLE001 - a failed background build is retried on read
                 if self.on_error:
                     self.on_error(layer_id, exc)
