@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     session_config = SessionConfig(key=COOKIE, store="sessions", secure=settings.cookie_secure,
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
+    logging.getLogger("waymark").setLevel(settings.log_level.upper())
     return Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
                         *IO_ROUTES, *PAGE_ROUTES],

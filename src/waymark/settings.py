@@ -165,6 +165,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings = Settings(**values)
     if settings.session_store not in {"memory", "file"}:
         raise SettingsError("WAYMARK_SESSION_STORE must be memory or file")
+    if settings.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+        raise SettingsError("WAYMARK_LOG_LEVEL must be debug, info, warning, error or critical")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
     return settings

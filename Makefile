@@ -1,0 +1,35 @@
+# Waymark: `make run` (set up and serve on http://127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+VENV   := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test setup setup-dev assets lint clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --frozen --no-dev
+	@$(MAKE) --no-print-directory assets
+
+setup-dev: $(UV)
+	$(UV) sync --frozen
+	@$(MAKE) --no-print-directory assets
+
+assets:
+	@if [ -f package.json ]; then npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; fi
+
+run: setup
+	$(VENV)/bin/waymark serve
+
+test: setup-dev
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(UV) run --frozen ruff check src tests
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules src/waymark/static/dist
