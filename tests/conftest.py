@@ -148,9 +148,8 @@ class ApiClient:
         return r.json()
 
 
-@pytest.fixture
-def clients(app: Litestar) -> Iterator[Any]:
-    """clients() -> a new anonymous ApiClient with its own cookie jar, on the same app."""
+def _client_factory(app: Litestar) -> Iterator[Any]:
+    """make() -> a new anonymous ApiClient with its own cookie jar, on the same app."""
     opened: list[TestClient] = []
 
     def make() -> ApiClient:
@@ -162,6 +161,11 @@ def clients(app: Litestar) -> Iterator[Any]:
     yield make
     for tc in reversed(opened):
         tc.__exit__(None, None, None)
+
+
+@pytest.fixture
+def clients(app: Litestar) -> Iterator[Any]:
+    yield from _client_factory(app)
 
 
 @pytest.fixture
@@ -193,14 +197,5 @@ def db_app(tmp_path: Path, database_url: str) -> Iterator[Litestar]:
 
 @pytest.fixture
 def db_clients(db_app: Litestar) -> Iterator[Any]:
-    opened: list[TestClient] = []
-
-    def make() -> ApiClient:
-        tc = TestClient(db_app)
-        tc.__enter__()
-        opened.append(tc)
-        return ApiClient(tc)
-
-    yield make
-    for tc in reversed(opened):
-        tc.__exit__(None, None, None)
+    """Like `clients`, on SQLite and on PostgreSQL."""
+    yield from _client_factory(db_app)

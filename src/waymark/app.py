@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+from anyio import to_thread
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -71,9 +72,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        publisher.start()
         try:
             yield
         finally:
+            await to_thread.run_sync(publisher.stop)
             db.dispose()
 
     session_config = SessionConfig(key=COOKIE, store="sessions", secure=settings.cookie_secure,

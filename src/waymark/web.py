@@ -9,9 +9,11 @@ from typing import Any, Callable, TypeVar
 from anyio import to_thread
 from litestar import Request
 from litestar.exceptions import HTTPException
+from sqlalchemy import update
 
 from waymark.accounts.actor import CSRF_HEADER, Actor, resolve_actor
 from waymark.db.engine import Database
+from waymark.db.models import ApiToken, utcnow
 from waymark.errors import ApiError, Invalid, PreconditionFailed
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
@@ -56,8 +58,14 @@ def provide_actor(request: Request) -> Actor:
     if not authorization and not session_data:
         return Actor()
     with svc.db.read() as db_session:
-        return resolve_actor(db_session, method=request.method, authorization=authorization,
-                             session_data=session_data, csrf_header=request.headers.get(CSRF_HEADER))
+        actor = resolve_actor(db_session, method=request.method, authorization=authorization,
+                              session_data=session_data,
+                              csrf_header=request.headers.get(CSRF_HEADER))
+    if actor.touch_token:
+        with svc.db.write() as db_session:
+            db_session.execute(update(ApiToken).where(ApiToken.id == actor.token_id)
+                               .values(last_used_at=utcnow()))
+    return actor
 
 
 def json_object(data: Any, what: str = "request body") -> dict[str, Any]:

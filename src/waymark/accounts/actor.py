@@ -31,6 +31,7 @@ class Actor:
     via: str = "anonymous"  # anonymous | session | token
     scope: str = "write"  # token scope; sessions can always write
     token_id: int | None = None
+    touch_token: bool = False  # last_used_at is stale: the caller records this use
 
     @property
     def is_authenticated(self) -> bool:
@@ -60,6 +61,15 @@ def session_epoch(user: User) -> float:
         if user.password_changed_at.tzinfo is None else user.password_changed_at.timestamp()
 
 
+def token_needs_touch(last_used_at: datetime | None, now: datetime) -> bool:
+    """Record token use at most once a minute, so reads do not turn into writes."""
+    if last_used_at is None:
+        return True
+    if last_used_at.tzinfo is None:
+        last_used_at = last_used_at.replace(tzinfo=timezone.utc)
+    return now - last_used_at > TOKEN_TOUCH_INTERVAL
+
+
 def resolve_actor(db_session: Session, *, method: str, authorization: str | None,
                   session_data: dict | None, csrf_header: str | None) -> Actor:
     """Authenticate the request. Raises 401 for a bad token and 403 for a failed CSRF check."""
@@ -70,15 +80,9 @@ def resolve_actor(db_session: Session, *, method: str, authorization: str | None
         token = token_user(db_session, raw.strip())
         if token is None:
             raise Unauthorized("API token is invalid or revoked", code="invalid_token")
-        now = datetime.now(timezone.utc)
-        last = token.last_used_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=timezone.utc)
-        if last is None or now - last > TOKEN_TOUCH_INTERVAL:
-            token.last_used_at = now
-            db_session.commit()
         user = token.user
-        return Actor(user.id, user.email, user.display_name, "token", token.scope, token.id)
+        return Actor(user.id, user.email, user.display_name, "token", token.scope, token.id,
+                     touch_token=token_needs_touch(token.last_used_at, datetime.now(timezone.utc)))
     if not session_data or "uid" not in session_data:
         return ANONYMOUS
     user = db_session.get(User, session_data["uid"])

@@ -124,8 +124,12 @@ class Publisher:
         self._running: set[int] = set()
         self._dirty: set[int] = set()
         self._cost: dict[int, float] = {}  # seconds the last build of a layer took
+        self._stopped = threading.Event()
+        self._threads: set[threading.Thread] = set()
 
     def schedule(self, layer_id: int) -> None:
+        if self._stopped.is_set():
+            return  # shutting down: the next read publishes on demand
         with self._lock:
             if layer_id in self._running:
                 self._dirty.add(layer_id)
@@ -133,13 +137,17 @@ class Publisher:
             self._running.add(layer_id)
         thread = threading.Thread(target=self._run, args=(layer_id,), daemon=True,
                                   name=f"snapshot-{layer_id}")
+        with self._lock:
+            self._threads.add(thread)
         thread.start()
 
     def _run(self, layer_id: int) -> None:
         while True:
             # Wait a little so a burst of edits costs one build; for big layers wait longer
             # (four times the last build), so building never takes more than ~20 % of a core.
-            time.sleep(max(self.delay, 4 * self._cost.get(layer_id, 0.0)))
+            if self._stopped.wait(max(self.delay, 4 * self._cost.get(layer_id, 0.0))):
+                self._finish(layer_id)
+                return
             with self._lock:
                 self._dirty.discard(layer_id)
             started = time.monotonic()
@@ -149,12 +157,31 @@ class Publisher:
             except Exception as exc:  # noqa: BLE001 - a failed background build is retried on read
                 if self.on_error:
                     self.on_error(layer_id, exc)
-            with self._lock:
-                if layer_id in self._dirty:
-                    self._dirty.discard(layer_id)
+            with self._lock:  # decide and leave under one lock: no edit slips between
+                if layer_id in self._dirty and not self._stopped.is_set():
                     continue
-                self._running.discard(layer_id)
-                return
+                self._leave(layer_id)
+            return
+
+    def _finish(self, layer_id: int) -> None:
+        with self._lock:
+            self._leave(layer_id)
+
+    def _leave(self, layer_id: int) -> None:
+        self._running.discard(layer_id)
+        self._dirty.discard(layer_id)
+        self._threads.discard(threading.current_thread())
+
+    def start(self) -> None:
+        self._stopped.clear()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling, cancel waits, and let builds in progress finish."""
+        self._stopped.set()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
 
     def idle(self) -> bool:
         with self._lock:
