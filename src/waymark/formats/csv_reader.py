@@ -22,8 +22,6 @@ import io
 import json
 import sys
 
-import shapely
-import shapely.wkt
 
 from waymark.formats.geometry import MAX_LAT, MAX_LON, close_ring, validate_geometry
 from waymark.formats.model import (
@@ -70,6 +68,8 @@ def _number(raw: str) -> float:
 
 def _wkt_geometry(raw: str) -> dict:
     try:
+        import shapely.wkt  # lazy: numpy/GEOS load only when a CSV has a WKT column
+
         geom = shapely.wkt.loads(raw)
     except Exception as exc:  # shapely raises GEOSException / ShapelyError / ValueError
         if "closed" in str(exc).lower():
@@ -85,6 +85,8 @@ def _close_wkt(raw: str) -> dict:
     text = raw.strip()
     if not text.upper().startswith("POLYGON"):
         raise FormatError("invalid WKT geometry: polygon rings must be closed")
+    import shapely.wkt
+
     try:
         lines = json.loads(shapely.to_geojson(shapely.wkt.loads("MULTILINESTRING" + text[7:])))
     except Exception as exc:

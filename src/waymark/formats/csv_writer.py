@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 
-import shapely
-import shapely.geometry
 
 from waymark.formats._writer_util import value_text
 from waymark.formats.model import ExportLayer
@@ -36,6 +34,8 @@ def _padded(geom: dict) -> dict:
 def to_wkt(geom: dict | None) -> str:
     if not geom:
         return ""
+    import shapely.geometry  # lazy: numpy/GEOS load only when exporting CSV
+
     try:
         shp = shapely.geometry.shape(geom)
     except Exception:  # mixed 2D/3D positions
