@@ -24,14 +24,19 @@ from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
 from waymark.maps.routes import ROUTES as MAP_ROUTES
+from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
 from waymark.ops.apidocs import api_docs
 from waymark.ops.health import healthz, readyz
-from waymark.ops.lru import BytesLRU
+from waymark.ops import observability
 from waymark.pages import ROUTES as PAGE_ROUTES
+from waymark.pages import template_config
+from waymark.realtime.setup import Realtime
 from waymark.settings import Settings, load_settings
-from waymark.storage import open_store
+from waymark.storage.crypto import open_object_store
+from waymark.tiles import ROUTES as TILE_ROUTES
 from waymark.web import Services, http_exception_to_api, provide_actor
+from waymark.web_assets import ROUTES as ASSET_ROUTES
 
 log = logging.getLogger("waymark")
 
@@ -60,42 +65,54 @@ def _stores(settings: Settings) -> dict:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    observability.setup_process(settings)  # JSON logs, build info, error tracking
     db = Database(settings.resolved_database_url)
-    store = open_store(settings.resolved_object_store_url)
+    set_trash_days(settings.trash_days)
+    store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
     huey = make_huey(settings)
     set_runtime(Runtime(settings, db, store))
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
+    realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
-                        snapshot_cache=BytesLRU(settings.snapshot_cache_items))
+                        snapshot_cache=realtime.cache.lru, edits=realtime.edits,
+                        cache=realtime.cache)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         publisher.start()
+        await realtime.start()
         try:
             yield
         finally:
+            await realtime.close()
             await to_thread.run_sync(publisher.stop)
             db.dispose()
 
     session_config = SessionConfig(key=COOKIE, store="sessions", secure=settings.cookie_secure,
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
     logging.getLogger("waymark").setLevel(settings.log_level.upper())
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
-                        *IO_ROUTES, *PAGE_ROUTES],
-        dependencies={"actor": Provide(provide_actor, sync_to_thread=True)},
-        middleware=[session_config.middleware],
-        stores=_stores(settings),
+                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *TILE_ROUTES,
+                        *observability.routes(settings), *realtime.routes],
+        dependencies={"actor": Provide(observability.track_user(provide_actor),
+                                       sync_to_thread=True)},
+        middleware=[session_config.middleware, realtime.middleware()],
+        stores={**_stores(settings), **realtime.stores()},
+        template_config=template_config(),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _internal_error},
+        after_exception=[observability.after_exception],
+        logging_config=None,  # ops/logging.py configures logging
         openapi_config=OpenAPIConfig(title="Waymark API", version=__version__, path="/api",
                                      render_plugins=[], description=(
                                          "Maps, layers, features, import/export. Errors are "
                                          '{"error": {"code", "message", "details"}}.')),
         request_max_body_size=settings.max_upload_bytes,
         lifespan=[lifespan],
-        state=State({"services": services}),
+        state=State({"services": services, "realtime": realtime}),
         debug=settings.debug,
     )
+    return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

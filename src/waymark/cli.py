@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -43,17 +44,24 @@ def main() -> None:
               help="Apply database migrations before starting.")
 @click.option("--job-worker/--no-job-worker", default=True, show_default=True,
               help="Also run a background job worker (imports) next to the app.")
+@click.option("--backup/--no-backup", default=True, show_default=True,
+              help="With WAYMARK_BACKUP_URL: restore a missing database, then run under Litestream.")
 def serve(host: str | None, port: int | None, workers: int | None, reload: bool, migrate: bool,
-          job_worker: bool) -> None:
-    """Run the app server (granian) and a job worker."""
+          job_worker: bool, backup: bool) -> None:
+    """Run the app server (granian) and a job worker (under Litestream with a backup URL)."""
+    from waymark.backup import supervise
+
     settings = _settings()
     if settings.env != "dev" and settings.problems():
         raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
+    replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
+    if inner:
+        migrate = False  # the outer `serve` (Litestream's parent) already did it
     if migrate:
         from waymark.db.migrate import upgrade
 
         upgrade(settings.resolved_database_url)
-    if settings.demo_data:
+    if settings.demo_data and not inner:
         from waymark.demo.seed import seed_demo
 
         map_id, password = seed_demo(_db(settings))
@@ -63,8 +71,14 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
+    if replicate:  # Litestream becomes this process and runs the app as its child
+        supervise.exec_under_litestream(settings, host, port, workers, reload, job_worker)
+    from waymark.ops.metrics_server import prepare_serve
+
+    observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
     cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port",
-           str(port), "--workers", str(workers), "--no-access-log", "waymark.asgi:app"]
+           str(port), "--workers", str(workers), "--no-access-log", *observe_args,
+           "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
     children = []
@@ -91,16 +105,24 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
 
 @main.command()
 @click.option("--threads", default=2, show_default=True)
-def worker(threads: int) -> None:
+@click.option("--metrics-port", type=int, default=0,
+              help="Serve this worker's /metrics here (standalone workers; 0: off).")
+def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
     from huey.consumer import Consumer
 
     from waymark.jobs.queue import Runtime, make_huey, set_runtime
-    from waymark.storage import open_store
+    from waymark.ops import observability
+    from waymark.ops.metrics_server import start_metrics_server
+    from waymark.storage.crypto import open_object_store
 
     settings = _settings()
+    observability.setup_process(settings)  # JSON logs, build info, error tracking
+    if metrics_port:
+        start_metrics_server(settings, settings.host, metrics_port)
     huey = make_huey(settings)
-    set_runtime(Runtime(settings, _db(settings), open_store(settings.resolved_object_store_url)))
+    observability.watch_jobs(huey)
+    set_runtime(Runtime(settings, _db(settings), open_object_store(settings)))
     Consumer(huey, workers=threads, worker_type="thread").run()
 
 
@@ -139,7 +161,9 @@ def check(deploy: bool) -> None:
     except Exception as exc:  # noqa: BLE001
         failures.append(f"object storage unreachable: {exc}")
     if deploy or settings.env != "dev":
-        failures.extend(settings.problems())
+        # --deploy applies the production rules whatever the profile (problems() skips dev)
+        checked = dataclasses.replace(settings, env="prod") if deploy else settings
+        failures.extend(checked.problems())
     if failures:
         for failure in failures:
             click.echo(f"FAIL: {failure}", err=True)
@@ -283,6 +307,14 @@ def seed_demo_cmd() -> None:
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
         click.echo(f"demo user: demo@waymark.invalid password: {password}")
+
+
+# ---- data safety: backup, restore, keys (implementations in waymark.backup) -------------
+from waymark.backup.commands import backup, keys, restore  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(keys)
 
 
 if __name__ == "__main__":

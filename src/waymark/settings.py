@@ -15,7 +15,9 @@ from typing import Any, Mapping
 
 PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"
-SECRET_FIELDS = frozenset({"secret_key", "database_url", "object_store_url", "redis_url"})
+SECRET_FIELDS = frozenset({"secret_key", "database_url", "object_store_url", "redis_url",
+                           "sentry_dsn", "metrics_token", "backup_url",
+                           "archive_url"})
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,39 @@ class Settings:
     allow_signup: bool = True
     log_level: str = "info"
 
+    # ---- Redis layer: rate limits, response cache, real time, live data -----------
+    rate_limits: str = ""  # overrides of the defaults, e.g. "login=10/minute,write=off"
+    trusted_proxies: str = ""  # IPs/CIDRs whose X-Forwarded-For is believed (none by default)
+    api_cache: bool = True  # two-level cache of versioned public responses and snapshots
+    cache_ttl_seconds: int = 3600  # how long a cache entry lives in Redis
+    realtime_window: int = 1000  # edit events kept per map for reconnecting clients
+    presence_ttl_seconds: int = 30  # a viewer disappears this long after its last heartbeat
+    live_ttl_seconds: int = 600  # a silent device's latest position and track expire after this
+    live_track_points: int = 50  # points kept in each device's short track
+    live_flush_seconds: int = 5  # live position history is written to the database this often
+    basemap_url: str = "/tiles/{z}/{x}/{y}.png"  # Leaflet tile URL template of the basemap
+    basemap_attribution: str = "Waymark test tiles"  # HTML shown in the map corner
+
+    # ---- observability (docs/operations/monitoring.md) ---------------------------
+    metrics_port: int = 9464  # `waymark serve` serves /metrics here (0: no listener)
+    metrics_token: str = ""  # bearer token for /metrics; when set also served on the app port
+    slow_request_ms: int = 1000  # access lines of slower requests say slow=true (warning)
+    sentry_dsn: str = ""  # error tracking with sentry-sdk; empty: off
+    commit: str = ""  # build's VCS commit for waymark_build_info and error reports
+
+    # ---- data safety (backups, retention, encryption at rest) -------------------
+    backup_url: str = ""  # file:///abs/dir or s3://bucket/prefix?...; required in prod
+    pitr_window_hours: int = 24  # restores to any second inside this window are exact
+    backup_sync_interval_seconds: int = 1  # Litestream sync interval: bounds the RPO
+    backup_sse_kms_key_id: str = ""  # S3 server-side encryption of DB replicas (SSE-KMS)
+    backup_sse_customer_key_path: str = ""  # or SSE-C: a file holding a base64 32-byte key
+    archive_url: str = ""  # empty: <backup_url>/archive, else <data_dir>/archive
+    trash_days: int = 30  # a deleted map can be restored by its owner this long
+    archive_days: int = 365  # archived maps and snapshots are kept this long, then purged
+    snapshot_keep_versions: int = 10  # snapshot versions kept per layer; older ones archived
+    encrypt_objects: bool = True  # envelope encryption (AES-256-GCM) of stored objects
+    master_key_path: str = ""  # empty: <data_dir>/master.key (created 0600 on first use)
+
     # ---- derived values -------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
@@ -59,6 +94,20 @@ class Settings:
         if self.object_store_url:
             return self.object_store_url
         return f"file://{(self.data_dir / 'objects').resolve()}"
+
+    @property
+    def resolved_master_key_path(self) -> Path:
+        return Path(self.master_key_path) if self.master_key_path else self.data_dir / "master.key"
+
+    @property
+    def resolved_archive_url(self) -> str:
+        if self.archive_url:
+            return self.archive_url
+        if self.backup_url:
+            from waymark.backup.urls import sub_url
+
+            return sub_url(self.backup_url, "archive")
+        return f"file://{(self.data_dir / 'archive').resolve()}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +137,11 @@ class Settings:
         if self.debug:
             issues.append("debug is on: unset WAYMARK_DEBUG")
         if self.env == "prod":
+            if not self.backup_url:
+                issues.append(
+                    "no backup target: set WAYMARK_BACKUP_URL (file:///abs/dir or "
+                    "s3://bucket/prefix) so the database and objects are replicated"
+                )
             if not self.cookie_secure:
                 issues.append("cookie_secure is off: serve over HTTPS and set WAYMARK_COOKIE_SECURE=true")
             if self.workers > 1 and not self.redis_url and self.session_store == "memory":
@@ -167,6 +221,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError("WAYMARK_SESSION_STORE must be memory or file")
     if settings.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
         raise SettingsError("WAYMARK_LOG_LEVEL must be debug, info, warning, error or critical")
+    if settings.redis_url:
+        from waymark.ops.redis import parse_redis_url
+
+        try:
+            parse_redis_url(settings.redis_url)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    try:
+        from waymark.ops.ratelimit import parse_networks, parse_rules
+
+        parse_rules(settings.rate_limits)
+        parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"WAYMARK_RATE_LIMITS / WAYMARK_TRUSTED_PROXIES: {exc}") from None
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
     return settings

@@ -29,6 +29,8 @@ class Services:
     huey: Any
     publisher: Any  # maps.snapshots.Publisher
     snapshot_cache: Any  # ops.lru.BytesLRU
+    edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
+    cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

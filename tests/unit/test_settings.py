@@ -53,10 +53,12 @@ def test_prod_refuses_unsafe_configuration_and_names_the_fix():
     assert "WAYMARK_SECRET_KEY" in text
     assert "WAYMARK_DEBUG" in text
     assert "WAYMARK_COOKIE_SECURE" in text
+    assert "WAYMARK_BACKUP_URL" in text
 
 
 def test_prod_with_safe_values_has_no_problems():
-    s = load_settings(environ={"WAYMARK_ENV": "prod", "WAYMARK_SECRET_KEY": "k" * 48})
+    s = load_settings(environ={"WAYMARK_ENV": "prod", "WAYMARK_SECRET_KEY": "k" * 48,
+                               "WAYMARK_BACKUP_URL": "file:///srv/waymark-backup"})
     assert s.session_store == "file" and s.cookie_secure is True
     assert s.problems() == []
     assert s.secret_key != DEFAULT_SECRET

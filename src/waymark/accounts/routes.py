@@ -26,7 +26,10 @@ def user_json(user: User, csrf: str | None = None) -> dict[str, Any]:
 
 def _require_json(request: Request) -> None:
     """Log-in and sign-up have no session yet, so no CSRF token: a JSON content type (which a
-    cross-site form cannot send without a CORS preflight) is the proof of intent instead."""
+    cross-site form cannot send without a CORS preflight) is the proof of intent instead.
+
+    Runs as the handlers' before_request hook: before Litestar parses the body, so a form
+    post gets 415 and not a 400 "JSON is malformed"."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise Invalid("send a JSON body with Content-Type: application/json",
                       code="unsupported_media_type", status=415)
@@ -42,7 +45,7 @@ async def _start_session(request: Request, user: User) -> str:
     return csrf
 
 
-@post("/api/v1/auth/signup", status_code=201, tags=["auth"])
+@post("/api/v1/auth/signup", status_code=201, tags=["auth"], before_request=_require_json)
 async def signup(request: Request, data: Any) -> dict[str, Any]:
     """Create an account and log in."""
     _require_json(request)
@@ -60,7 +63,7 @@ async def signup(request: Request, data: Any) -> dict[str, Any]:
     return user_json(user, await _start_session(request, user))
 
 
-@post("/api/v1/auth/login", status_code=200, tags=["auth"])
+@post("/api/v1/auth/login", status_code=200, tags=["auth"], before_request=_require_json)
 async def login(request: Request, data: Any) -> dict[str, Any]:
     _require_json(request)
     body = json_object(data)

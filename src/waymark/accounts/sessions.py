@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
+from litestar.types import Empty, Message, ScopeSession
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
@@ -29,6 +30,14 @@ class RotatingSessionBackend(ServerSideSessionBackend):
                 scope[NEW_ID_KEY] = new_id  # type: ignore[typeddict-unknown-key]
             return new_id
         return super().get_session_id(connection)
+
+    async def store_in_message(self, scope_session: ScopeSession, message: Message,
+                               connection: ASGIConnection) -> None:
+        # A visitor without a session who did not start one gets no cookie and no store entry
+        # (Litestar would otherwise create an empty session for every cookieless request).
+        if scope_session is not Empty and not scope_session and not old_session_id(connection):
+            return
+        await super().store_in_message(scope_session, message, connection)
 
 
 @dataclass

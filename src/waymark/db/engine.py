@@ -10,12 +10,17 @@ PostgreSQL: the same code through psycopg 3.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from waymark.ops.metrics import instrument_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -55,17 +60,51 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class WriteGate:
+    """Serialises SQLite writers: a lock between threads, flock(2) between processes.
+
+    SQLite allows one writer at a time; others wait in its busy handler, which polls with
+    sleeps of up to 100 ms, so under contention tail latency explodes. Waiting on a kernel
+    file lock instead wakes the next writer the moment the lock is released.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._thread_lock = threading.RLock()
+        self._path = path
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """Owns the engine; hands out read sessions and write transactions."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        instrument_engine(self.engine)  # waymark_db_query_duration_seconds
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
             self.engine.execution_options(waymark_write=True), expire_on_commit=False
         )
+        database = make_url(url).database
+        self._gate = WriteGate(Path(database + "-writegate")) \
+            if self.is_sqlite and database and database != ":memory:" else None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -75,7 +114,8 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any exception."""
-        with self._write() as session, session.begin():
+        gate = self._gate.hold() if self._gate else contextlib.nullcontext()
+        with gate, self._write() as session, session.begin():
             yield session
 
     def ping(self) -> None:
@@ -84,3 +124,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._gate:
+            self._gate.close()

@@ -184,3 +184,18 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LivePosition(Base):
+    """History of live-data device positions, written in batches (realtime/live.py)."""
+
+    __tablename__ = "live_positions"
+    __table_args__ = (Index("ix_live_positions_layer_device_time", "layer_id", "device",
+                            "recorded_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layers.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(100))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    properties: Mapped[str] = mapped_column(Text, default="{}")  # JSON

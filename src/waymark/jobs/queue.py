@@ -55,9 +55,46 @@ def make_huey(settings: Settings) -> Huey:
         run_import_job(rt.db, rt.store, job_public_id)
 
     huey.import_task = import_task  # type: ignore[attr-defined]
+    _register_data_safety_tasks(huey, settings)
     _huey = huey
     return huey
 
 
 def enqueue_import(huey: Huey, job_public_id: str) -> None:
     huey.import_task(job_public_id)  # type: ignore[attr-defined]
+
+
+# ---- periodic data-safety tasks (docs/operations/backup.md) ----------------------------------
+def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
+    """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
+    the replication-lag metric (every minute) and a configuration backup (daily)."""
+    from huey import crontab
+
+    @huey.periodic_task(crontab(minute="17"), name="retention")
+    def retention_task() -> None:
+        from waymark.maps.retention import run_retention
+
+        rt = runtime()
+        run_retention(rt.settings, rt.db, rt.store)
+
+    if not settings.backup_url:
+        return
+
+    @huey.periodic_task(crontab(minute="*/5"), name="backup_objects")
+    def backup_objects_task() -> None:
+        from waymark.backup.objects import backup_objects
+
+        backup_objects(runtime().settings)
+
+    @huey.periodic_task(crontab(minute="30", hour="3"), name="backup_config")
+    def backup_config_task() -> None:
+        from waymark.backup.config import backup_config
+
+        backup_config(runtime().settings)
+
+    if settings.is_sqlite:
+        @huey.periodic_task(crontab(), name="backup_lag")
+        def backup_lag_task() -> None:
+            from waymark.backup.status import record_metrics
+
+            record_metrics(runtime().settings)

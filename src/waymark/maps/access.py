@@ -37,7 +37,7 @@ def load_map(session: Session, public_id: str, actor: Actor, need: str = "view",
     """Return (map, role) or raise 404/403. Writes also require a write-scoped actor."""
     query = select(Map).where(Map.public_id == public_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=Map)  # not the joined owner (PostgreSQL refuses)
     map_ = session.scalar(query)
     if map_ is None:
         raise NotFound("map not found")

@@ -68,7 +68,10 @@ class LayerEditor:
         self.map = map_
         self.user_id = user_id
         # Lock the layer row first (PostgreSQL); SQLite already holds the write lock.
-        self.layer = session.scalar(select(Layer).where(Layer.id == layer.id).with_for_update())
+        # populate_existing: the caller has usually loaded this layer already, unlocked; without
+        # it the ORM keeps those (possibly stale) values and concurrent edits lose updates.
+        self.layer = session.scalar(select(Layer).where(Layer.id == layer.id).with_for_update()
+                                    .execution_options(populate_existing=True))
         self.new_version = self.layer.version + 1
         self.touched = False
         self.bbox_dirty = False

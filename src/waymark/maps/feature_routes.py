@@ -18,7 +18,8 @@ from waymark.errors import Invalid, NotFound
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
 from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
-from waymark.maps.routes import LAYER, _schedule, _svc
+from waymark.maps.events import feature_event, layer_event
+from waymark.maps.routes import LAYER, _publish, _schedule, _svc
 from waymark.maps.state import feature_json, layer_json
 from waymark.web import if_match_version, int_query, json_object, threaded
 
@@ -85,6 +86,8 @@ def create_feature(request: Request, actor: Actor, map_id: str, layer_id: str, d
         layer = editor.finish()
         response = _feature_response(feature, 201, layer.version)
     _schedule(request, layer.id)
+    _publish(request, map_id, feature_event("feature.create", layer_id, layer.version, actor,
+                                            feature=response.content))
     return response
 
 
@@ -118,6 +121,8 @@ def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_
         layer = editor.finish()
         response = _feature_response(feature, 200, layer.version)
     _schedule(request, layer.id)
+    _publish(request, map_id, feature_event("feature.update", layer_id, layer.version, actor,
+                                            feature=response.content))
     return response
 
 
@@ -147,6 +152,8 @@ def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str, f
         editor.delete(feature_id, expected_version=expected)
         layer = editor.finish()
     _schedule(request, layer.id)
+    _publish(request, map_id, feature_event("feature.delete", layer_id, layer.version, actor,
+                                            feature_id=parse_feature_id(feature_id)))
 
 
 @post(LAYER + "/batch", status_code=200, tags=["features"])
@@ -163,6 +170,8 @@ def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any)
         out = {"layer_version": layer.version, "results": results}
         layer_pk = layer.id
     _schedule(request, layer_pk)
+    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
+                                          layer_version=out["layer_version"]))
     return out
 
 
@@ -189,6 +198,8 @@ def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any
         out = layer_json(layer, map_.public_id)
         layer_pk = layer.id
     _schedule(request, layer_pk)
+    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
+                                          layer_version=out["version"]))
     return out
 
 

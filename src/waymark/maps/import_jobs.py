@@ -19,6 +19,7 @@ from waymark.formats import FormatError, read
 from waymark.ids import new_uuid
 from waymark.maps.imports import import_result
 from waymark.maps.state import iso
+from waymark.ops.metrics import IMPORT_DURATION, JOBS_FINISHED
 from waymark.storage import ObjectStore
 
 PROGRESS_INTERVAL_S = 0.25
@@ -55,6 +56,18 @@ def run_import_job(db: Database, store: ObjectStore, job_public_id: str) -> None
         layer = session.get(Layer, params["layer_id"]) if params.get("layer_id") else None
         object_key, fmt, filename = upload.object_key, upload.format, upload.filename
     _set(db, job_id, status="running")
+    started, status = time.monotonic(), "failed"
+    try:
+        status = _run(db, store, job_id, params, map_id, user_id, layer, object_key, fmt, filename)
+    finally:  # metrics: failures (expected or not) and durations, by format
+        JOBS_FINISHED.labels(kind="import", status=status).inc()
+        IMPORT_DURATION.labels(format=fmt or "unknown", status=status).observe(
+            time.monotonic() - started)
+
+
+def _run(db: Database, store: ObjectStore, job_id: int, params: dict[str, Any],  # type: ignore[no-untyped-def]
+         map_id: int, user_id: int | None, layer, object_key: str, fmt: str, filename: str) -> str:
+    """Do the import and record its outcome on the job; return "done" or "failed"."""
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -74,13 +87,14 @@ def run_import_job(db: Database, store: ObjectStore, job_public_id: str) -> None
         _set(db, job_id, status="failed",
              error=jsonutil.dumps({"code": "invalid_file", "message": str(exc),
                                    "details": exc.to_details()}))
-        return
+        return "failed"
     except ApiError as exc:
         _set(db, job_id, status="failed", error=jsonutil.dumps(exc.body()["error"]))
-        return
+        return "failed"
     except Exception as exc:  # noqa: BLE001 - recorded on the job, then re-raised for the worker log
         _set(db, job_id, status="failed",
              error=jsonutil.dumps({"code": "internal_error", "message": type(exc).__name__}))
         raise
     _set(db, job_id, status="done", progress=summary.imported, total=summary.imported,
          result=jsonutil.dumps(summary.as_dict()))
+    return "done"

@@ -22,7 +22,8 @@ from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
 from waymark.maps.import_jobs import create_import_job, job_json
 from waymark.maps.imports import import_groups, import_result
-from waymark.maps.routes import LAYER, MAP, _svc
+from waymark.maps.events import layer_event, map_event
+from waymark.maps.routes import LAYER, MAP, _publish, _svc
 from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key, upload_key
 from waymark.web import Services, threaded
@@ -96,7 +97,7 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
                     "skip_invalid": skip_invalid, "layer_name": layer_name})
             return upload.id, job.public_id if job else None
 
-    _, job_id = await to_thread.run_sync(record)
+    upload_pk, job_id = await to_thread.run_sync(record)
     if job_id:
         enqueue_import(svc.huey, job_id)
         return Response({"job": {"id": job_id, "url": f"/api/v1/jobs/{job_id}"}}, status_code=202,
@@ -110,10 +111,25 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
                                 info={"upload": upload_id, "filename": filename})
         return summary.as_dict()
 
-    out = await to_thread.run_sync(work)
+    try:
+        out = await to_thread.run_sync(work)
+    except BaseException:  # e.g. an invalid layer name, the layer deleted meanwhile
+        await to_thread.run_sync(lambda: _forget_upload(svc, upload_pk))
+        await svc.store.delete(key)
+        raise
     out["upload"] = upload_id
     out["format"] = fmt
+    _publish(request, map_id, layer_event("layer.reload", layer_id, actor) if layer_id
+             else map_event("map.reload", actor))
     return Response(out, status_code=201)
+
+
+def _forget_upload(svc: Services, upload_pk: int) -> None:
+    """A failed inline import leaves nothing behind: not even the record of its upload."""
+    with svc.db.write() as s:
+        upload = s.get(Upload, upload_pk)
+        if upload is not None:
+            s.delete(upload)
 
 
 @post(LAYER + "/import", tags=["import"])
@@ -188,13 +204,18 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
         features = []
         for fi, f in enumerate(layer.get("features", [])):
             try:
-                geometry = f.get("geometry") if isinstance(f, dict) else None
+                if not isinstance(f, dict):
+                    raise ValueError("a feature must be a JSON object")
+                geometry = f.get("geometry")
                 if geometry is not None:
                     validate_geometry(geometry)
+                properties = f.get("properties") or {}
+                if not isinstance(properties, dict):
+                    raise ValueError("properties must be a JSON object")
             except ValueError as exc:
                 raise Invalid(f"layer {li}, feature {fi}: {exc}", code="invalid_bundle",
                               details={"layer_index": li, "index": fi}) from None
-            features.append(ParsedFeature(geometry, dict(f.get("properties") or {})))
+            features.append(ParsedFeature(geometry, dict(properties)))
         groups.append(({k: layer.get(k) for k in ("name", "style", "visible", "position")
                         if layer.get(k) is not None}, features))
 
@@ -227,41 +248,64 @@ def _serve_snapshot(request: Request, gz: bytes, sha: str, cache_control: str) -
 
 
 @get(LAYER + "/data", tags=["layers"])
-@threaded
-def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
-    """The current layer as GeoJSON; revalidate with the ETag. Publishes if out of date."""
+async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
+    """The current layer as GeoJSON; revalidate with the ETag. Publishes if out of date.
+
+    Access and the current version come from the database on every request; the bytes of
+    that version come from the cache (keyed by their SHA-256) when present.
+    """
     svc = _svc(request)
-    with svc.db.read() as s:
-        map_, _ = load_map(s, map_id, actor)
-        layer = layer_ops.get_layer(s, map_, layer_id)
-        layer_pk = layer.id
-    published = publish(svc.db, svc.store, layer_pk)
-    if published is None:
-        raise NotFound("layer not found")
-    sha, _ = published
-    gz = svc.snapshot_cache.get(sha) or svc.store.get_sync(snapshot_key(sha))
-    svc.snapshot_cache.put(sha, gz)
-    cache = "private, no-cache"
-    return _serve_snapshot(request, gz, sha, cache)
+
+    def lookup() -> tuple[int, bool, str | None]:
+        with svc.db.read() as s:
+            map_, _ = load_map(s, map_id, actor)
+            layer = layer_ops.get_layer(s, map_, layer_id)
+            current = layer.snapshot_sha if layer.snapshot_version == layer.version else None
+            return layer.id, map_.visibility == "public", current
+
+    layer_pk, public, sha = await to_thread.run_sync(lookup)
+    gz = await svc.cache.get(sha) if sha else None
+    if gz is None or sha is None:
+        def load() -> tuple[str, bytes]:
+            published = publish(svc.db, svc.store, layer_pk)
+            if published is None:
+                raise NotFound("layer not found")
+            return published[0], svc.store.get_sync(snapshot_key(published[0]))
+
+        sha, gz = await to_thread.run_sync(load)
+        await _cache_put(svc, sha, gz, public)
+    return _serve_snapshot(request, gz, sha, "private, no-cache")
+
+
+async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
+    """Shared (Redis) entries only for public maps; others stay in this process's LRU."""
+    if public:
+        await svc.cache.put(sha, gz)
+    else:
+        svc.cache.put_local(sha, gz)
 
 
 @get(LAYER + "/snapshots/{sha:str}", tags=["layers"])
-@threaded
-def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: str, sha: str) -> Response:
+async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: str,
+                         sha: str) -> Response:
     """An immutable published version (`snapshot_url` of a layer): cache it forever."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
-    with svc.db.read() as s:
-        map_, _ = load_map(s, map_id, actor)
-        layer = layer_ops.get_layer(s, map_, layer_id)
-        snap = snapshot_for(s, layer, sha)
-        if snap is None:
-            raise NotFound("no such snapshot of this layer")
-        public = map_.visibility == "public"
-    gz = svc.snapshot_cache.get(sha)
+
+    def lookup() -> tuple[str, bool]:
+        with svc.db.read() as s:
+            map_, _ = load_map(s, map_id, actor)
+            layer = layer_ops.get_layer(s, map_, layer_id)
+            snap = snapshot_for(s, layer, sha)
+            if snap is None:
+                raise NotFound("no such snapshot of this layer")
+            return snap.object_key, map_.visibility == "public"
+
+    object_key, public = await to_thread.run_sync(lookup)
+    gz = await svc.cache.get(sha)
     if gz is None:
-        gz = svc.store.get_sync(snap.object_key)
-        svc.snapshot_cache.put(sha, gz)
+        gz = await to_thread.run_sync(svc.store.get_sync, object_key)
+        await _cache_put(svc, sha, gz, public)
     return _serve_snapshot(request, gz, sha, IMMUTABLE if public else "private, max-age=31536000, immutable")
 
 

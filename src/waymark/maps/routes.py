@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from litestar import Request, Response, delete, get, patch, post
+from sqlalchemy import select
 
+from waymark import jsonutil
 from waymark.accounts.actor import Actor
+from waymark.db.models import Map
 from waymark.errors import Forbidden
 from waymark.maps import layers as layer_ops
 from waymark.maps import service
 from waymark.maps.access import load_map
+from waymark.maps.events import layer_event, map_event
 from waymark.maps.state import layer_json, map_json, member_json
 from waymark.web import Services, if_match_version, int_query, json_object, threaded
 
@@ -24,6 +29,13 @@ def _svc(request: Request) -> Services:
 
 def _schedule(request: Request, layer_id: int) -> None:
     _svc(request).publisher.schedule(layer_id)
+
+
+def _publish(request: Request, map_id: str, event: dict[str, Any]) -> None:
+    """Broadcast a committed change to the map's live clients (never blocks, never fails)."""
+    edits = _svc(request).edits
+    if edits is not None:
+        edits.publish(map_id, event)
 
 
 @get("/api/v1/maps", tags=["maps"])
@@ -48,13 +60,40 @@ def create_map(request: Request, actor: Actor, data: Any) -> Response:
 
 
 @get(MAP, tags=["maps"])
-@threaded
-def get_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
-    """The map with its layers; `role` is the caller's role (null for visitors)."""
-    with _svc(request).db.read() as s:
-        map_, role = load_map(s, map_id, actor, include_deleted=True)
-        return {**map_json(map_, role),
-                "layers": [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]}
+async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
+    """The map with its layers; `role` is the caller's role (null for visitors).
+
+    Public maps seen by visitors are cached under the map's version (read from the database
+    on every request), so the next read after an edit already gets the new version.
+    """
+    svc = _svc(request)
+    key = None
+    if not actor.is_authenticated and svc.cache is not None:
+        def version() -> tuple[int, str, Any] | None:
+            with svc.db.read() as s:
+                return s.execute(select(Map.version, Map.visibility, Map.deleted_at)
+                                 .where(Map.public_id == map_id)).first()
+
+        row = await to_thread.run_sync(version)
+        if row is not None and row[1] == "public" and row[2] is None:
+            key = f"map:{map_id}:v{row[0]}"
+            cached = await svc.cache.get(key)
+            if cached is not None:
+                return Response(cached, media_type="application/json")
+
+    def load() -> dict[str, Any]:
+        with svc.db.read() as s:
+            map_, role = load_map(s, map_id, actor, include_deleted=True)
+            return {**map_json(map_, role), "layers": [layer_json(layer, map_.public_id)
+                                                       for layer in layer_ops.list_layers(s, map_)]}
+
+    body = await to_thread.run_sync(load)
+    # Cache only the public view of this exact version, once every layer is published.
+    if key and body["role"] is None and body["visibility"] == "public" \
+            and key == f"map:{map_id}:v{body['version']}" \
+            and all(layer["snapshot_url"] for layer in body["layers"]):
+        await svc.cache.put(key, jsonutil.dumpb(body))
+    return Response(body)
 
 
 @patch(MAP, tags=["maps"])
@@ -64,7 +103,9 @@ def update_map(request: Request, actor: Actor, map_id: str, data: Any) -> dict[s
     with _svc(request).db.write() as s:
         map_, role = load_map(s, map_id, actor, "edit", for_update=True)
         service.update_map(s, map_, role, actor.require_write(), json_object(data))
-        return map_json(map_, role)
+        out = map_json(map_, role)
+    _publish(request, map_id, map_event("map.update", actor, data=out))
+    return out
 
 
 @delete(MAP, status_code=204, tags=["maps"])
@@ -74,6 +115,7 @@ def trash_map(request: Request, actor: Actor, map_id: str) -> None:
     with _svc(request).db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own", for_update=True)
         service.trash_map(s, map_, actor.require_write())
+    _publish(request, map_id, map_event("map.delete", actor))
 
 
 @post(MAP + "/restore", status_code=200, tags=["maps"])
@@ -106,7 +148,9 @@ def add_member(request: Request, actor: Actor, map_id: str, data: Any) -> dict[s
         map_, _ = load_map(s, map_id, actor, "own")
         member = service.add_member(s, map_, actor.require_write(), str(body.get("email", "")),
                                     body.get("role"))
-        return member_json(member)
+        out = member_json(member)
+    _publish(request, map_id, map_event("access.changed", actor, user_id=out["user_id"]))
+    return out
 
 
 @patch(MAP + "/members/{user_id:int}", tags=["members"])
@@ -116,8 +160,10 @@ def change_member(request: Request, actor: Actor, map_id: str, user_id: int,
     body = json_object(data)
     with _svc(request).db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
-        return member_json(service.change_member(s, map_, actor.require_write(), user_id,
-                                                 body.get("role")))
+        out = member_json(service.change_member(s, map_, actor.require_write(), user_id,
+                                                body.get("role")))
+    _publish(request, map_id, map_event("access.changed", actor, user_id=user_id))
+    return out
 
 
 @delete(MAP + "/members/{user_id:int}", status_code=204, tags=["members"])
@@ -126,6 +172,7 @@ def remove_member(request: Request, actor: Actor, map_id: str, user_id: int) -> 
     with _svc(request).db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
         service.remove_member(s, map_, actor.require_write(), user_id)
+    _publish(request, map_id, map_event("access.changed", actor, user_id=user_id))
 
 
 # ---- layers ----------------------------------------------------------------------------
@@ -146,6 +193,7 @@ def create_layer(request: Request, actor: Actor, map_id: str, data: Any) -> dict
         s.flush()
         out = layer_json(layer, map_.public_id)
     _schedule(request, layer.id)
+    _publish(request, map_id, layer_event("layer.create", out["id"], actor, layer=out))
     return out
 
 
@@ -170,6 +218,7 @@ def update_layer(request: Request, actor: Actor, map_id: str, layer_id: str, dat
         layer = layer_ops.update_layer(s, map_, layer, actor.require_write(), body, expected)
         out = layer_json(layer, map_.public_id)
     _schedule(request, layer.id)
+    _publish(request, map_id, layer_event("layer.update", out["id"], actor, layer=out))
     return Response(out, headers={"ETag": f'"{out["version"]}"'})
 
 
@@ -179,6 +228,7 @@ def delete_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> 
     with _svc(request).db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit")
         layer_ops.delete_layer(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+    _publish(request, map_id, layer_event("layer.delete", layer_id, actor))
 
 
 @get(MAP + "/history", tags=["history"])

@@ -16,7 +16,7 @@ from waymark.ids import new_public_id, new_uuid
 from waymark.maps.access import ROLES, VISIBILITIES
 from waymark.maps.state import DEFAULT_STYLE, map_json
 
-TRASH_DAYS = 30
+TRASH_DAYS = 30  # default; create_app applies WAYMARK_TRASH_DAYS through set_trash_days
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
 
@@ -121,6 +121,13 @@ def restore_map(session: Session, map_: Map, user_id: int) -> None:
     map_.deleted_at = None
     map_.version += 1
     record_map_op(session, map_, user_id, "map.restore")
+
+
+def set_trash_days(days: int) -> None:
+    """How long the owner can restore a deleted map (WAYMARK_TRASH_DAYS); then it is archived
+    by the retention job (maps/retention.py)."""
+    global TRASH_DAYS
+    TRASH_DAYS = days
 
 
 def trash_expiry(map_: Map):  # type: ignore[no-untyped-def]

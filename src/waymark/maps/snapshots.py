@@ -12,14 +12,16 @@ import gzip
 import hashlib
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waymark.db.engine import Database
-from waymark.db.models import Feature, Layer, Snapshot
+from waymark.db.models import Feature, Layer, Map, Snapshot
 from waymark.storage import ObjectStore
+from waymark.storage.crypto import plaintext_writes
 from waymark.storage.keys import snapshot_key
 
 GZIP_LEVEL = 6
@@ -81,11 +83,14 @@ def publish(db: Database, store: ObjectStore, layer_id: int) -> tuple[str, int] 
             return None
         if layer.snapshot_sha and layer.snapshot_version == layer.version:
             return layer.snapshot_sha, layer.version
+        public = session.scalar(select(Map.visibility).where(Map.id == layer.map_id)) == "public"
     built = build(db, layer_id)
     if built is None:
         return None
     key = snapshot_key(built.sha256)
-    store.put_if_absent_sync(key, built.gzipped, content_type="application/geo+json")
+    # Public-map snapshots are stored in plaintext (servable as-is); others are encrypted.
+    with plaintext_writes() if public else nullcontext():
+        store.put_if_absent_sync(key, built.gzipped, content_type="application/geo+json")
     with db.write() as session:
         layer = session.get(Layer, layer_id)
         if layer is None:

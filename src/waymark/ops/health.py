@@ -43,6 +43,10 @@ async def readyz(request: Request) -> Response:
     checks = [await _check("database", database), await _check("object_storage", svc.store.ping),
               await _check("cache", cache)]
     ready = all(c["ok"] for c in checks)
-    return Response({"status": "ready" if ready else "not_ready",
-                     "checks": {c.pop("name"): c for c in checks}},
-                    status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
+    # Redis is optional at run time: when it is down the app serves from its fallbacks, so
+    # it makes the status "degraded" (still 200, keep routing traffic here), never not_ready.
+    redis = await request.app.state.realtime.check()
+    status = "ready" if redis["ok"] else "degraded"
+    body = {"status": status if ready else "not_ready",
+            "checks": {**{c.pop("name"): c for c in checks}, "redis": redis}}
+    return Response(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})

@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from waymark.ops.metrics import process_cache
+
 
 class BytesLRU:
     def __init__(self, max_items: int = 256, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -25,10 +27,11 @@ class BytesLRU:
             value = self._data.get(key)
             if value is None:
                 self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
+            else:
+                self._data.move_to_end(key)
+                self.hits += 1
+        process_cache(value is not None)
+        return value
 
     def put(self, key: str, value: bytes) -> None:
         if len(value) > self.max_bytes // 4:

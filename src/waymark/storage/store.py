@@ -8,6 +8,7 @@ StorageError with messages that never carry credentials.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
+
+from waymark.ops import metrics
 
 from .errors import ObjectNotFound, StorageError, summarize
 from .keys import validate_key, validate_prefix
@@ -216,7 +219,10 @@ class ObjectStore:
     def _errors(
         self, op: str, key: str, *, passthrough: type[BaseException] | None = None
     ) -> Iterator[None]:
-        """Translate backend exceptions; the original is chained only if it is secret-free."""
+        """Translate backend exceptions; the original is chained only if it is secret-free.
+
+        Also the metrics hook: every call's latency, and failures (not misses) counted."""
+        start = time.perf_counter()
         try:
             yield
         except _BACKEND_ERRORS as exc:
@@ -226,11 +232,14 @@ class ObjectStore:
             # missing object.
             if isinstance(exc, _NOT_FOUND) and op in _READ_OPS and _NO_BUCKET not in str(exc):
                 raise ObjectNotFound(key, self.url) from None
+            metrics.STORE_ERRORS.labels(operation=op).inc()
             message = f"{op} {key!r} failed on {self.url}: {summarize(exc, self._secrets)}"
             error = StorageError(message)
             if any(s in str(exc) for s in self._secrets):
                 raise error from None
             raise error from exc
+        finally:
+            metrics.STORE_DURATION.labels(operation=op).observe(time.perf_counter() - start)
 
 
 def _info(meta: Any, key: str | None = None) -> ObjectInfo:

@@ -1,0 +1,143 @@
+"""Edit -> remote websocket client latency: 200 clients spread over 2 app processes.
+
+    .venv/bin/python bench/realtime_latency.py [--clients 200] [--edits 60]
+
+Starts a redis-server and two `waymark serve --workers 1` processes on one data dir and one
+WAYMARK_REDIS_URL. 200 websocket clients (websockets, asyncio, in this process) connect to a
+public map, alternating between the two processes. An editor PATCHes one feature over HTTP on
+process A, `--edits` times, 100 ms apart; for every edit and every client the latency is the
+time from sending the PATCH to that client receiving the edit message (so it includes the
+HTTP request, the database commit, Redis PUBLISH, the other process's fan-out and this
+process's own receive loop). Target p99 <= 50 ms. Updates only its section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c
+from cache_rps import start_redis
+
+EMAIL = "bench@example.org"
+PASSWORD = "bench-password-123"
+
+
+async def run(bases: list[str], clients: int, edits: int, interval: float) -> dict:
+    import httpx
+    import websockets
+
+    token = c.login_token(bases[0], EMAIL, PASSWORD)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=bases[0], headers=auth, timeout=30) as http:
+        m = (await http.post("/api/v1/maps", json={"title": "RT", "visibility": "public"})).json()
+        layer = m["layers"][0]["id"]
+        feats = f"/api/v1/maps/{m['id']}/layers/{layer}/features"
+        f = (await http.post(feats, json={"geometry": {"type": "Point", "coordinates": [0, 0]},
+                                          "properties": {"i": 0}})).json()
+        sent: dict[int, float] = {}
+        lat: dict[str, list[float]] = {"A": [], "B": []}
+        expected = clients * edits
+        done = asyncio.Event()
+        count = 0
+
+        async def client(i: int) -> None:
+            nonlocal count
+            side = "A" if i % 2 == 0 else "B"
+            base = bases[i % 2].replace("http://", "ws://")
+            async with websockets.connect(f"{base}/api/v1/maps/{m['id']}/ws",
+                                          max_queue=None) as ws:
+                ready.append(1)
+                async for raw in ws:
+                    now = time.perf_counter()
+                    if '"op":"feature.update"' not in raw:
+                        continue
+                    msg = json.loads(raw)
+                    v = msg["feature"]["properties"].get("i")
+                    if v in sent:
+                        lat[side].append((now - sent[v]) * 1000)
+                        count += 1
+                        if count >= expected:
+                            done.set()
+
+        ready: list[int] = []
+        tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+        while len(ready) < clients:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        for v in range(1, edits + 1):
+            sent[v] = time.perf_counter()
+            r = await http.patch(f"{feats}/{f['id']}", json={"properties": {"i": v}})
+            r.raise_for_status()
+            await asyncio.sleep(interval)
+        try:
+            await asyncio.wait_for(done.wait(), timeout=10)
+        except TimeoutError:
+            pass
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"lat": lat, "expected": expected}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--edits", type=int, default=60)
+    ap.add_argument("--interval", type=float, default=0.1)
+    args = ap.parse_args()
+    notes = c.machine_notes()
+    tmp = Path(tempfile.mkdtemp(prefix="waymark-bench-rt-"))
+    redis, redis_url = start_redis(tmp)
+    try:
+        data_dir = tmp / "var"
+        c.setup_data_dir(data_dir, EMAIL, PASSWORD)
+        env = {"WAYMARK_REDIS_URL": redis_url, "WAYMARK_RATE_LIMITS": "write=off,anon_read=off"}
+        with ExitStack() as stack:
+            bases = [stack.enter_context(c.waymark_server(data_dir, workers=1,
+                                                          log=tmp / f"app{i}.log", **env))[0]
+                     for i in range(2)]
+            out = asyncio.run(run(bases, args.clients, args.edits, args.interval))
+    finally:
+        redis.terminate()
+        redis.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    all_lat = sorted(out["lat"]["A"] + out["lat"]["B"])
+    for name, values in (("clients on process B (remote)", sorted(out["lat"]["B"])),
+                         ("clients on process A (same process as the edit)", sorted(out["lat"]["A"])),
+                         ("all clients", all_lat)):
+        rows.append([name, len(values), f"{c.percentile(values, 50):.1f}",
+                     f"{c.percentile(values, 99):.1f}", f"{max(values) if values else float('nan'):.1f}"])
+    p99_remote = c.percentile(sorted(out["lat"]["B"]), 99)
+    body = "\n".join([
+        "## Real time: edit -> remote websocket client (Redis layer)",
+        "",
+        f"Command: `{c.command_prefix()}.venv/bin/python bench/realtime_latency.py --clients "
+        f"{args.clients} --edits {args.edits}`  ",
+        f"Setup: redis-server + two `waymark serve --workers 1` processes (one data dir, SQLite); "
+        f"{args.clients} websocket clients (asyncio `websockets`, one process) alternate between "
+        f"the two; {args.edits} HTTP PATCHes of one feature on process A, {int(args.interval * 1000)} ms "
+        "apart. Latency = PATCH sent -> edit message received, per client (includes HTTP, "
+        "commit, Redis, fan-out and the load client's own receive loop, all on the same cores).  ",
+        c.notes_line(notes),
+        "",
+        c.md_table(["clients", "deliveries", "p50 ms", "p99 ms", "max ms"], rows),
+        "",
+        f"delivered {len(all_lat)} of {out['expected']} expected; remote p99 = "
+        f"{p99_remote:.1f} ms (target <= 50 ms: {'PASS' if p99_remote <= 50 else 'FAIL'})",
+    ])
+    c.update_results("realtime_latency", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

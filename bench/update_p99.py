@@ -1,0 +1,324 @@
+"""Single-feature edit latency on a 100,000-feature layer under 16 concurrent editors.
+
+    .venv/bin/python bench/update_p99.py [--duration 20] [--clients 16] [--phases default,no-publish]
+
+Setup: fresh data dir, `waymark migrate`, `waymark user create`, `waymark import` of the
+100k-point file from import_100k.py; `waymark serve --workers 2 --no-job-worker` (default
+SQLite); log in over HTTP and create a write-scoped API token (POST /api/v1/tokens with the
+login's csrf_token); GET the layer `data_url` once so the layer is published.
+
+Load: N asyncio clients (httpx, one shared connection pool of N), each on its own disjoint
+subset of feature ids, each doing back-to-back
+`PATCH /api/v1/maps/{m}/layers/{l}/features/{fid}` with `{"properties": {...}}` and
+`If-Match: "<version it knows>"` for a fixed duration. Latency = request start to response
+read, measured in the client. 412s are counted separately (and the client adopts the ETag).
+
+Phases (each on a freshly started server, same database):
+  default     - as shipped: every edit schedules the background snapshot Publisher, which
+                rebuilds the 100k layer (per worker process) while edits run.
+  no-publish  - WAYMARK_SNAPSHOT_DELAY_MS=600000: the Publisher waits 10 minutes before
+                building, so no rebuild happens during the run (isolates its effect).
+Target: p99 <= 30 ms, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c
+
+TARGET_P99_MS = 30.0
+EMAIL = "bench@example.org"
+PASSWORD = "bench-password-123"
+
+
+def import_layer(data_dir: Path, n: int) -> None:
+    env = c.setup_data_dir(data_dir, EMAIL, PASSWORD)
+    path = data_dir / f"points-{n}.geojson"
+    path.write_bytes(c.points_geojson(n))
+    t = time.perf_counter()
+    c.run_cli(["import", str(path), "--owner", EMAIL], env)
+    print(f"imported {n:,} features in {time.perf_counter() - t:.1f}s")
+    path.unlink()
+
+
+def discover(base: str, token: str) -> tuple[str, str, dict[str, int]]:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=120) as cl:
+        maps = cl.get("/api/v1/maps", params={"scope": "mine"}).json()
+        map_id = maps[0]["id"] if isinstance(maps, list) else maps["maps"][0]["id"]
+        layer = cl.get(f"/api/v1/maps/{map_id}").json()["layers"][0]
+        versions: dict[str, int] = {}
+        after = None
+        while True:
+            params = {"limit": 10000}
+            if after:
+                params["after"] = after
+            page = cl.get(f"/api/v1/maps/{map_id}/layers/{layer['id']}/features", params=params)
+            page.raise_for_status()
+            body = page.json()
+            for f in body["features"]:
+                versions[f["id"]] = f["version"]
+            after = body.get("next")
+            if not after:
+                break
+        return map_id, layer["id"], versions
+
+
+def publish_first(base: str, token: str, map_id: str, layer_id: str) -> float:
+    t = time.perf_counter()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as cl:
+        cl.get(f"/api/v1/maps/{map_id}/layers/{layer_id}/data").raise_for_status()
+    return time.perf_counter() - t
+
+
+class CpuSampler(threading.Thread):
+    """CPU % of each server process, sampled every 0.5 s."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = []
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                p.cpu_percent(None)
+                self.procs.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        self.samples: list[tuple[float, list[float]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            row = []
+            for p in self.procs:
+                try:
+                    row.append(p.cpu_percent(None))
+                except psutil.NoSuchProcess:
+                    row.append(0.0)
+            self.samples.append((time.monotonic(), row))
+
+
+async def load(base: str, token: str, map_id: str, layer_id: str, versions: dict[str, int],
+               clients: int, duration: float, seed: int = 1) -> dict:
+    ids = sorted(versions)
+    random.Random(seed).shuffle(ids)
+    subsets = [ids[i::clients] for i in range(clients)]
+    lat: list[tuple[float, float]] = []  # (start monotonic, ms)
+    counts = {"ok": 0, "412": 0, "errors": 0}
+    errors: dict[str, int] = {}
+    url = f"/api/v1/maps/{map_id}/layers/{layer_id}/features/"
+    deadline = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as cl:
+        async def client(k: int) -> None:
+            rng = random.Random(1000 + k)
+            mine = subsets[k]
+            i = 0
+            while time.monotonic() < deadline:
+                fid = mine[i % len(mine)]
+                i += 1
+                body = {"properties": {"name": f"Edited {k}-{i}",
+                                       "category": c.CATEGORIES[rng.randrange(len(c.CATEGORIES))],
+                                       "value": round(rng.random() * 1000, 2)}}
+                t0 = time.monotonic()
+                try:
+                    r = await cl.patch(url + fid, json=body,
+                                       headers={"If-Match": f'"{versions[fid]}"'})
+                except Exception as exc:  # noqa: BLE001
+                    counts["errors"] += 1
+                    key = type(exc).__name__
+                    errors[key] = errors.get(key, 0) + 1
+                    continue
+                ms = (time.monotonic() - t0) * 1000
+                lat.append((t0, ms))
+                if r.status_code == 200:
+                    counts["ok"] += 1
+                    versions[fid] = int(r.headers["etag"].strip('"'))
+                elif r.status_code == 412:
+                    counts["412"] += 1
+                    etag = r.headers.get("etag")
+                    if etag:
+                        versions[fid] = int(etag.strip('"'))
+                else:
+                    counts["errors"] += 1
+                    key = f"HTTP {r.status_code}"
+                    errors[key] = errors.get(key, 0) + 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        elapsed = time.monotonic() - started
+    ms_sorted = sorted(ms for _, ms in lat)
+    return {"lat": lat, "sorted": ms_sorted, "elapsed": elapsed, "started": started,
+            "errors_by_kind": errors, **counts}
+
+
+def db_snapshots(data_dir: Path, since_version: int = 0) -> int:
+    con = sqlite3.connect(f"file:{data_dir / 'waymark.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM snapshots WHERE version > ?",
+                           (since_version,)).fetchone()[0]
+    finally:
+        con.close()
+
+
+def layer_version(data_dir: Path) -> int:
+    con = sqlite3.connect(f"file:{data_dir / 'waymark.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT max(version) FROM layers WHERE staging = 0").fetchone()[0]
+    finally:
+        con.close()
+
+
+def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dict:
+    print(f"\n== phase {name} ({extra_env or 'defaults'})")
+    extra_env = dict(extra_env)
+    proto_app = extra_env.pop("proto_app", None)
+    with c.waymark_server(data_dir, workers=args.workers, log=data_dir / f"server-{name}.log",
+                          proto_app=proto_app, WAYMARK_SESSION_STORE="file",
+                          **extra_env) as (base, proc):
+        token = c.login_token(base, EMAIL, PASSWORD)
+        map_id, layer_id, versions = discover(base, token)
+        print(f"layer {layer_id}: {len(versions):,} features")
+        pub = publish_first(base, token, map_id, layer_id)
+        print(f"GET data_url (publish) took {pub:.2f}s")
+        v0 = layer_version(data_dir)
+        snaps0 = db_snapshots(data_dir, v0)
+        pids = c.server_pids(proc)
+        sampler = CpuSampler(pids)
+        sampler.start()
+        spies = []
+        if args.profile_dir:  # py-spy on each granian worker (leaf processes) during the load
+            out_dir = Path(args.profile_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            spy = shutil.which("py-spy") or str(c.VENV_BIN / "py-spy")
+            for pid in pids:
+                if psutil.Process(pid).children():
+                    continue
+                spies.append(subprocess.Popen(
+                    [spy, "record", "-r", "100", "-d", str(int(args.duration)), "-f", "raw",
+                     "--gil" if args.profile_gil else "--nonblocking",
+                     "-o", str(out_dir / f"{name}-{pid}.txt"), "-p", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        client_proc = psutil.Process()
+        cpu0 = client_proc.cpu_times()
+        res = asyncio.run(load(base, token, map_id, layer_id, versions, args.clients,
+                               args.duration))
+        cpu1 = client_proc.cpu_times()
+        sampler.stop.set()
+        sampler.join()
+        time.sleep(0.5)
+        res["snapshots_during"] = db_snapshots(data_dir, v0) - snaps0
+        res["client_cpu_pct"] = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / res["elapsed"] * 100
+        res["server_cpu"] = sampler.samples
+        res["pids"] = pids
+        for spy_proc in spies:
+            try:
+                spy_proc.wait(30)
+            except subprocess.TimeoutExpired:
+                c.stop_pid_tree(spy_proc)
+    s = res["sorted"]
+    res["summary"] = {
+        "count": len(s), "rps": len(s) / res["elapsed"], "p50": c.percentile(s, 50),
+        "p95": c.percentile(s, 95), "p99": c.percentile(s, 99), "max": s[-1] if s else float("nan")}
+    # latency per second of the run, to see spikes that line up with snapshot builds
+    buckets: dict[int, list[float]] = {}
+    for t0, ms in res["lat"]:
+        buckets.setdefault(int(t0 - res["started"]), []).append(ms)
+    res["per_second"] = [(sec, len(v), c.percentile(sorted(v), 99), max(v))
+                         for sec, v in sorted(buckets.items())]
+    sm = res["summary"]
+    print(f"{name}: {sm['count']} edits ({sm['rps']:.0f}/s), ok {res['ok']}, 412 {res['412']}, "
+          f"errors {res['errors']} {res['errors_by_kind'] or ''}; p50 {sm['p50']:.1f} "
+          f"p95 {sm['p95']:.1f} p99 {sm['p99']:.1f} max {sm['max']:.1f} ms; snapshots built "
+          f"during run: {res['snapshots_during']}; client CPU {res['client_cpu_pct']:.0f} %")
+    print("  per-second: " + " ".join(f"[{sec}s n={n} p99={p99:.0f} max={mx:.0f}]"
+                                       for sec, n, p99, mx in res["per_second"]))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--features", type=int, default=100_000)
+    ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--phases", default="default,no-publish")
+    ap.add_argument("--profile-dir", default=None,
+                    help="record py-spy raw profiles of the granian workers into this dir")
+    ap.add_argument("--profile-gil", action="store_true", help="py-spy --gil (GIL holder only)")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--no-results", action="store_true")
+    args = ap.parse_args()
+    args.duration = min(args.duration, 120)  # bounded
+
+    notes = c.machine_notes()
+    tmp = Path(tempfile.mkdtemp(prefix="waymark-bench-update-"))
+    data_dir = tmp / "data"
+    phases = {"default": {}, "no-publish": {"WAYMARK_SNAPSHOT_DELAY_MS": "600000"},
+              # prototypes of the proposed fix (bench/proto/), not shipped code:
+              "proto-writegate": {"proto_app": "asgi_writegate:app"},
+              "proto-writegate-no-publish": {"proto_app": "asgi_writegate:app",
+                                             "WAYMARK_SNAPSHOT_DELAY_MS": "600000"}}
+    results = {}
+    try:
+        import_layer(data_dir, args.features)
+        for name in args.phases.split(","):
+            results[name] = run_phase(name, data_dir, args, phases[name])
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    headers = ["phase", "edits", "edits/s", "ok", "412", "errors", "p50 ms", "p95 ms", "p99 ms",
+               "max ms", "snapshots built during run", f"p99 ≤ {TARGET_P99_MS:.0f} ms"]
+    rows = []
+    for name, r in results.items():
+        sm = r["summary"]
+        verdict = "PASS" if sm["p99"] <= TARGET_P99_MS and r["errors"] == 0 else "FAIL"
+        rows.append([name, sm["count"], f"{sm['rps']:.0f}", r["ok"], r["412"], r["errors"],
+                     f"{sm['p50']:.1f}", f"{sm['p95']:.1f}", f"{sm['p99']:.1f}", f"{sm['max']:.0f}",
+                     r["snapshots_during"], verdict])
+    print()
+    c.print_table(headers, rows)
+    if not args.no_results:
+        lines = [
+            f"## 3. Edit latency: {args.clients} concurrent single-feature PATCHes on a "
+            f"{args.features:,}-feature layer", "",
+            "Command: `" + c.command_prefix() + ".venv/bin/python bench/update_p99.py" + (
+                f" --phases {args.phases}" if args.phases != "default,no-publish" else "") + "`  ",
+            f"Server: `waymark serve --workers {args.workers} --no-job-worker`, default SQLite, "
+            f"WAYMARK_DEMO_DATA=false. Load: {args.clients} asyncio+httpx clients in one process, "
+            f"back-to-back `PATCH .../features/{{fid}}` `{{\"properties\": {{...}}}}` with "
+            f"`If-Match`, disjoint feature subsets, {args.duration:.0f} s per phase. Phase "
+            "`default` = as shipped (background Publisher rebuilds the 100k layer while edits "
+            "run); `no-publish` = WAYMARK_SNAPSHOT_DELAY_MS=600000 (no rebuild during the run); `proto-writegate*` = the same "
+            "with the bench-only write-gate prototype (bench/proto/writegate.py, see Findings).  ",
+            c.notes_line(notes), "",
+            c.md_table(headers, rows), ""]
+        for name, r in results.items():
+            lines.append(f"`{name}` p99/max by second of the run (n, p99 ms, max ms): " + ", ".join(
+                f"{sec}s {n}/{p99:.0f}/{mx:.0f}" for sec, n, p99, mx in r["per_second"]) +
+                f"; client process CPU {r['client_cpu_pct']:.0f} %.  ")
+        c.update_results("update_p99", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

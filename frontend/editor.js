@@ -1,0 +1,199 @@
+// Editing: draw, reshape, move and delete features (Leaflet-Geoman), each change sent to
+// the per-feature API with the version it was made from. A stale version (412) shows the
+// other person's state and keeps ours, so nothing is lost.
+import L from "./leaflet-setup.js";
+import { api } from "./api.js";
+import { showPanel } from "./controls.js";
+import { initFeaturePanel, openFeature, showConflict, closeFeature } from "./feature-panel.js";
+import { initImport } from "./importer.js";
+import { initHistory } from "./history.js";
+import { createLayer } from "./layers.js";
+import { notify } from "./ui.js";
+
+const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
+
+function featureUrl(ctx, layer) {
+  return `${ctx.base}/layers/${layer._wmLayerId}/features/${layer.feature.id}`;
+}
+
+/** Run saves of one feature one after another (each needs the version the last one made). */
+function queue(layer, work) {
+  layer._wmQueue = (layer._wmQueue || Promise.resolve()).then(work, work);
+  return layer._wmQueue;
+}
+
+export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
+  return queue(layer, async () => {
+    try {
+      const updated = await api("PATCH", featureUrl(ctx, layer), { json: changes, version: layer.feature.version });
+      layer.feature.version = updated.version;
+      layer.feature.properties = updated.properties;
+      return updated;
+    } catch (exc) {
+      if (exc.status === 412 && exc.details.current) {
+        showConflict(ctx, layer, exc.details.current, changes);
+        if (!force) return null;
+      }
+      throw exc;
+    }
+  });
+}
+
+/** Replace a feature on the map by the server's state (e.g. "use theirs" after a conflict). */
+export function replaceFeature(ctx, layer, feature) {
+  const entry = ctx.layers.get(layer._wmLayerId);
+  entry.group.removeLayer(layer);
+  return ctx.addFeature(layer._wmLayerId, feature);
+}
+
+function geometryOf(layer) {
+  return layer.toGeoJSON(10).geometry;
+}
+
+function watchFeature(ctx, layer) {
+  let timer = null;
+  const onEdit = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      try {
+        const saved = await saveFeature(ctx, layer, { geometry: geometryOf(layer) });
+        if (saved) ctx.status("Shape saved");
+      } catch (exc) {
+        if (exc.status !== 412) notify(`The shape was not saved: ${exc.message}`, "error");
+      }
+    }, 250);
+  };
+  layer.on("pm:edit", onEdit);
+  layer.on("click", () => {
+    if (!ctx.map.pm.globalRemovalModeEnabled()) openFeature(ctx, layer);
+  });
+}
+
+async function removeFeature(ctx, layer) {
+  const entry = ctx.layers.get(layer._wmLayerId);
+  try {
+    await api("DELETE", featureUrl(ctx, layer), { version: layer.feature.version });
+    if (entry) entry.group.removeLayer(layer);
+    closeFeature(layer);
+    ctx.status("Feature deleted");
+    ctx.emit("layersChanged");
+  } catch (exc) {
+    if (exc.status === 404) {
+      if (entry) entry.group.removeLayer(layer);
+      return;
+    }
+    // Not deleted on the server: put it back as it is there now.
+    const current = exc.details && exc.details.current;
+    const back = current ? ctx.addFeature(layer._wmLayerId, current) : (entry && entry.group.addLayer(layer) && layer);
+    notify(exc.status === 412
+      ? "Not deleted: someone else changed this feature meanwhile. Their version is shown; delete again if you still want to."
+      : `Cannot delete the feature: ${exc.message}`, "error");
+    if (back && current) openFeature(ctx, back);
+  }
+}
+
+function initToolbar(ctx) {
+  const bar = document.getElementById("draw-toolbar");
+  const pm = ctx.map.pm;
+  const finish = document.getElementById("draw-finish");
+  const cancel = document.getElementById("draw-cancel");
+  const hint = document.getElementById("draw-hint");
+  const setPressed = () => {
+    const shape = pm.Draw.getActiveShape && pm.Draw.getActiveShape();
+    for (const b of bar.querySelectorAll("[data-draw]")) b.setAttribute("aria-pressed", String(shape === b.dataset.draw));
+    bar.querySelector('[data-mode="edit"]').setAttribute("aria-pressed", String(pm.globalEditModeEnabled()));
+    bar.querySelector('[data-mode="drag"]').setAttribute("aria-pressed", String(pm.globalDragModeEnabled()));
+    bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
+    const drawing = Boolean(shape);
+    finish.hidden = !(drawing && shape !== "Marker");
+    const anyMode = drawing || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
+    cancel.hidden = !anyMode;
+    hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
+      ? "Drag the vertices; changes save by themselves." : pm.globalDragModeEnabled() ? "Drag shapes to move them." : "")
+      : shape === "Marker" ? "Click the map to place the point."
+        : shape === "Line" ? "Click to add points; click the last point or press Finish to end."
+          : "Click to add corners; click the first corner or press Finish to close.";
+  };
+  const stopAll = () => {
+    pm.disableDraw();
+    if (pm.globalEditModeEnabled()) pm.disableGlobalEditMode();
+    if (pm.globalDragModeEnabled()) pm.disableGlobalDragMode();
+    if (pm.globalRemovalModeEnabled()) pm.disableGlobalRemovalMode();
+  };
+  bar.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.draw) {
+      const same = pm.Draw.getActiveShape() === button.dataset.draw;
+      stopAll();
+      if (!same) pm.enableDraw(button.dataset.draw, { snappable: true, continueDrawing: false });
+    } else if (button.dataset.mode) {
+      const mode = button.dataset.mode;
+      const on = mode === "edit" ? pm.globalEditModeEnabled() : mode === "drag" ? pm.globalDragModeEnabled() : pm.globalRemovalModeEnabled();
+      stopAll();
+      if (!on) {
+        if (mode === "edit") pm.enableGlobalEditMode();
+        else if (mode === "drag") pm.enableGlobalDragMode();
+        else pm.enableGlobalRemovalMode();
+      }
+    } else if (button === finish) {
+      const shape = pm.Draw.getActiveShape();
+      if (shape && pm.Draw[shape]._finishShape) pm.Draw[shape]._finishShape();
+    } else if (button === cancel) {
+      stopAll();
+    }
+    setPressed();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.target.closest("input, textarea, select, dialog")) {
+      stopAll();
+      setPressed();
+    }
+  });
+  for (const name of ["pm:drawstart", "pm:drawend", "pm:globaleditmodetoggled", "pm:globaldragmodetoggled", "pm:globalremovalmodetoggled"]) {
+    ctx.map.on(name, setPressed);
+  }
+  bar.hidden = false;
+  setPressed();
+}
+
+export function initEditor(ctx) {
+  const pm = ctx.map.pm;
+  pm.setGlobalOptions({ snappable: true, allowSelfIntersection: false, templineStyle: { color: "#d6336c" }, hintlineStyle: { color: "#d6336c", dashArray: "5,5" } });
+  const statusEl = document.getElementById("save-status");
+  ctx.status = (text) => {
+    if (statusEl) statusEl.textContent = `${text} · ${new Date().toLocaleTimeString()}`;
+  };
+  for (const entry of ctx.layers.values()) entry.group.eachLayer((layer) => watchFeature(ctx, layer));
+  ctx.on("featureLayer", (layer) => watchFeature(ctx, layer));
+
+  ctx.map.on("pm:create", async ({ layer: drawn, shape }) => {
+    const geometry = geometryOf(drawn);
+    drawn.remove();
+    try {
+      const target = ctx.activeLayer() || (await createLayer(ctx, "Layer 1"));
+      const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: { geometry, properties: {} } });
+      if (!target.shown) {
+        target.shown = true;
+        target.group.addTo(ctx.map);
+      }
+      const layer = ctx.addFeature(target.info.id, feature);
+      ctx.status(`Added a ${SHAPES[shape] || "shape"}`);
+      ctx.emit("layersChanged");
+      openFeature(ctx, layer);
+    } catch (exc) {
+      notify(`The ${SHAPES[shape] || "shape"} was not saved: ${exc.message}`, "error");
+    }
+  });
+  ctx.map.on("pm:remove", ({ layer }) => {
+    if (layer.feature && layer._wmLayerId) removeFeature(ctx, layer);
+  });
+
+  initToolbar(ctx);
+  initFeaturePanel(ctx, { save: saveFeature, remove: removeFeature, replace: replaceFeature });
+  initImport(ctx);
+  initHistory(ctx);
+  ctx.showPanel = showPanel;
+}
+
+export { L };

@@ -1,0 +1,152 @@
+// The side panel that edits one feature's properties (name, description, any others).
+import { showPanel } from "./controls.js";
+import { el, notify } from "./ui.js";
+
+let ctxRef = null;
+let ops = null;
+let current = null; // the Leaflet layer being edited
+
+const KIND = { Point: "Point", MultiPoint: "Points", LineString: "Line", MultiLineString: "Lines", Polygon: "Polygon", MultiPolygon: "Polygons" };
+
+function valueText(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/** Typed text back to a value, keeping the type the property had (number, boolean, JSON). */
+function parseValue(text, original) {
+  if (typeof original === "string" || original === undefined) return text;
+  if (typeof original === "number" && text.trim() !== "" && !Number.isNaN(Number(text))) return Number(text);
+  if (typeof original === "boolean" && (text === "true" || text === "false")) return text === "true";
+  if (original === null && text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function propRow(key = "", value = "") {
+  const row = el("div", { class: "prop-row" },
+    el("input", { class: "prop-key", "aria-label": "Property name", placeholder: "name", value: key }),
+    el("input", { class: "prop-value", "aria-label": `Value of ${key || "new property"}`, placeholder: "value", value }),
+    el("button", { type: "button", class: "icon", "aria-label": `Remove property ${key}`, title: "Remove property" }, "✕"));
+  row.querySelector("button").addEventListener("click", () => row.remove());
+  return row;
+}
+
+function collect(form, original) {
+  const props = {};
+  const name = form.elements.name.value;
+  const description = form.elements.description.value;
+  if (name !== "" || "name" in original) props.name = name;
+  if (description !== "" || "description" in original) props.description = description;
+  for (const row of form.querySelectorAll(".prop-row")) {
+    const key = row.querySelector(".prop-key").value.trim();
+    if (!key || key === "name" || key === "description") continue;
+    props[key] = parseValue(row.querySelector(".prop-value").value, original[key]);
+  }
+  return props;
+}
+
+function render(layer) {
+  const panel = document.getElementById("feature-body");
+  const feature = layer.feature;
+  const props = feature.properties || {};
+  const form = el("form", { id: "feature-form", "aria-label": "Feature properties", dataset: { featureId: feature.id } },
+    el("p", { class: "muted" }, `${KIND[feature.geometry?.type] || "Feature"} · version `, el("span", { id: "feature-version" }, String(feature.version))),
+    el("div", { id: "conflict", class: "conflict", role: "alert", hidden: true }),
+    el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
+    el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
+    el("fieldset", { class: "props" }, el("legend", {}, "Other properties"),
+      el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description").map(([k, v]) => propRow(k, valueText(v)))),
+      el("button", { type: "button", id: "add-prop" }, "Add property")),
+    el("div", { class: "form-actions" },
+      el("button", { type: "submit", class: "primary" }, "Save properties"),
+      el("button", { type: "button", id: "delete-feature", class: "danger" }, "Delete feature")));
+  form.querySelector("#add-prop").addEventListener("click", () => {
+    const row = propRow();
+    form.querySelector("#prop-rows").append(row);
+    row.querySelector("input").focus();
+  });
+  form.querySelector("#delete-feature").addEventListener("click", () => {
+    if (window.confirm("Delete this feature?")) ops.remove(ctxRef, layer);
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await submit(form, layer);
+  });
+  panel.replaceChildren(form);
+}
+
+async function submit(form, layer, { force = false } = {}) {
+  const props = collect(form, layer.feature.properties || {});
+  try {
+    const saved = await ops.save(ctxRef, layer, { properties: props });
+    if (!saved) return; // a conflict: the panel shows it, the form keeps what was typed
+    form.querySelector("#feature-version").textContent = String(saved.version);
+    form.querySelector("#conflict").hidden = true;
+    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().setContent(layer.getPopup()._content);
+    if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
+    ctxRef.status(force ? "Saved your version" : "Properties saved");
+    notify("Properties saved.", "ok", { timeout: 2500 });
+  } catch (exc) {
+    if (exc.status !== 412) notify(`Properties not saved: ${exc.message}`, "error");
+  }
+}
+
+export function openFeature(ctx, layer) {
+  current = layer;
+  render(layer);
+  showPanel("feature");
+}
+
+export function closeFeature(layer) {
+  if (current !== layer) return;
+  current = null;
+  const panel = document.getElementById("feature-body");
+  if (panel) panel.replaceChildren(el("p", { class: "muted" }, "Select a shape on the map, or draw one, to edit its properties."));
+}
+
+/** Someone else saved this feature first: show their state, keep ours, let the user choose. */
+export function showConflict(ctx, layer, theirs, mine) {
+  if (current !== layer) openFeature(ctx, layer);
+  const box = document.getElementById("conflict");
+  if (!box) return;
+  const who = "Someone else";
+  const props = theirs.properties || {};
+  const list = el("dl", { class: "their-props" }, Object.entries(props).slice(0, 20).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, valueText(v))]));
+  const geometryChange = "geometry" in mine;
+  box.replaceChildren(
+    el("strong", {}, "Not saved: this feature was changed by someone else."),
+    el("p", {}, `${who} saved version ${theirs.version} while you were editing. ` +
+      (geometryChange ? "Your shape is still on the map." : "Everything you typed is still in the form below.") +
+      " Their version:"),
+    Object.keys(props).length ? list : el("p", { class: "muted" }, "(no properties)"),
+    el("div", { class: "form-actions" },
+      el("button", { type: "button", class: "primary", id: "keep-mine" }, geometryChange ? "Keep my shape" : "Save my version"),
+      el("button", { type: "button", id: "use-theirs" }, "Use their version")));
+  box.hidden = false;
+  box.querySelector("#keep-mine").addEventListener("click", async () => {
+    layer.feature.version = theirs.version;
+    box.hidden = true;
+    if (geometryChange) {
+      const saved = await ops.save(ctx, layer, mine).catch((exc) => notify(exc.message, "error"));
+      if (saved) ctx.status("Saved your shape");
+    } else {
+      await submit(document.getElementById("feature-form"), layer, { force: true });
+    }
+  });
+  box.querySelector("#use-theirs").addEventListener("click", () => {
+    const fresh = ops.replace(ctx, layer, theirs);
+    openFeature(ctx, fresh);
+    ctx.status("Loaded their version");
+  });
+  box.scrollIntoView({ block: "nearest" });
+}
+
+export function initFeaturePanel(ctx, operations) {
+  ctxRef = ctx;
+  ops = operations;
+  closeFeature(null);
+}

@@ -1,0 +1,153 @@
+// The layers panel: show/hide for everyone; for editors: choose the active layer, add,
+// rename, restyle, reorder and delete layers.
+import { api } from "./api.js";
+import { DEFAULT_STYLE, safeColor } from "./style.js";
+import { el, icon, notify } from "./ui.js";
+
+function field(label, input) {
+  return el("label", { class: "field" }, el("span", {}, label), input);
+}
+
+function styleForm(ctx, entry) {
+  const s = { ...DEFAULT_STYLE, ...(entry.info.style || {}) };
+  const name = el("input", { name: "name", value: entry.info.name, required: true, maxlength: "200" });
+  const color = el("input", { type: "color", name: "color", value: safeColor(s.color, "#3388ff") });
+  const weight = el("input", { type: "number", name: "weight", min: "0", max: "50", step: "1", value: String(s.weight) });
+  const opacity = el("input", { type: "number", name: "opacity", min: "0", max: "1", step: "0.05", value: String(s.opacity) });
+  const fill = el("input", { type: "checkbox", name: "fill", checked: s.fill !== false });
+  const fillColor = el("input", { type: "color", name: "fillColor", value: safeColor(s.fillColor, "#3388ff") });
+  const fillOpacity = el("input", { type: "number", name: "fillOpacity", min: "0", max: "1", step: "0.05", value: String(s.fillOpacity) });
+  const markerColor = el("input", { type: "color", name: "markerColor", value: safeColor(s.markerColor, "#3388ff") });
+  const form = el("form", { class: "layer-settings", "aria-label": `Settings of layer ${entry.info.name}` },
+    field("Name", name),
+    el("fieldset", {}, el("legend", {}, "Style"),
+      field("Line colour", color), field("Line weight", weight), field("Opacity", opacity),
+      el("label", { class: "field field-check" }, fill, el("span", {}, "Fill areas")),
+      field("Fill colour", fillColor), field("Fill opacity", fillOpacity), field("Marker colour", markerColor)),
+    el("button", { type: "submit" }, "Save layer"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const style = {
+      color: color.value, weight: Number(weight.value), opacity: Number(opacity.value), fill: fill.checked,
+      fillColor: fillColor.value, fillOpacity: Number(fillOpacity.value), markerColor: markerColor.value,
+    };
+    try {
+      entry.info = await api("PATCH", `${ctx.base}/layers/${entry.info.id}`, { json: { name: name.value.trim(), style } });
+      ctx.restyle(entry);
+      notify(`Layer "${entry.info.name}" saved.`, "ok");
+      render(ctx);
+    } catch (exc) {
+      notify(`Cannot save the layer: ${exc.message}`, "error");
+    }
+  });
+  return form;
+}
+
+async function move(ctx, entry, delta) {
+  const order = ctx.orderedLayers();
+  const i = order.indexOf(entry);
+  const j = i + delta;
+  if (j < 0 || j >= order.length) return;
+  [order[i], order[j]] = [order[j], order[i]];
+  try {
+    for (const [index, item] of order.entries()) {
+      if (item.info.position !== index) {
+        item.info = await api("PATCH", `${ctx.base}/layers/${item.info.id}`, { json: { position: index } });
+      }
+    }
+  } catch (exc) {
+    notify(`Cannot reorder the layers: ${exc.message}`, "error");
+  }
+  for (const item of ctx.orderedLayers()) if (item.shown) item.group.eachLayer((l) => l.bringToFront && l.bringToFront());
+  render(ctx);
+  document.querySelector(`[data-layer-id="${entry.info.id}"] .move-${delta < 0 ? "up" : "down"}`)?.focus();
+}
+
+async function remove(ctx, entry) {
+  if (!window.confirm(`Delete layer "${entry.info.name}" and its ${entry.info.feature_count} features? History keeps a record.`)) return;
+  try {
+    await api("DELETE", `${ctx.base}/layers/${entry.info.id}`);
+    entry.group.remove();
+    ctx.layers.delete(entry.info.id);
+    if (ctx.activeLayerId === entry.info.id) ctx.activeLayerId = ctx.orderedLayers()[0]?.info.id || null;
+    ctx.emit("layersChanged");
+  } catch (exc) {
+    notify(`Cannot delete the layer: ${exc.message}`, "error");
+  }
+}
+
+function swatch(style = {}) {
+  const dot = el("span", { class: "layer-swatch", "aria-hidden": "true" });
+  dot.style.background = safeColor(style.markerColor || style.color); // CSSOM: allowed by a strict CSP
+  return dot;
+}
+
+function layerItem(ctx, entry) {
+  const { info } = entry;
+  const count = entry.group.getLayers().length;
+  const toggle = el("input", { type: "checkbox", checked: entry.shown, "aria-label": `Show layer ${info.name}` });
+  toggle.addEventListener("change", () => {
+    entry.shown = toggle.checked;
+    if (entry.shown) entry.group.addTo(ctx.map);
+    else entry.group.remove();
+  });
+  const item = el("li", { class: "layer-item", dataset: { layerId: info.id } });
+  const head = el("div", { class: "layer-head" }, toggle,
+    swatch(info.style),
+    el("span", { class: "layer-name" }, info.name), el("span", { class: "layer-count" }, `${count}`));
+  item.append(head);
+  if (!ctx.canEdit) return item;
+  const active = el("input", { type: "radio", name: "active-layer", value: info.id, checked: ctx.activeLayerId === info.id,
+    "aria-label": `Draw into layer ${info.name}` });
+  active.addEventListener("change", () => {
+    ctx.activeLayerId = info.id;
+    ctx.emit("layersChanged");
+  });
+  head.prepend(active);
+  head.append(
+    el("button", { type: "button", class: "icon move-up", "aria-label": `Move layer ${info.name} up`, title: "Move up", onclick: () => move(ctx, entry, -1) }, icon("up")),
+    el("button", { type: "button", class: "icon move-down", "aria-label": `Move layer ${info.name} down`, title: "Move down", onclick: () => move(ctx, entry, 1) }, icon("down")),
+    el("button", { type: "button", class: "icon danger", "aria-label": `Delete layer ${info.name}`, title: "Delete layer", onclick: () => remove(ctx, entry) }, icon("trash")));
+  item.append(el("details", { class: "layer-details" }, el("summary", {}, "Name and style"), styleForm(ctx, entry)));
+  return item;
+}
+
+function render(ctx) {
+  const list = document.getElementById("layers-list");
+  if (!list) return;
+  const open = new Set([...list.querySelectorAll("details[open]")].map((d) => d.closest("li").dataset.layerId));
+  list.replaceChildren(...ctx.orderedLayers().map((entry) => layerItem(ctx, entry)));
+  for (const id of open) list.querySelector(`[data-layer-id="${id}"] details`)?.setAttribute("open", "");
+  if (!ctx.layers.size) list.append(el("li", { class: "muted" }, "No layers yet."));
+}
+
+export async function createLayer(ctx, name) {
+  const info = await api("POST", `${ctx.base}/layers`, { json: { name } });
+  const entry = ctx.addLayer(info);
+  ctx.activeLayerId = info.id;
+  ctx.emit("layersChanged");
+  return entry;
+}
+
+export function initLayersPanel(ctx) {
+  ctx.on("layersChanged", () => render(ctx));
+  ctx.on("featureLayer", () => {
+    clearTimeout(ctx._countTimer);
+    ctx._countTimer = setTimeout(() => render(ctx), 100);
+  });
+  render(ctx);
+  const form = document.getElementById("add-layer");
+  if (form && ctx.canEdit) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = form.elements.name;
+      try {
+        await createLayer(ctx, input.value.trim());
+        input.value = "";
+        notify("Layer added; new shapes go into it.", "ok");
+      } catch (exc) {
+        notify(`Cannot add the layer: ${exc.message}`, "error");
+      }
+    });
+  }
+}

@@ -1,0 +1,217 @@
+// The map page (view, edit and embed): basemap, layers, popups, view in the URL hash.
+import L from "./leaflet-setup.js";
+import "@geoman-io/leaflet-geoman-free";
+import { api } from "./api.js";
+import { initControls } from "./controls.js";
+import { dotStyle, featureStyle, pinIcon } from "./style.js";
+import { initLayersPanel } from "./layers.js";
+import { initEditor } from "./editor.js";
+import { initShare } from "./share.js";
+import { el, escapeHtml, notify } from "./ui.js";
+
+const WORLD = { lat: 20, lon: 0, zoom: 2 };
+const markerIcon = (style = {}) => pinIcon(style.markerColor || style.color);
+const DOTS_ABOVE = 300; // a layer with more points than this draws them as canvas dots
+const isPoint = (feature) => feature && feature.geometry && feature.geometry.type === "Point";
+
+function readHash() {
+  const m = /^#(\d{1,2})\/(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(window.location.hash);
+  if (!m) return null;
+  const zoom = Number(m[1]);
+  const lat = Number(m[2]);
+  const lon = Number(m[3]);
+  if (lat < -90 || lat > 90 || lon < -180 || lon > 180 || zoom > 22) return null;
+  return { zoom, lat, lon };
+}
+
+function writeHash(map) {
+  const c = map.getCenter();
+  const zoom = map.getZoom();
+  const digits = Math.max(0, Math.ceil(Math.log(2 ** zoom) / Math.LN10)) + 1;
+  const hash = `#${zoom}/${c.lat.toFixed(digits)}/${c.lng.toFixed(digits)}`;
+  if (hash !== window.location.hash) window.history.replaceState(null, "", hash);
+}
+
+/** Popup content: name, description and the other properties, built only when opened. */
+export function popupContent(layer) {
+  const props = (layer.feature && layer.feature.properties) || {};
+  const box = el("div", { class: "wm-popup" });
+  box.append(el("h3", {}, props.name ? String(props.name) : "(no name)"));
+  if (props.description) box.append(el("p", { class: "wm-popup-desc" }, String(props.description)));
+  const rows = Object.entries(props).filter(([k]) => k !== "name" && k !== "description");
+  if (rows.length) {
+    const table = el("table", { class: "wm-props" });
+    for (const [key, value] of rows.slice(0, 50)) {
+      const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
+      table.append(el("tr", {}, el("th", { scope: "row" }, key), el("td", {}, text)));
+    }
+    box.append(table);
+  }
+  return box;
+}
+
+class MapContext {
+  constructor(root) {
+    this.root = root;
+    this.mapId = root.dataset.mapId;
+    this.embed = root.dataset.embed === "1";
+    this.base = `/api/v1/maps/${this.mapId}`;
+    this.layers = new Map(); // layer id -> {info, group, shown}
+    this.activeLayerId = null;
+    this.canEdit = false;
+    this.listeners = { featureLayer: [], layersChanged: [] };
+  }
+
+  on(name, fn) {
+    this.listeners[name].push(fn);
+  }
+
+  emit(name, ...args) {
+    for (const fn of this.listeners[name]) fn(...args);
+  }
+
+  orderedLayers() {
+    return [...this.layers.values()].sort((a, b) => a.info.position - b.info.position);
+  }
+
+  activeLayer() {
+    return this.layers.get(this.activeLayerId) || this.orderedLayers()[0] || null;
+  }
+
+  /** Create the Leaflet group for a layer (empty) and register it. */
+  addLayer(info, features = []) {
+    const ctx = this;
+    const entry = { info, group: null, shown: info.visible !== false };
+    const dots = features.filter(isPoint).length > DOTS_ABOVE;
+    if (dots && !this.canvas) this.canvas = L.canvas({ padding: 0.3, tolerance: 4 });
+    const group = L.geoJSON(null, {
+      renderer: dots ? this.canvas : undefined,
+      style: (feature) => (dots && isPoint(feature) ? dotStyle(entry.info.style) : featureStyle(entry.info.style || {}, feature)),
+      pointToLayer: (feature, latlng) => (dots ? L.circleMarker(latlng, { renderer: this.canvas })
+        : L.marker(latlng, { icon: markerIcon(entry.info.style), keyboard: true,
+          title: feature.properties && feature.properties.name ? String(feature.properties.name) : "" })),
+      onEachFeature: (feature, layer) => {
+        layer._wmLayerId = info.id;
+        layer.bindPopup(() => popupContent(layer), { maxWidth: 320 });
+        ctx.emit("featureLayer", layer);
+      },
+    });
+    entry.group = group;
+    this.layers.set(info.id, entry);
+    if (features.length) group.addData({ type: "FeatureCollection", features });
+    if (entry.shown) group.addTo(this.map);
+    if (!this.activeLayerId) this.activeLayerId = info.id;
+    return entry;
+  }
+
+  /** Add one feature (API JSON) to a layer's group; returns its Leaflet layer. */
+  addFeature(layerId, feature) {
+    const entry = this.layers.get(layerId);
+    let added = null;
+    const before = new Set(entry.group.getLayers());
+    entry.group.addData(feature);
+    for (const layer of entry.group.getLayers()) if (!before.has(layer)) added = layer;
+    return added;
+  }
+
+  findFeature(featureId) {
+    for (const entry of this.layers.values()) {
+      for (const layer of entry.group.getLayers()) if (layer.feature && layer.feature.id === featureId) return layer;
+    }
+    return null;
+  }
+
+  restyle(entry) {
+    const style = entry.info.style || {};
+    entry.group.eachLayer((layer) => {
+      if (layer instanceof L.Marker) layer.setIcon(markerIcon(style));
+      else if (layer instanceof L.CircleMarker && isPoint(layer.feature)) layer.setStyle(dotStyle(style));
+      else if (layer.setStyle) layer.setStyle(featureStyle(style, layer.feature));
+    });
+  }
+
+  async reloadLayer(layerId) {
+    const entry = this.layers.get(layerId);
+    const info = await api("GET", `${this.base}/layers/${layerId}`);
+    const data = await api("GET", info.data_url);
+    entry.info = info;
+    entry.group.clearLayers();
+    entry.group.addData(data);
+    this.emit("layersChanged");
+  }
+
+  dataBounds() {
+    const bounds = L.latLngBounds([]);
+    for (const entry of this.layers.values()) {
+      if (!entry.shown) continue;
+      const b = entry.group.getBounds();
+      if (b.isValid()) bounds.extend(b);
+    }
+    return bounds;
+  }
+
+  fitToData({ animate = true } = {}) {
+    const bounds = this.dataBounds();
+    if (bounds.isValid()) this.map.fitBounds(bounds, { padding: [24, 24], maxZoom: 17, animate });
+    return bounds.isValid();
+  }
+}
+
+export async function initMapPage() {
+  const root = document.getElementById("map");
+  const ctx = new MapContext(root);
+  performance.mark("waymark:map-init");
+  const map = L.map(root, { zoomControl: true, worldCopyJump: true, keyboard: true });
+  ctx.map = map;
+  L.tileLayer(root.dataset.basemapUrl, { attribution: root.dataset.basemapAttribution, maxZoom: 19 }).addTo(map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="A JavaScript library for interactive maps">Leaflet</a>');
+  const hashView = readHash();
+  const fallback = hashView || WORLD;
+  map.setView([fallback.lat, fallback.lon], fallback.zoom, { animate: false });
+
+  let info;
+  try {
+    info = await api("GET", ctx.base);
+  } catch (exc) {
+    notify(`Cannot load this map: ${exc.message}`, "error");
+    return;
+  }
+  ctx.info = info;
+  if (ctx.embed) {
+    map.attributionControl.addAttribution(`<a href="/m/${encodeURIComponent(info.id)}" target="_blank" rel="noopener">${escapeHtml(info.title)} on Waymark</a>`);
+  }
+  ctx.canEdit = !ctx.embed && (info.role === "owner" || info.role === "editor");
+  document.body.dataset.role = info.role || "visitor";
+  if (!ctx.canEdit && L.PM) L.PM.setOptIn(true); // viewers: no editing state on every feature
+
+  const layers = [...info.layers].sort((a, b) => a.position - b.position);
+  const payloads = await Promise.all(layers.map((layer) => api("GET", layer.data_url).catch((exc) => {
+    notify(`Layer "${layer.name}" could not be loaded: ${exc.message}`, "error");
+    return { features: [] };
+  })));
+  performance.mark("waymark:data-loaded");
+  layers.forEach((layer, i) => ctx.addLayer(layer, payloads[i].features || []));
+  performance.mark("waymark:layers-added");
+  if (!hashView) {
+    if (info.default_view) map.setView([info.default_view.lat, info.default_view.lon], info.default_view.zoom, { animate: false });
+    else ctx.fitToData({ animate: false });
+  }
+  map.on("moveend", () => writeHash(map));
+  window.addEventListener("hashchange", () => {
+    const view = readHash();
+    if (view) map.setView([view.lat, view.lon], view.zoom);
+  });
+  writeHash(map);
+
+  requestAnimationFrame(() => {
+    performance.mark("waymark:features-drawn");
+    performance.measure("waymark:map-load", "waymark:map-init", "waymark:features-drawn");
+    root.dataset.ready = "1";
+  });
+
+  initControls(ctx);
+  initLayersPanel(ctx);
+  if (!ctx.embed) initShare(ctx);
+  if (ctx.canEdit) initEditor(ctx);
+  window.waymark = ctx; // handy in the console and for tests
+}

@@ -1,0 +1,191 @@
+"""CLI groups `waymark backup`, `waymark restore`, `waymark keys` (thin: logic lives in the
+backup, storage.crypto and maps.retention modules)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from waymark.backup.litestream import BackupError
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from waymark.cli import _settings as load
+
+    return load()
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group()
+def backup() -> None:
+    """Continuous database backup, object and configuration backups, retention."""
+
+
+@backup.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def backup_status_cmd(as_json: bool) -> None:
+    """Replica position, last sync, lag and size; exit 1 when there is no replica."""
+    from waymark.backup.status import backup_status
+
+    try:
+        status = backup_status(_settings())
+    except BackupError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), indent=2))
+    else:
+        for key, value in status.as_dict().items():
+            click.echo(f"{key:>22}: {value}")
+    if not status.ok:
+        sys.exit(1)
+
+
+@backup.command("config")
+def backup_config_cmd() -> None:
+    """Write the effective configuration (no secrets), schema version and key ids."""
+    from waymark.backup.config import backup_config
+
+    try:
+        where, doc = backup_config(_settings())
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"wrote {where} (schema {doc['schema_revision']}, "
+               f"keys {', '.join(doc['master_keys'].get('key_ids', [])) or 'none'})")
+
+
+@backup.command("objects")
+def backup_objects_cmd() -> None:
+    """Copy new objects to <backup_url>/objects (incremental; ciphertext as stored)."""
+    from waymark.backup.objects import backup_objects
+
+    try:
+        r = backup_objects(_settings())
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"objects: {r.scanned} scanned, {r.copied} copied ({r.bytes:,} bytes), "
+               f"{r.skipped} already backed up, {r.pruned} pruned, {r.seconds:.2f}s")
+
+
+@backup.command("restore-objects")
+@click.option("--force", is_flag=True, help="Copy every object, even those present.")
+def restore_objects_cmd(force: bool) -> None:
+    """Copy objects back from the backup and verify every snapshot's hash."""
+    from waymark.backup.objects import restore_objects
+
+    try:
+        r = restore_objects(_settings(), force=force)
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"objects: {r.scanned} in backup, {r.copied} restored ({r.bytes:,} bytes), "
+               f"{r.skipped} already present; {r.verified} snapshots verified, "
+               f"{len(r.errors)} errors, {r.seconds:.2f}s")
+    for error in r.errors:
+        click.echo(f"FAIL: {error}", err=True)
+    if r.errors:
+        sys.exit(1)
+
+
+@backup.command("retention")
+def retention_cmd() -> None:
+    """Run the retention policy once: trash -> archive -> purge, old snapshots -> archive."""
+    from waymark.db.engine import Database
+    from waymark.maps.retention import run_retention
+    from waymark.storage.crypto import open_object_store
+
+    settings = _settings()
+    db = Database(settings.resolved_database_url)
+    try:
+        report = run_retention(settings, db, open_object_store(settings))
+    finally:
+        db.dispose()
+    click.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@backup.command("archive-get")
+@click.argument("key")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def archive_get_cmd(key: str, output: Path) -> None:
+    """Decrypt one archived object (a map bundle re-imports with POST /api/v1/maps/import)."""
+    from waymark.maps.retention import archive_store, read_archive
+
+    data = read_archive(archive_store(_settings()), key)
+    output.write_bytes(data)
+    click.echo(f"wrote {len(data):,} bytes to {output}")
+
+
+@backup.command("config-file")
+def config_file_cmd() -> None:
+    """Print the Litestream configuration generated from the settings."""
+    from waymark.backup.litestream import render
+
+    try:
+        click.echo(render(_settings()), nl=False)
+    except BackupError as exc:
+        raise _fail(exc) from None
+
+
+@click.command()
+@click.option("--to-time", default=None, help="Point in time (ISO-8601, UTC if no zone).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of the live database path.")
+@click.option("--force", is_flag=True, help="Replace an existing file, the live database included "
+              "(stop the app first).")
+def restore(to_time: str | None, output: Path | None, force: bool) -> None:
+    """Restore the database from its replica (latest, or --to-time), then integrity-check it."""
+    from waymark.backup.restore import restore_database
+
+    try:
+        r = restore_database(_settings(), to_time=to_time, output=output, force=force)
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"restored {r.path} ({r.size:,} bytes) to {r.to_time or 'latest'} in "
+               f"{r.seconds:.2f}s; integrity_check: {r.integrity}")
+
+
+@click.group()
+def keys() -> None:
+    """Master keys of the object encryption (envelope encryption)."""
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Key ids in the master key file; the current one is marked."""
+    from waymark.storage.crypto import key_provider
+
+    provider = key_provider(_settings())
+    current = provider.current_key_id()
+    for key_id in provider.key_ids():
+        click.echo(f"{'*' if key_id == current else ' '} {key_id}")
+
+
+@keys.command("rotate")
+@click.option("--retire-old", is_flag=True,
+              help="Remove the old master keys once every object is re-wrapped.")
+def keys_rotate(retire_old: bool) -> None:
+    """New master key, then re-wrap every object's data key (online, no downtime)."""
+    from waymark.maps.retention import archive_store
+    from waymark.storage.crypto import key_provider, open_object_store, rewrap_all
+
+    settings = _settings()
+    provider = key_provider(settings)
+    old = provider.key_ids()
+    new = provider.add_key()
+    click.echo(f"new master key {new}; re-wrapping...")
+    stores = [("objects", open_object_store(settings)), ("archive", archive_store(settings))]
+    if settings.backup_url:
+        from waymark.backup.objects import backup_store
+
+        stores.append(("object backup", backup_store(settings)))
+    for name, store in stores:
+        r = rewrap_all(store, provider)
+        click.echo(f"{name}: {r.scanned} objects, {r.rewrapped} re-wrapped, {r.plaintext} plaintext")
+    if retire_old:
+        provider.retire(old)
+        click.echo(f"retired {', '.join(old)}")
+    click.echo("back up the master key file now: see docs/operations/backup.md")

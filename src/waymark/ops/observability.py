@@ -1,0 +1,76 @@
+"""Observability wiring for a process: logs, build info, error tracking, request layer.
+
+app.py calls `setup_process`, `routes`, `instrument`; `waymark worker` calls
+`setup_process`. Details live in ops/logging.py, ops/metrics.py, ops/metrics_server.py,
+ops/request_observer.py and ops/errors_tracking.py; the operator's view is in
+docs/operations/monitoring.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from waymark import __version__
+from waymark.ops import metrics
+from waymark.ops.errors_tracking import after_exception, capture_job_exception, init_error_tracking
+from waymark.ops.logging import configure_logging
+from waymark.ops.metrics_server import metrics_route
+from waymark.ops.request_observer import RequestObserver, track_user
+
+RELEASE = f"waymark@{__version__}"
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        return ""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def build_commit(settings: Any) -> str:
+    """WAYMARK_COMMIT (set by the image build), else the git checkout's HEAD, else unknown."""
+    return settings.commit or _git_commit() or "unknown"
+
+
+def setup_process(settings: Any) -> None:
+    configure_logging(settings.log_level)
+    commit = build_commit(settings)
+    metrics.set_build_info(commit)
+    metrics.REDIS_CONFIGURED.set(1 if settings.redis_url else 0)
+    init_error_tracking(settings.sentry_dsn, release=RELEASE, environment=settings.env,
+                        commit=commit)
+
+
+def watch_jobs(huey: Any) -> None:
+    """Report jobs that raise (in the worker) to error tracking, tagged with the task name."""
+    from huey.signals import SIGNAL_ERROR
+
+    @huey.signal(SIGNAL_ERROR)
+    def _job_failed(signal: str, task: Any, exc: BaseException | None = None, *a: Any) -> None:
+        if exc is not None:
+            capture_job_exception(exc, job=getattr(task, "name", "unknown"))
+
+
+def routes(settings: Any) -> list[Any]:
+    """Extra route handlers: /metrics on the app port when WAYMARK_METRICS_TOKEN is set."""
+    return metrics_route(settings)
+
+
+def instrument(app: Any, settings: Any) -> Any:
+    """Wrap the app's whole ASGI handler (routing included) in the request observer."""
+    app.asgi_handler = RequestObserver(app.asgi_handler,
+                                       slow_request_ms=settings.slow_request_ms)
+    return app
+
+
+__all__ = ["setup_process", "watch_jobs", "routes", "instrument", "track_user", "after_exception",
+           "build_commit", "RELEASE"]

@@ -1,0 +1,121 @@
+"""The outermost ASGI layer: request ids, HTTP metrics and the access log, in one pass.
+
+It wraps the whole Litestar ASGI handler (routing included), so 404s, 405s and errors
+raised before a route handler runs are observed too. Per request it:
+
+- takes X-Request-ID from the client when it is a sane token (≤ 128 of [A-Za-z0-9._:-]),
+  else makes one, binds it to the logging context and returns it in the response;
+- counts the request by route *template* (``/api/v1/maps/{map_id:str}``, never the raw
+  path, so label values stay few), method and status, and times it;
+- writes one access line: request id, user id, method, route, path, status, duration,
+  response bytes, and ``slow: true`` (at warning level) above WAYMARK_SLOW_REQUEST_MS.
+
+Never logged: headers (so no Authorization, Cookie, Set-Cookie, X-CSRF-Token), request
+bodies, query strings (which could carry ``token=`` or ``password=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any, Callable
+
+import structlog
+
+from waymark.ops import metrics
+from waymark.ops.logging import write_line
+
+REQUEST_ID_HEADER = b"x-request-id"
+USER_ID_KEY = "waymark.user_id"  # set in the ASGI scope once the actor is known
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_access = logging.getLogger("waymark.access")
+_bind = structlog.contextvars.bind_contextvars
+_clear = structlog.contextvars.clear_contextvars
+
+
+def new_request_id() -> str:
+    return os.urandom(12).hex()
+
+
+def _incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value.decode("latin-1") if _VALID_ID.match(value) else None
+    return None
+
+
+class RequestObserver:
+    def __init__(self, app: Callable[..., Any], *, slow_request_ms: int = 1000,
+                 access_log: bool = True) -> None:
+        self.app = app
+        self.slow_s = slow_request_ms / 1000 if slow_request_ms > 0 else float("inf")
+        self.access_log = access_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _incoming_id(scope["headers"]) or new_request_id()
+        scope["waymark.request_id"] = request_id
+        _clear()
+        _bind(request_id=request_id)
+        rid_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+        state = [500, 0]  # status, body bytes
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                state[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            elif kind == "http.response.body":
+                state[1] += len(message.get("body", b""))
+            await send(message)
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            metrics.HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - start
+            route = scope.get("path_template") or metrics.UNMATCHED_ROUTE
+            method = scope.get("method", "")
+            status = state[0]
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_DURATION.labels(route, method).observe(elapsed)
+            metrics.HTTP_RESPONSE_BYTES.labels(route).inc(state[1])
+            if self.access_log:
+                self._log(scope, request_id, route, method, status, elapsed, state[1])
+            _clear()
+
+    def _log(self, scope: dict[str, Any], request_id: str, route: str, method: str,
+             status: int, elapsed: float, size: int) -> None:
+        slow = elapsed >= self.slow_s
+        level = logging.ERROR if status >= 500 else logging.WARNING if slow else logging.INFO
+        if not _access.isEnabledFor(level):
+            return
+        client = scope.get("client")
+        write_line(level, "waymark.access", {
+            "event": "request", "request_id": request_id, "method": method, "route": route,
+            "path": (scope.get("raw_path") or b"").decode("latin-1") or scope.get("path", ""),
+            "status": status, "duration_ms": round(elapsed * 1000, 2), "bytes": size,
+            "user_id": scope.get(USER_ID_KEY), "client": client[0] if client else None,
+            "slow": slow})
+
+
+def track_user(provide_actor: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the actor dependency so the access log and error reports know the user id."""
+    import functools
+
+    @functools.wraps(provide_actor)
+    def wrapper(request: Any) -> Any:
+        actor = provide_actor(request)
+        request.scope[USER_ID_KEY] = getattr(actor, "user_id", None)
+        return actor
+
+    return wrapper
+
+
+__all__ = ["RequestObserver", "track_user", "new_request_id", "REQUEST_ID_HEADER"]

@@ -1,0 +1,399 @@
+"""Per-map channels: numbered edit events, a bounded replay window, and local fan-out.
+
+Two backends with one interface:
+
+- `LocalChannels` (no WAYMARK_REDIS_URL): sequence counter, replay window (a deque) and
+  fan-out all inside this process. One process works fully on it.
+- `RedisChannels`: one Lua call per event does INCR (the per-map sequence), XADD with an
+  exact MAXLEN (the replay window, stream ids are ``<seq>-1``) and PUBLISH. Every process
+  holds one pub/sub connection, subscribed to the maps its websocket clients watch.
+
+Edit events carry ``seq``; ephemeral messages (presence, live positions, status) do not.
+While Redis is degraded an edit is still delivered to this process's own clients (with
+``seq: null``); when Redis is back every client is told to ``resync`` (refetch) because
+events published elsewhere during the outage could not reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from waymark import jsonutil
+from waymark.ops.redis import RedisHub, RedisUnavailable
+
+log = logging.getLogger("waymark.realtime")
+
+QUEUE_LIMIT = 2000  # messages waiting for one slow websocket client before it must resync
+
+# KEYS: seq, stream, channel; ARGV: event JSON (an object), maxlen, ttl seconds
+_PUBLISH_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+local msg = '{"type":"edit","seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-1', 'm', msg)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', KEYS[3], msg)
+return seq
+"""
+
+
+def edit_message(seq: int | None, event: dict[str, Any]) -> str:
+    body = jsonutil.dumps(event)
+    return '{"type":"edit","seq":' + ("null" if seq is None else str(seq)) + "," + body[1:]
+
+
+class Subscriber:
+    """One websocket connection's inbox: thread-safe, bounded, remembers the last seq sent."""
+
+    def __init__(self, map_id: str) -> None:
+        self.map_id = map_id
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
+        self.overflowed = False
+        self.filter: Callable[[str], bool] | None = None  # e.g. drop messages after access loss
+
+    def deliver(self, seq: int | None, text: str) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self._put(seq, text)
+        else:
+            self.loop.call_soon_threadsafe(self._put, seq, text)
+
+    def _put(self, seq: int | None, text: str) -> None:
+        if self.queue.qsize() >= QUEUE_LIMIT:
+            self.overflowed = True
+            return
+        self.queue.put_nowait((seq, text))
+
+
+class Fanout:
+    """map id -> the subscribers in this process."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sub: Subscriber) -> bool:
+        with self._lock:
+            group = self._subs.setdefault(sub.map_id, set())
+            group.add(sub)
+            return len(group) == 1
+
+    def remove(self, sub: Subscriber) -> bool:
+        with self._lock:
+            group = self._subs.get(sub.map_id)
+            if not group:
+                return False
+            group.discard(sub)
+            if not group:
+                del self._subs[sub.map_id]
+                return True
+            return False
+
+    def send(self, map_id: str, seq: int | None, text: str) -> None:
+        with self._lock:
+            group = list(self._subs.get(map_id, ()))
+        for sub in group:
+            sub.deliver(seq, text)
+
+    def send_all(self, text: str) -> None:
+        for map_id in self.maps():
+            self.send(map_id, None, text)
+
+    def maps(self) -> list[str]:
+        with self._lock:
+            return list(self._subs)
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(g) for g in self._subs.values())
+
+
+class LocalChannels:
+    """In-process backend: exact and complete for one process."""
+
+    backend = "memory"
+
+    def __init__(self, window: int = 1000) -> None:
+        self.window = window
+        self.fanout = Fanout()
+        self._seq: dict[str, int] = {}
+        self._log: dict[str, deque[tuple[int, str]]] = {}
+        self._lock = threading.Lock()
+        self.degraded = False
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        for map_id, event in items:
+            with self._lock:
+                seq = self._seq.get(map_id, 0) + 1
+                self._seq[map_id] = seq
+                text = edit_message(seq, event)
+                self._log.setdefault(map_id, deque(maxlen=self.window)).append((seq, text))
+            self.fanout.send(map_id, seq, text)
+
+    async def broadcast(self, map_id: str, message: dict[str, Any]) -> None:
+        self.fanout.send(map_id, None, jsonutil.dumps(message))
+
+    async def history(self, map_id: str, since: int) -> tuple[list[tuple[int, str]] | None, int]:
+        """Events after `since`, or None when some of them left the window."""
+        with self._lock:
+            current = self._seq.get(map_id, 0)
+            entries = list(self._log.get(map_id, ()))
+        return _window(entries, since, current), current
+
+    async def subscribe(self, sub: Subscriber) -> None:
+        self.fanout.add(sub)
+
+    async def unsubscribe(self, sub: Subscriber) -> None:
+        self.fanout.remove(sub)
+
+
+def _window(entries: list[tuple[int, str]], since: int, current: int) -> list[tuple[int, str]] | None:
+    if since > current:
+        return None  # the counter was reset (Redis lost its data): the client must reload
+    if since == current:
+        return []
+    missed = [(seq, text) for seq, text in entries if seq > since]
+    if not missed or missed[0][0] != since + 1:
+        return None
+    return missed
+
+
+class RedisChannels:
+    """Redis backend: shared sequence, stream window and pub/sub across all processes."""
+
+    backend = "redis"
+
+    def __init__(self, hub: RedisHub, window: int = 1000, ttl: int = 86400) -> None:
+        self.hub = hub
+        self.window = window
+        self.ttl = ttl
+        self.fanout = Fanout()
+        self._script = hub.client.register_script(_PUBLISH_LUA)
+        self._pubsub: Any = None
+        self._channels: set[str] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._broken = False
+        self._sub_lock = asyncio.Lock()
+        self._missed_maps: set[str] = set()  # maps whose events could not be published
+        hub.on_recover(self._announce_missed)
+
+    async def _announce_missed(self) -> None:
+        """Events of these maps were delivered only locally during the outage: tell every
+        process's clients of those maps to resync."""
+        maps, self._missed_maps = self._missed_maps, set()
+        for map_id in maps:
+            await self.broadcast(map_id, {"type": "resync", "reason": "redis_recovered"})
+
+    @property
+    def degraded(self) -> bool:
+        return self.hub.degraded or self._broken
+
+    def _chan(self, map_id: str) -> str:
+        return self.hub.key("rt", map_id)
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._sub_lock = asyncio.Lock()
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---- publishing -----------------------------------------------------------------
+    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for map_id, event in items:
+                await self._script(keys=[self.hub.key("seq", map_id), self.hub.key("log", map_id),
+                                         self._chan(map_id)],
+                                   args=[jsonutil.dumps(event), self.window, self.ttl], client=pipe)
+            return await pipe.execute()
+
+        try:
+            await self.hub.run(run)
+        except RedisUnavailable:
+            for map_id, event in items:  # at least this process's clients see it
+                self._missed_maps.add(map_id)
+                self.fanout.send(map_id, None, edit_message(None, event))
+
+    async def broadcast(self, map_id: str, message: dict[str, Any]) -> None:
+        text = jsonutil.dumps(message)
+        try:
+            await self.hub.run(lambda r: r.publish(self._chan(map_id), text))
+        except RedisUnavailable:
+            self.fanout.send(map_id, None, text)
+
+    async def history(self, map_id: str, since: int) -> tuple[list[tuple[int, str]] | None, int]:
+        async def run(client: Any) -> tuple[Any, Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self.hub.key("seq", map_id))
+            pipe.xrange(self.hub.key("log", map_id), min=f"{since + 1}-0", max="+",
+                        count=self.window + 1)
+            return tuple(await pipe.execute())
+
+        raw_seq, rows = await self.hub.run(run)
+        current = int(raw_seq or 0)
+        entries = [(int(entry_id.split(b"-")[0]), fields[b"m"].decode()) for entry_id, fields in rows]
+        return _window(entries, since, current), current
+
+    # ---- subscriptions ----------------------------------------------------------------
+    async def subscribe(self, sub: Subscriber) -> None:
+        if self.fanout.add(sub):
+            self._channels.add(self._chan(sub.map_id))
+            await self._sync_subscriptions()
+
+    async def unsubscribe(self, sub: Subscriber) -> None:
+        if self.fanout.remove(sub):
+            chan = self._chan(sub.map_id)
+            self._channels.discard(chan)
+            if self._pubsub is not None and not self._broken:
+                try:
+                    await self._pubsub.unsubscribe(chan)
+                except Exception as exc:  # noqa: BLE001 - the reader notices and rebuilds
+                    log.debug("unsubscribe failed: %s", exc)
+
+    async def _sync_subscriptions(self) -> None:
+        async with self._sub_lock:
+            if self._pubsub is None or self._broken:
+                self._wake.set()
+                return
+            try:
+                await self._pubsub.subscribe(*self._channels)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("subscribe failed: %s", exc)
+                self._wake.set()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message":
+            return
+        chan = message["channel"].decode()
+        map_id = chan.rsplit(":", 1)[1]
+        data = message["data"]
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        seq = None
+        if text.startswith('{"type":"edit","seq":'):
+            head = text[21:32].split(",", 1)[0]
+            seq = int(head) if head.isdigit() else None
+        self.fanout.send(map_id, seq, text)
+
+    async def _read_loop(self) -> None:
+        was_broken = False
+        while True:
+            try:
+                if self._pubsub is None:
+                    self._pubsub = self.hub.client.pubsub()
+                    if self._channels:
+                        await self._pubsub.subscribe(*self._channels)
+                    else:
+                        await self._pubsub.ping()
+                    if was_broken:
+                        was_broken = False
+                        self._broken = False
+                        await self.hub.mark_ok()
+                        self.recovered()
+                if not self._pubsub.subscribed:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                    if self._channels and not self._pubsub.subscribed:
+                        await self._pubsub.subscribe(*self._channels)
+                    continue
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                          timeout=1.0)
+                if message:
+                    self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: rebuild the connection
+                if not was_broken:
+                    was_broken = True
+                    self._broken = True
+                    self.hub.mark_failed(exc)
+                    self.fanout.send_all('{"type":"status","state":"degraded"}')
+                pubsub, self._pubsub = self._pubsub, None
+                if pubsub is not None:
+                    try:
+                        await pubsub.aclose()
+                    except Exception:  # noqa: BLE001
+                        pass
+                await asyncio.sleep(0.5)
+
+    def recovered(self) -> None:
+        """Redis is back: everyone may have missed events published meanwhile."""
+        self.fanout.send_all('{"type":"status","state":"ok"}')
+        self.fanout.send_all('{"type":"resync","reason":"redis_recovered"}')
+
+
+class EditBus:
+    """What domain routes call after commit: ``publish(map_id, event)``; never blocks.
+
+    Events go through one queue per process, drained by one task, so they reach the
+    channel backend (and get their sequence numbers) in commit order.
+    """
+
+    def __init__(self, channels: LocalChannels | RedisChannels) -> None:
+        self.channels = channels
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is not None and self._loop is not None and not self._loop.is_closed() \
+                and self._loop.is_running():
+            return
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._task = self._loop.create_task(self._drain())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def publish(self, map_id: str, event: dict[str, Any]) -> None:
+        loop, queue = self._loop, self._queue
+        if loop is None or queue is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            queue.put_nowait((map_id, event))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, (map_id, event))
+
+    async def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 100:
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.channels.publish_many(batch)
+            except Exception:
+                log.exception("publishing %d edit events failed", len(batch))

@@ -1,0 +1,133 @@
+"""Wiring for everything WAYMARK_REDIS_URL switches: one object the app factory builds.
+
+Without a Redis URL every part uses its embedded backend (in-process channels, presence,
+live store and rate-limit counters; the sessions store stays as configured). With one, all
+of them use Redis through one RedisHub, and degrade to the embedded path while it is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from litestar.middleware import DefineMiddleware
+
+from waymark import jsonutil
+from waymark.ops.cache import TwoLevelCache
+from waymark.ops.lru import BytesLRU
+from waymark.ops.metrics import REDIS_CONFIGURED, REDIS_UP
+from waymark.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rules
+from waymark.ops.redis import RedisHub
+from waymark.realtime.channels import EditBus, LocalChannels, RedisChannels
+from waymark.realtime.live import ROUTES as LIVE_ROUTES
+from waymark.realtime.live import HistoryWriter, LiveStore
+from waymark.realtime.presence import LocalPresence, RedisPresence
+from waymark.realtime.ws import map_socket
+
+log = logging.getLogger("waymark.realtime")
+
+
+class Realtime:
+    def __init__(self, settings: Any, db: Any) -> None:
+        self.settings = settings
+        self.hub = RedisHub(settings.redis_url) if settings.redis_url else None
+        hub = self.hub
+        if hub is not None:
+            self.channels: Any = RedisChannels(hub, settings.realtime_window)
+            self.presence: Any = RedisPresence(hub, settings.presence_ttl_seconds)
+            hub.on_degrade(lambda: REDIS_UP.set(0))
+            hub.on_recover(self._recovered)
+        else:
+            self.channels = LocalChannels(settings.realtime_window)
+            self.presence = LocalPresence(settings.presence_ttl_seconds)
+        self.edits = EditBus(self.channels)
+        self.live = LiveStore(hub, settings.live_ttl_seconds, settings.live_track_points)
+        self.history = HistoryWriter(db, settings.live_flush_seconds)
+        self.limiter = RateLimiter(parse_rules(settings.rate_limits), hub)
+        self.cache = TwoLevelCache(BytesLRU(settings.snapshot_cache_items), hub,
+                                   ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
+        self.connections: dict[str, Any] = {}
+        self.routes = [map_socket, *LIVE_ROUTES]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_presence: dict[str, str] = {}
+
+    # ---- app wiring -------------------------------------------------------------------------
+    def stores(self) -> dict[str, Any]:
+        """Stores that replace the embedded ones when Redis is configured."""
+        if self.hub is None:
+            return {}
+        from waymark.ops.session_store import ResilientStore
+
+        return {"sessions": ResilientStore(self.hub)}
+
+    def middleware(self) -> DefineMiddleware:
+        return DefineMiddleware(RateLimitMiddleware, limiter=self.limiter,
+                                trusted_proxies=self.settings.trusted_proxies)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop.is_running() and not self._loop.is_closed():
+            return  # started already (several test clients on one app)
+        self._loop = loop
+        REDIS_CONFIGURED.set(1 if self.hub else 0)
+        if self.hub is not None:
+            REDIS_UP.set(1)
+            self.hub.start()
+        await self.channels.start()
+        await self.edits.start()
+        self.history.start()
+        self._tasks = [loop.create_task(self._heartbeat())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.edits.close()
+        await self.history.close()
+        await self.channels.close()
+        if self.hub is not None:
+            await self.hub.close()
+        self._loop = None
+
+    async def _recovered(self) -> None:
+        REDIS_UP.set(1)
+
+    # ---- presence -----------------------------------------------------------------------------
+    async def presence_changed(self, map_id: str, conn_id: str, entry: dict[str, Any]) -> None:
+        await self.presence.touch(map_id, conn_id, entry)
+        await self.channels.broadcast(map_id, await self.presence.list(map_id))
+
+    async def _heartbeat(self) -> None:
+        """Refresh this process's presence entries; push lists that changed (expiry)."""
+        interval = max(1.0, self.settings.presence_ttl_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                conns = list(self.connections.values())
+                await self.presence.touch_many([(c.map_id, c.id, c.entry()) for c in conns])
+                for map_id in {c.map_id for c in conns}:
+                    summary = await self.presence.list(map_id)
+                    text = jsonutil.dumps(summary)
+                    if self._last_presence.get(map_id) != text:
+                        self._last_presence[map_id] = text
+                        self.channels.fanout.send(map_id, None, text)
+            except Exception as exc:  # noqa: BLE001 - keep beating
+                log.debug("presence heartbeat failed: %s", exc)
+
+    # ---- health -------------------------------------------------------------------------------
+    async def check(self) -> dict[str, Any]:
+        """For /readyz: ok, or degraded (never "down": the app serves from fallbacks)."""
+        if self.hub is None:
+            return {"ok": True, "backend": "embedded"}
+        try:
+            await asyncio.wait_for(self.hub.client.ping(), timeout=0.5)
+            await self.hub.mark_ok()
+            return {"ok": True, "backend": "redis"}
+        except Exception as exc:  # noqa: BLE001
+            if not self.hub.degraded:
+                self.hub.mark_failed(exc)
+            return {"ok": False, "degraded": True, "backend": "redis",
+                    "error": f"{type(exc).__name__}: {exc}"[:200],
+                    "impact": "serving from the database; rate limits fail open; sessions and "
+                              "real time limited to this process"}

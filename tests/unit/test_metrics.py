@@ -1,0 +1,231 @@
+"""Metrics, request ids, log redaction and /metrics protection, in process."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from litestar.testing import TestClient
+
+from tests.conftest import make_settings
+from waymark.app import create_app
+from waymark.ops import metrics
+from waymark.ops.logging import REDACTED, scrub, scrub_text
+from waymark.ops.metrics_server import metrics_wsgi_app, scrape_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
+PROMQL_FUNCS = {"sum", "rate", "irate", "increase", "histogram_quantile", "max", "min", "avg",
+                "by", "without", "time", "and", "or", "unless", "on", "ignoring", "offset",
+                "count", "label_values", "predict_linear", "avg_over_time", "le", "bool"}
+NOT_FROM_THE_APP = {"up"}  # Prometheus' own scrape health series
+
+
+def exported_names(tmp_path: Path) -> set[str]:
+    """Every sample name a scrape of the app returns (families and their _bucket/_sum/...)."""
+    from prometheus_client import generate_latest
+
+    settings = make_settings(tmp_path, "sqlite:///:memory:")
+    text = generate_latest(scrape_registry(settings)).decode()
+    names = set()
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",),
+                "gauge": ("",)}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split()
+            names.add(family)
+            names.update(family.removesuffix("_total") + s for s in suffixes.get(kind, ()))
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def promql_metrics(expr: str) -> set[str]:
+    expr = re.sub(r'"[^"]*"', '""', expr)  # label values
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # selectors
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)  # label lists
+    words = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", expr))
+    return {w for w in words if w not in PROMQL_FUNCS and not re.fullmatch(r"\d+[smhd]?", w)}
+
+
+def test_dashboards_exist_for_each_area() -> None:
+    assert DASHBOARDS
+    titles = " ".join(p["title"] for d in DASHBOARDS
+                      for p in json.loads(d.read_text())["panels"] if p["type"] == "row")
+    for area in ("Traffic", "Latency", "Errors", "Saturation", "Cache", "Real-time", "Backups"):
+        assert area in titles
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.name)
+def test_every_dashboard_metric_is_exported_by_the_app(dashboard: Path, tmp_path: Path) -> None:
+    exported = exported_names(tmp_path)
+    used: set[str] = set()
+    for panel in json.loads(dashboard.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            used |= promql_metrics(target["expr"])
+    assert used, "no metrics found in the dashboard"
+    missing = sorted(m for m in used - exported - NOT_FROM_THE_APP)
+    assert not missing, f"{dashboard.name} uses metrics the app does not export: {missing}"
+
+
+def test_alert_rules_use_exported_metrics(tmp_path: Path) -> None:
+    exported = exported_names(tmp_path)
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/waymark.yml").read_text())
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            for name in promql_metrics(rule["expr"]):
+                if name.startswith("waymark_"):
+                    assert name in exported, f"{rule.get('alert') or rule['record']}: {name}"
+                else:  # exporters (up, probe_*, redis_*) or recording rules
+                    assert name in recorded or name in NOT_FROM_THE_APP or \
+                        name.startswith(("probe_", "redis_")), name
+
+
+def test_later_features_have_their_metrics_defined_at_zero(tmp_path: Path) -> None:
+    exported = exported_names(tmp_path)
+    for name in ("waymark_cache_requests_total", "waymark_ws_connections",
+                 "waymark_ws_messages_total", "waymark_ratelimit_rejections_total",
+                 "waymark_backup_lag_seconds", "waymark_backup_last_success_timestamp_seconds",
+                 "waymark_redis_up", "waymark_jobs_queue_depth", "waymark_build_info"):
+        assert name in exported, name
+
+
+def test_http_metrics_use_route_templates_and_count_every_status(clients) -> None:  # type: ignore[no-untyped-def]
+    def count(route: str, status: str) -> float:
+        return metrics.HTTP_REQUESTS.labels(route, "GET", status)._value.get()
+
+    c = clients()
+    before_ok = count("/api/v1/maps/{map_id}", "404")
+    before_404 = count(metrics.UNMATCHED_ROUTE, "404")
+    assert c.get("/api/v1/maps/doesnotexist").status_code == 404
+    assert c.get("/definitely/not/here").status_code == 404
+    assert count("/api/v1/maps/{map_id}", "404") == before_ok + 1
+    assert count(metrics.UNMATCHED_ROUTE, "404") == before_404 + 1
+
+
+def test_request_id_is_taken_from_the_client_or_generated(clients) -> None:  # type: ignore[no-untyped-def]
+    c = clients()
+    r = c.get("/healthz", headers={"X-Request-ID": "abc.DEF-123:4_5"})
+    assert r.headers["x-request-id"] == "abc.DEF-123:4_5"
+    r = c.get("/healthz", headers={"X-Request-ID": "no spaces <script>"})
+    assert re.fullmatch(r"[0-9a-f]{24}", r.headers["x-request-id"])
+    r2 = c.get("/healthz")
+    assert r2.headers["x-request-id"] != r.headers["x-request-id"]
+
+
+def test_access_line_and_error_stack_trace(tmp_path: Path, sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    from litestar import get
+
+    @get("/test-only/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom with password=hunter22")
+
+    app = create_app(make_settings(tmp_path, sqlite_url, slow_request_ms=0))
+    app.register(boom)
+    with TestClient(app) as client:
+        capsys.readouterr()
+        r = client.get("/test-only/boom", headers={"X-Request-ID": "req-boom-1",
+                                                   "Authorization": "Bearer wmk_abcdefghijkl"})
+        assert r.status_code == 500
+    out = capsys.readouterr().out
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    errors = [r for r in records if r.get("exception")]
+    assert errors and errors[0]["request_id"] == "req-boom-1"
+    assert "Traceback" in errors[0]["exception"] and "RuntimeError" in errors[0]["exception"]
+    access = [r for r in records if r.get("logger") == "waymark.access"]
+    assert access[0]["status"] == 500 and access[0]["level"] == "error"
+    assert access[0]["route"] == "/test-only/boom"
+    assert "hunter22" not in out and "wmk_abcdefghijkl" not in out
+    assert metrics.UNHANDLED_EXCEPTIONS.labels("RuntimeError")._value.get() >= 1
+    app.state.services.db.dispose()
+
+
+def test_slow_requests_are_flagged(tmp_path: Path, sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(make_settings(tmp_path, sqlite_url, slow_request_ms=1))
+    with TestClient(app) as client:
+        capsys.readouterr()
+        client.get("/readyz")  # a database round trip, a store listing: over 1 ms
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    access = [r for r in records if r.get("logger") == "waymark.access"]
+    assert access[0]["slow"] is True and access[0]["level"] == "warning"
+    app.state.services.db.dispose()
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("Authorization: Bearer wmk_abcdefghijklmnop", "wmk_abcdefghijklmnop"),
+    ("token=abc123secret&x=1", "abc123secret"),
+    ('{"password": "hunter2hunter2"}', "hunter2hunter2"),
+    ("postgresql://waymark:dbpass99@db/waymark", "dbpass99"),
+    ("csrf_token=zzzyyyxxx", "zzzyyyxxx"),
+    ("session_id: s3ss10n", "s3ss10n"),
+])
+def test_scrub_text_removes_credentials(text: str, secret: str) -> None:
+    assert secret not in scrub_text(text)
+
+
+def test_scrub_redacts_sensitive_keys_recursively() -> None:
+    data = {"user": {"password": "x1", "name": "ok"}, "headers": {"Cookie": "a=b",
+                                                                  "Accept": "json"}}
+    out = scrub(data)
+    assert out["user"] == {"password": REDACTED, "name": "ok"}
+    assert out["headers"] == {"Cookie": REDACTED, "Accept": "json"}
+
+
+def test_metrics_endpoint_on_the_app_needs_the_token(tmp_path: Path, sqlite_url: str) -> None:
+    app = create_app(make_settings(tmp_path, sqlite_url, metrics_token="m" * 32))
+    with TestClient(app) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        r = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+        assert r.status_code == 200
+        assert "waymark_http_requests_total" in r.text
+    app.state.services.db.dispose()
+    app = create_app(make_settings(tmp_path, sqlite_url))
+    with TestClient(app) as client:  # no token: not on the app port at all
+        assert client.get("/metrics").status_code == 404
+    app.state.services.db.dispose()
+
+
+def test_metrics_listener_app_checks_the_token(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "sqlite:///:memory:", metrics_token="t0ken")
+    app = metrics_wsgi_app(settings)
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list) -> None:  # type: ignore[type-arg]
+        seen.append(status)
+
+    app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET"}, start_response)
+    body = b"".join(app({"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET",
+                         "HTTP_AUTHORIZATION": "Bearer t0ken"}, start_response))
+    assert seen == ["401 Unauthorized", "200 OK"]
+    assert b"waymark_build_info" in body
+
+
+def test_object_store_and_cache_and_db_metrics(app, alice) -> None:  # type: ignore[no-untyped-def]
+    store_ops = metrics.STORE_DURATION.labels("put_if_absent")
+    db_selects = metrics.DB_QUERY_DURATION.labels("select")
+
+    def hist_count(child) -> float:  # type: ignore[no-untyped-def]
+        return sum(b.get() for b in child._buckets)
+
+    before_put, before_sel = hist_count(store_ops), hist_count(db_selects)
+    cache_before = metrics.CACHE_REQUESTS.labels("process", "miss")._value.get()
+    m = alice.create_map("Metrics")
+    layer = m["layers"][0]["id"]
+    r = alice.post(f"/api/v1/maps/{m['id']}/layers/{layer}/features", json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]},
+        "properties": {}})
+    assert r.status_code == 201
+    for _ in range(2):  # the first read publishes, the second finds the snapshot cached
+        r = alice.get(f"/api/v1/maps/{m['id']}/layers/{layer}/data")
+        assert r.status_code == 200
+    assert hist_count(db_selects) > before_sel
+    assert hist_count(store_ops) > before_put
+    assert metrics.CACHE_REQUESTS.labels("process", "miss")._value.get() \
+        + metrics.CACHE_REQUESTS.labels("process", "hit")._value.get() > cache_before
