@@ -44,7 +44,9 @@ async def run(bases: list[str], clients: int, edits: int, interval: float) -> di
         f = (await http.post(feats, json={"geometry": {"type": "Point", "coordinates": [0, 0]},
                                           "properties": {"i": 0}})).json()
         sent: dict[int, float] = {}
+        answered: dict[int, float] = {}  # PATCH response received
         lat: dict[str, list[float]] = {"A": [], "B": []}
+        got: dict[str, list[tuple[int, float]]] = {"A": [], "B": []}
         expected = clients * edits
         done = asyncio.Event()
         count = 0
@@ -64,6 +66,7 @@ async def run(bases: list[str], clients: int, edits: int, interval: float) -> di
                     v = msg["feature"]["properties"].get("i")
                     if v in sent:
                         lat[side].append((now - sent[v]) * 1000)
+                        got[side].append((v, now))
                         count += 1
                         if count >= expected:
                             done.set()
@@ -76,6 +79,7 @@ async def run(bases: list[str], clients: int, edits: int, interval: float) -> di
         for v in range(1, edits + 1):
             sent[v] = time.perf_counter()
             r = await http.patch(f"{feats}/{f['id']}", json={"properties": {"i": v}})
+            answered[v] = time.perf_counter()
             r.raise_for_status()
             await asyncio.sleep(interval)
         try:
@@ -85,7 +89,13 @@ async def run(bases: list[str], clients: int, edits: int, interval: float) -> di
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return {"lat": lat, "expected": expected}
+    http_ms = sorted((answered[v] - sent[v]) * 1000 for v in answered)
+    # per edit: first and last delivery on each side, measured from the PATCH response
+    spread = sorted((max(t for v2, t in got["B"] if v2 == v) - min(t for v2, t in got["B"] if v2 == v))
+                    * 1000 for v in answered if any(v2 == v for v2, _ in got["B"]))
+    after_response = sorted((t - answered[v]) * 1000 for v, t in got["B"] if v in answered)
+    return {"lat": lat, "expected": expected, "http": http_ms, "spread": spread,
+            "after": after_response}
 
 
 def main() -> None:
@@ -118,6 +128,13 @@ def main() -> None:
         rows.append([name, len(values), f"{c.percentile(values, 50):.1f}",
                      f"{c.percentile(values, 99):.1f}", f"{max(values) if values else float('nan'):.1f}"])
     p99_remote = c.percentile(sorted(out["lat"]["B"]), 99)
+    for name, values in (("(part) PATCH sent -> HTTP response, per edit", out["http"]),
+                         ("(part) remote: HTTP response -> edit received (negative: before)",
+                          out["after"]),
+                         ("(part) remote: first -> last of the 100 remote clients, per edit",
+                          out["spread"])):
+        rows.append([name, len(values), f"{c.percentile(values, 50):.1f}",
+                     f"{c.percentile(values, 99):.1f}", f"{max(values) if values else float('nan'):.1f}"])
     body = "\n".join([
         "## Real time: edit -> remote websocket client (Redis layer)",
         "",

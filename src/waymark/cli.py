@@ -1,4 +1,4 @@
-"""The `waymark` command: serve, worker, migrate, check, user, import, export, seed-demo."""
+"""The `waymark` command: serve, worker, migrate, check, user, import, export, seed-demo, deploy."""
 
 from __future__ import annotations
 
@@ -315,6 +315,10 @@ from waymark.backup.commands import backup, keys, restore  # noqa: E402
 main.add_command(backup)
 main.add_command(restore)
 main.add_command(keys)
+
+from waymark.deploy.commands import deploy
+
+main.add_command(deploy)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def threaded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def provide_actor(request: Request) -> Actor:
-    """Resolve who is calling (sync: it may read the database; runs in a worker thread)."""
+async def provide_actor(request: Request) -> Actor:
+    """Resolve who is calling. Anonymous requests (no token, no session) are answered on the
+    event loop; the others read the database in a worker thread."""
     svc: Services = request.app.state.services
     authorization = request.headers.get("authorization")
     session_data = request.scope.get("session")  # set by the session middleware
@@ -59,12 +60,18 @@ def provide_actor(request: Request) -> Actor:
         session_data = None
     if not authorization and not session_data:
         return Actor()
-    with svc.db.read() as db_session:
-        actor = resolve_actor(db_session, method=request.method, authorization=authorization,
-                              session_data=session_data,
-                              csrf_header=request.headers.get(CSRF_HEADER))
+    return await to_thread.run_sync(functools.partial(
+        _resolve_actor, svc.db, request.method, authorization, session_data,
+        request.headers.get(CSRF_HEADER)))
+
+
+def _resolve_actor(db: Database, method: str, authorization: str | None,
+                   session_data: dict[str, Any] | None, csrf_header: str | None) -> Actor:
+    with db.read() as db_session:
+        actor = resolve_actor(db_session, method=method, authorization=authorization,
+                              session_data=session_data, csrf_header=csrf_header)
     if actor.touch_token:
-        with svc.db.write() as db_session:
+        with db.write() as db_session:
             db_session.execute(update(ApiToken).where(ApiToken.id == actor.token_id)
                                .values(last_used_at=utcnow()))
     return actor

@@ -80,6 +80,26 @@ def test_viewers_receive_but_cannot_edit(rt_app) -> None:  # type: ignore[no-unt
     tc.__exit__(None, None, None)
 
 
+def test_websocket_messages_are_rate_limited(tmp_path, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(make_settings(tmp_path, sqlite_url, rate_limits="ws_message=3/minute"))
+    try:
+        with TestClient(app) as tc:
+            m = ApiClient(tc)
+            m.signup("alice@example.com")
+            map_id = m.create_map(visibility="public")["id"]
+            with tc.websocket_connect(f"/api/v1/maps/{map_id}/ws") as ws:
+                assert ws.receive_json()["type"] == "hello"
+                replies = []
+                for _ in range(4):
+                    ws.send_json({"type": "ping"})
+                    replies.append(_until(ws, "pong") if len(replies) < 3 else _until(ws, "error"))
+                assert [r["type"] for r in replies] == ["pong"] * 3 + ["error"]
+                assert replies[3]["error"]["code"] == "rate_limited"
+                assert replies[3]["error"]["details"]["retry_after"] >= 1
+    finally:
+        app.state.services.db.dispose()
+
+
 def test_private_map_socket_refused_and_cross_site_cookie_ignored(rt_app) -> None:  # type: ignore[no-untyped-def]
     tc, alice = _client(rt_app)
     alice.signup("alice@example.com")

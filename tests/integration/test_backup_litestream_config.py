@@ -58,3 +58,21 @@ def test_real_litestream_accepts_the_generated_config(tmp_path):
 def test_prod_requires_a_backup_target(tmp_path):
     s = _settings(tmp_path, WAYMARK_ENV="prod", WAYMARK_SECRET_KEY="k" * 48)
     assert any("WAYMARK_BACKUP_URL" in p for p in s.problems())
+
+
+def test_short_window_snapshots_often_enough(tmp_path):
+    s = _settings(tmp_path, WAYMARK_BACKUP_URL=f"file://{tmp_path}/bk", WAYMARK_PITR_WINDOW_HOURS="2")
+    cfg = litestream.config(s)
+    assert cfg["l0-retention"] == "125m"
+    assert cfg["snapshot"] == {"interval": "2h", "retention": "4h"}
+
+
+def test_deploy_example_is_the_generated_config():
+    """deploy/litestream/litestream.example.yml is what its README says generates it."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "litestream" / "litestream.example.yml"
+    s = load_settings(environ={"WAYMARK_DATA_DIR": "/var/lib/waymark",
+                               "WAYMARK_BACKUP_URL": "s3://waymark-backup/prod?region=eu-west-1",
+                               "WAYMARK_BACKUP_SSE_KMS_KEY_ID": "alias/waymark-backup"})
+    assert litestream.render(s) == example.read_text()

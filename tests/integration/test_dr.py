@@ -2,8 +2,11 @@
 replicating to a real S3 protocol server (moto_server) on loopback.
 
 1. Writes through the API, kill -9 of the app, data directory deleted, boot-time restore:
-   every acknowledged write is back. Measures RPO and RTO (printed, and written to
-   $WAYMARK_DR_RESULTS if set; docs/operations/disaster-recovery.md records a run).
+   every acknowledged write is back. Then a whole-host loss (Litestream killed too, mid
+   write stream): the replica holds a consistent prefix. Measures RPO and RTO (printed, and
+   written to $WAYMARK_DR_RESULTS if set; bench/dr_drill.py records runs in
+   bench/RESULTS.md). On the way, `waymark backup status` and the lag metrics are checked
+   with Litestream running and after it died.
 2. Point in time: a bulk delete at time T, restore to just before T: the data is back, also
    after Litestream has compacted the changes into L1 (the PITR promise), and replication
    continues correctly after rolling the live database back.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -195,6 +199,45 @@ def _status(env: dict[str, str], *, cli: bool = True) -> dict:
     return backup_status(load_settings(environ=env)).as_dict()
 
 
+def _check_status_while_replicating(env: dict[str, str]) -> None:
+    """`waymark backup status` and the worker's backup_lag job with Litestream running."""
+    from waymark.backup.status import record_metrics
+    from waymark.ops import metrics
+    from waymark.settings import load_settings
+
+    status = None
+    for _ in range(100):
+        status = _status(env)
+        if status["lag_seconds"] == 0 and status["replica_txid"] == status["local_txid"]:
+            break
+        time.sleep(0.2)
+    assert status and status["replica_txid"] and status["replica_txid"] == status["local_txid"]
+    assert status["replica_bytes"] > 0 and status["database_bytes"] > 0
+    assert status["last_sync"] and status["files_per_level"].get("0", 0) >= 1
+    assert "secret" not in json.dumps(status).lower()
+    assert status["replicating"] is True
+    last = datetime.fromisoformat(status["last_sync"])
+    assert datetime.now(UTC) - last < timedelta(minutes=5)
+    record_metrics(load_settings(environ=env))
+    assert metrics.BACKUP_LAG._value.get() == 0
+    assert metrics.BACKUP_LAST_SUCCESS._value.get() >= last.timestamp()
+
+
+def _check_status_without_litestream(env: dict[str, str]) -> None:
+    """Litestream gone: its local TXID stops too, so "no lag" would be a lie; the lag is
+    the time since the last sync, and it grows."""
+    from waymark.backup.status import record_metrics
+    from waymark.ops import metrics
+    from waymark.settings import load_settings
+
+    time.sleep(1.1)
+    stopped = _status(env)
+    assert stopped["replicating"] is False
+    assert stopped["lag_seconds"] >= 1
+    record_metrics(load_settings(environ=env))
+    assert metrics.BACKUP_LAG._value.get() >= 1
+
+
 def test_kill_9_lose_the_data_directory_restore_everything(dr_env, tmp_path):
     env = dr_env
     data_dir = Path(env["WAYMARK_DATA_DIR"])
@@ -216,6 +259,7 @@ def test_kill_9_lose_the_data_directory_restore_everything(dr_env, tmp_path):
                 break
             time.sleep(0.05)
         assert lag is not None, "the write never reached the replica"
+        _check_status_while_replicating(env)
 
         acked: list[str] = []
         deadline = time.monotonic() + 5
@@ -240,16 +284,25 @@ def test_kill_9_lose_the_data_directory_restore_everything(dr_env, tmp_path):
         shutil.copy2(data_dir / "master.key", key_backup)
         shutil.rmtree(data_dir)
 
+        # forgetting the master key is refused before anything is restored or created
+        t_refused = time.monotonic()
+        refused = waymark(env, "serve", check=False, timeout=180)
+        refused_seconds = time.monotonic() - t_refused  # an operator mistake: not in the RTO
+        assert refused.returncode != 0 and "master key file" in refused.stderr, refused.stderr
+        assert not (data_dir / "waymark.db").exists() and not (data_dir / "master.key").exists()
+
         # recovery: put the master key back, start the app (boot-time restore), objects
-        data_dir.mkdir()
+        data_dir.mkdir(exist_ok=True)
         shutil.copy2(key_backup, data_dir / "master.key")
         os.chmod(data_dir / "master.key", 0o600)
         served = start_serve(env, tmp_path / "serve2.log")
         wait_ready(served)
-        rto = time.monotonic() - t_kill
+        rto = time.monotonic() - t_kill - refused_seconds
         restore_objects = waymark(env, "backup", "restore-objects")
         assert "0 errors" in restore_objects.stdout, restore_objects.stdout
-        assert "restored" in served.tail() or "database was missing" in served.tail()
+        boot = re.search(r"database was missing: restored ([\d,]+) bytes from the replica "
+                         r"in ([\d.]+)s \(integrity_check: ok\)", served.tail())
+        assert boot, served.tail()
 
         api = Api(served.base)
         api.login("drill@example.com")
@@ -259,15 +312,49 @@ def test_kill_9_lose_the_data_directory_restore_everything(dr_env, tmp_path):
         data = api.http.get(f"/api/v1/maps/{map_id}/layers/{layer_id}/data")
         assert data.status_code == 200 and len(data.json()["features"]) == len(acked) + 1
 
+        # whole-host loss: Litestream dies with the app (kill -9 of the process group) in
+        # the middle of a write stream. What the replica has is a consistent prefix of the
+        # acknowledged writes; the writes after it are the RPO.
+        stream: list[tuple[str, float]] = []
+        stream_start = time.monotonic()
+        deadline = stream_start + 3
+        while time.monotonic() < deadline:
+            stream.append((api.add_point(map_id, layer_id, 10_000 + len(stream)), time.monotonic()))
+        os.killpg(served.proc.pid, signal.SIGKILL)
+        t_loss = time.monotonic()
+        served.proc.wait(timeout=60)
+        side = tmp_path / "after-host-loss.db"
+        waymark(env, "restore", "--output", str(side))
+        survived = _uuids(side)
+        kept = [fid in survived for fid, _ in stream]
+        assert kept == sorted(kept, reverse=True), "the replica must hold a prefix of the writes"
+        assert all(fid in survived for fid in acked), "older writes must survive a host loss"
+        newest_kept = max((at for fid, at in stream if fid in survived), default=stream_start)
+        host_rpo = t_loss - newest_kept if not all(kept) else 0.0
+        _check_status_without_litestream(env)
+
         results = {"acknowledged_writes": len(acked), "lost_writes": len(lost),
-                   "rpo_app_crash_seconds": 0.0, "rpo_host_loss_seconds": round(lag, 2),
-                   "rto_seconds": round(rto, 2), "first_boot_seconds": round(first_boot, 2),
+                   "rpo_app_crash_seconds": 0.0,
+                   "host_loss_writes": len(stream), "host_loss_lost_writes": kept.count(False),
+                   "rpo_host_loss_seconds": round(host_rpo, 2),
+                   "replication_lag_seconds": round(lag, 2),
+                   "rto_seconds": round(rto, 2), "db_restore_seconds": float(boot.group(2)),
+                   "db_bytes": int(boot.group(1).replace(",", "")),
+                   "first_boot_seconds": round(first_boot, 2),
                    "replica": "s3 (moto_server)"}
         print("\nDR drill:", json.dumps(results))
         if os.environ.get("WAYMARK_DR_RESULTS"):
             Path(os.environ["WAYMARK_DR_RESULTS"]).write_text(json.dumps(results, indent=2))
     finally:
         stop_serve(served)
+
+
+def _uuids(db: Path) -> set[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {row[0] for row in conn.execute("SELECT uuid FROM features")}
+    finally:
+        conn.close()
 
 
 def _count(db: Path, layer_public_id: str) -> int:
@@ -348,29 +435,5 @@ def test_point_in_time_restore_before_a_bulk_delete(dr_env, tmp_path):
         after = tmp_path / "after-rollback.db"
         waymark(env, "restore", "--output", str(after))
         assert _count(after, layer_id) == 41
-    finally:
-        stop_serve(served)
-
-
-def test_backup_status_reports_position_lag_and_size(dr_env, tmp_path):
-    env = dr_env
-    served = start_serve(env, tmp_path / "serve.log")
-    try:
-        wait_ready(served)
-        api = Api(served.base)
-        api.signup("status@example.com")
-        api.new_map()
-        status = None
-        for _ in range(100):
-            status = _status(env)
-            if status["lag_seconds"] == 0 and status["replica_txid"] == status["local_txid"]:
-                break
-            time.sleep(0.2)
-        assert status and status["replica_txid"] and status["replica_txid"] == status["local_txid"]
-        assert status["replica_bytes"] > 0 and status["database_bytes"] > 0
-        assert status["last_sync"] and status["files_per_level"].get("0", 0) >= 1
-        assert "secret" not in json.dumps(status).lower()
-        last = datetime.fromisoformat(status["last_sync"])
-        assert datetime.now(UTC) - last < timedelta(minutes=5)
     finally:
         stop_serve(served)

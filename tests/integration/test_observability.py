@@ -18,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -246,9 +247,9 @@ def test_full_flow_logs_are_json_with_request_ids_and_no_secrets(served: Served)
 
 # ---- end to end: Prometheus + Alertmanager + webhook ------------------------------------------
 class _Sink(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         type(self).received.append(json.loads(self.rfile.read(length)))
         self.send_response(200)
@@ -378,3 +379,30 @@ def test_forced_5xx_pages_the_webhook_through_prometheus_and_alertmanager(
         sink.shutdown()
     assert served.request("GET", "/readyz")[0] == 200
     shutil.rmtree(tmp_path / "prom-data", ignore_errors=True)
+
+
+# ---- blackbox: the shipped probe modules against the real app -----------------------------
+def test_blackbox_modules_probe_the_real_app(served: Served, tmp_path: Path) -> None:
+    blackbox = require_binary("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
+    port = free_port()
+    proc = _start([blackbox, f"--config.file={ROOT / 'deploy/blackbox/blackbox.yml'}",
+                   f"--web.listen-address={LOOPBACK}:{port}"], tmp_path / "blackbox.log")
+    try:
+        _wait_http(port, "/-/healthy")
+        app = f"http://{LOOPBACK}:{served.port}"
+
+        def probe(module: str, target: str) -> float:
+            conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+            conn.request("GET", f"/probe?module={module}&target={target}")
+            text = conn.getresponse().read().decode()
+            conn.close()
+            return sample(text, "probe_success")
+
+        assert probe("waymark_healthz", f"{app}/healthz") == 1
+        assert probe("waymark_readyz", f"{app}/readyz") == 1
+        # the body check matters: a 200 that is not the health document fails the probe
+        assert probe("waymark_healthz", f"{app}/login") == 0
+        assert probe("waymark_healthz", f"{app}/no/such/page") == 0  # 404
+        assert probe("waymark_https", f"{app}/healthz") == 0  # plain HTTP is not acceptable
+    finally:
+        _stop(proc)

@@ -1,13 +1,19 @@
-"""The alerting configuration is valid and its rules behave: promtool, amtool, blackbox."""
+"""The deploy/ monitoring configuration is valid and fits the app: promtool, amtool,
+blackbox, runbook links, and the log collectors' view of the app's real log lines."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tests.servers import require_binary
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 
 
 def run(*cmd: str) -> str:
@@ -52,10 +58,99 @@ def test_alertmanager_config_is_valid_and_routes_to_a_webhook() -> None:
 
     config = yaml.safe_load((DEPLOY / "alertmanager/alertmanager.yml").read_text())
     receiver = config["route"]["receiver"]
-    hooks = [r for r in config["receivers"] if r["name"] == receiver][0]["webhook_configs"]
+    hooks = next(r for r in config["receivers"] if r["name"] == receiver)["webhook_configs"]
     assert hooks and hooks[0]["url"].startswith("http")
 
 
 def test_blackbox_config_is_valid() -> None:
     blackbox = require_binary("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
     run(blackbox, "--config.check", f"--config.file={DEPLOY / 'blackbox/blackbox.yml'}")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_runbook_link_points_at_a_section_of_the_monitoring_doc() -> None:
+    import yaml
+
+    doc = (ROOT / "docs/operations/monitoring.md").read_text()
+    anchors = {_slug(line.lstrip("#")) for line in doc.splitlines() if line.startswith("#")}
+    rules = yaml.safe_load((DEPLOY / "prometheus/rules/waymark.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                path, _, anchor = rule["annotations"]["runbook"].partition("#")
+                assert path == "docs/operations/monitoring.md", rule["alert"]
+                assert anchor in anchors, f"{rule['alert']}: no section #{anchor}"
+                assert rule["alert"] in doc, f"{rule['alert']} is not described"
+
+
+def _app_log_lines(tmp_path: Path, sqlite_url: str, capsys: Any) -> list[dict[str, Any]]:
+    from litestar.testing import TestClient
+
+    from tests.conftest import make_settings
+    from waymark.app import create_app
+
+    app = create_app(make_settings(tmp_path, sqlite_url))
+    with TestClient(app) as client:
+        capsys.readouterr()
+        client.get("/healthz", headers={"X-Request-ID": "collector-1"})
+        client.get("/no/such/page")
+    app.state.services.db.dispose()
+    out = capsys.readouterr().out
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_log_collectors_read_the_fields_the_app_writes(tmp_path: Path, sqlite_url: str,
+                                                       capsys: Any) -> None:
+    import yaml
+
+    records = _app_log_lines(tmp_path, sqlite_url, capsys)
+    access = [r for r in records if r.get("request_id") == "collector-1"]
+    assert access, records
+    line = access[0]
+
+    # Grafana Alloy -> Loki (systemd journal, containers, Kubernetes): every extracted field
+    # exists in the app's lines; labels stay few and bounded (never request ids or routes)
+    configs = sorted((DEPLOY / "alloy").glob("*.alloy"))
+    assert {c.name for c in configs} >= {"config.alloy", "containers.alloy", "kubernetes.alloy"}
+    datetime.fromisoformat(line["timestamp"])  # RFC 3339, as stage.timestamp expects
+    for config in configs:
+        alloy = config.read_text()
+        code = re.sub(r"(^|\s)//.*$", "", alloy, flags=re.MULTILINE)  # comments, not URLs
+        assert code.count("{") == code.count("}"), config.name
+        json_stage = re.search(r"stage\.json\s*\{\s*expressions\s*=\s*\{(.*?)\}", code, re.DOTALL)
+        assert json_stage, f"{config.name}: no stage.json"
+        fields = dict(re.findall(r"(\w+)\s*=\s*\"(\w+)\"", json_stage.group(1)))
+        assert fields and all(src in line for src in fields.values()), (config.name, fields)
+        ts_source = re.search(r"stage\.timestamp\s*\{\s*source\s*=\s*\"(\w+)\"", code).group(1)
+        assert fields[ts_source] == "timestamp", config.name
+        labels = re.search(r"stage\.labels\s*\{\s*values\s*=\s*\{(.*?)\}", code, re.DOTALL)
+        assert set(re.findall(r"(\w+)\s*=", labels.group(1))) <= {"level", "logger"}, config.name
+        targets = set(re.findall(r'target_label\s*=\s*"(\w+)"', code))
+        assert targets <= {"job", "host", "container", "namespace", "component", "pod"}, targets
+        assert re.search(r'url\s*=\s*"http[^"]+/loki/api/v1/push"', code), config.name
+        # every component referenced is defined in the same file
+        defined = set(re.findall(r'^([a-z_.]+) "(\w+)" \{', code, re.MULTILINE))
+        for kind, name in re.findall(r"\b((?:loki|discovery)\.[a-z_]+)\.(\w+)\.", code):
+            assert (kind, name) in defined, f"{config.name}: {kind}.{name} is not defined"
+    assert {r["level"] for r in records} <= {"debug", "info", "warning", "error", "critical"}
+    journal = (DEPLOY / "alloy/config.alloy").read_text()
+    assert 'matches       = "_SYSTEMD_UNIT=waymark.service"' in journal
+
+    # OpenTelemetry Collector: the pipeline is wired and parses the same fields
+    otel = yaml.safe_load((DEPLOY / "otel-collector/otelcol.yaml").read_text())
+    pipeline = otel["service"]["pipelines"]["logs"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert pipeline[kind] and set(pipeline[kind]) <= set(otel[kind]), kind
+    operators = otel["receivers"][pipeline["receivers"][0]]["operators"]
+    parser = next(op for op in operators if op["type"] == "json_parser")
+    for key in ("timestamp", "severity"):
+        assert parser[key]["parse_from"].removeprefix("attributes.") in line, key
+    moved = [op["from"].removeprefix("attributes.") for op in operators if op["type"] == "move"]
+    assert all(name in line for name in moved), moved
+    stamp = datetime.strptime(line["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")  # the Go layout
+    assert stamp.tzinfo is not None

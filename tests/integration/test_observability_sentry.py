@@ -8,9 +8,10 @@ import json
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import pytest
 from litestar import get
@@ -50,10 +51,10 @@ def parse_envelope(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
 
 
 class Ingest(BaseHTTPRequestHandler):
-    envelopes: list[bytes] = []
-    paths: list[str] = []
+    envelopes: ClassVar[list[bytes]] = []
+    paths: ClassVar[list[str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         encoding = self.headers.get("Content-Encoding", "")
         if encoding == "gzip":

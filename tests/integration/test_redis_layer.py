@@ -6,9 +6,11 @@ response cache and real-time edits must work across them, and survive a Redis ou
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +50,8 @@ def apps(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path,
     shutil.copyfile(sqlite_template, tmp / "waymark.db")
     procs = start_apps(2, tmp, f"sqlite:///{tmp / 'waymark.db'}", redis_server.url,
                        WAYMARK_RATE_LIMITS="login=5/minute,signup=1000/minute",
-                       WAYMARK_REALTIME_WINDOW="5")
+                       WAYMARK_REALTIME_WINDOW="5", WAYMARK_PRESENCE_TTL_SECONDS="3",
+                       WAYMARK_LIVE_TTL_SECONDS="4", WAYMARK_LIVE_FLUSH_SECONDS="1")
     try:
         yield procs
     finally:
@@ -111,7 +114,8 @@ def test_edit_on_one_process_reaches_websocket_of_the_other(apps: list[AppProces
             assert got["op"] == "feature.delete" and got["seq"] == 2
 
 
-def test_session_is_shared_and_ended_server_side(apps: list[AppProcess]) -> None:
+def test_session_is_shared_and_ended_server_side(apps: list[AppProcess],
+                                                 redis_server: RedisServer) -> None:
     a, b = apps
     alice = Http(a.base)
     address = email()
@@ -135,7 +139,10 @@ def test_session_is_shared_and_ended_server_side(apps: list[AppProcess]) -> None
     on_b = Http(b.base)
     on_b.http.cookies.update(alice.http.cookies)
     on_b.csrf = alice.request("GET", "/api/v1/auth/me").json()["csrf_token"]
+    sid = alice.http.cookies["waymark_session"]
+    assert redis_server.client().exists(f"wm:sessions:{sid}") == 1
     assert on_b.request("POST", "/api/v1/auth/logout").status_code == 204
+    assert redis_server.client().exists(f"wm:sessions:{sid}") == 0  # deleted, not just the cookie
     assert alice.request("GET", "/api/v1/auth/me").status_code == 401
 
 
@@ -243,6 +250,115 @@ def test_reconnect_with_sequence_inside_and_outside_the_window(apps: list[AppPro
         assert recv_until(ws, "hello")["replay"] == 0
 
 
+def test_presence_is_shared_and_expires_on_its_own(apps: list[AppProcess],
+                                                   redis_server: RedisServer) -> None:
+    from waymark.ops.redis import RedisHub
+    from waymark.realtime.presence import RedisPresence
+
+    a, b = apps
+    alice, map_id, _ = setup_map(a)
+
+    async def ghost() -> None:  # what a process that then died left behind: never refreshed
+        hub = RedisHub(redis_server.url)
+        try:
+            await RedisPresence(hub, ttl=3).touch(map_id, "ghost", {
+                "user_id": 10_000, "name": "ghost", "role": "viewer", "state": "viewing"})
+        finally:
+            await hub.close()
+
+    asyncio.run(ghost())
+    with ws_connect(b, f"/api/v1/maps/{map_id}/ws", cookie=alice.cookie()) as editor, \
+            ws_connect(a, f"/api/v1/maps/{map_id}/ws") as viewer:
+        recv_until(editor, "hello")
+        hello = recv_until(viewer, "hello")
+        names = sorted(u["name"] for u in hello["presence"]["users"])
+        assert names == sorted(["ghost", alice.request("GET", "/api/v1/auth/me").json()["display_name"]])
+        # alice (on B) starts editing: the viewer on A sees it
+        editor.send(json.dumps({"type": "presence", "state": "editing"}))
+        deadline = time.monotonic() + 10
+        while True:
+            msg = recv_until(viewer, "presence", timeout=max(0.1, deadline - time.monotonic()))
+            states = {u["name"]: u["state"] for u in msg["users"]}
+            if "ghost" not in states and "editing" in states.values():
+                break  # the ghost expired (pushed by the heartbeat) while alice stayed
+        assert msg["anonymous"] == 1 and list(states.values()) == ["editing"]
+
+
+def test_live_positions_through_redis(apps: list[AppProcess]) -> None:
+    import httpx
+
+    a, b = apps
+    alice, map_id, layer = setup_map(a)
+    tokens = {scope: alice.request("POST", "/api/v1/tokens", json={
+        "name": scope, "scope": scope}).json()["token"] for scope in ("write", "read")}
+    live = f"/api/v1/maps/{map_id}/live/{layer}"
+    auth = {"Authorization": f"Bearer {tokens['write']}"}
+    with ws_connect(b, f"/api/v1/maps/{map_id}/ws", token=tokens["read"]) as ws:
+        hello = recv_until(ws, "hello")  # a token authenticates the websocket too
+        assert hello["role"] == "owner" and hello["can_edit"] is False  # read scope: viewer
+        r = httpx.post(a.base + live + "/positions", headers=auth, json={"positions": [
+            {"device": "bus-1", "lat": 55.95, "lon": -3.19},
+            {"device": "bus-2", "lat": 55.90, "lon": -3.10, "ts": "2026-01-01T10:00:00Z"}]})
+        assert r.status_code == 202, r.text
+        assert [p["device"] for p in recv_until(ws, "live")["positions"]] == ["bus-1", "bus-2"]
+        for i in range(3):  # the marker moves
+            r = httpx.post(a.base + live + "/positions", headers=auth,
+                           json={"device": "bus-1", "lat": 55.96 + i / 100, "lon": -3.19})
+            assert r.status_code == 202
+            assert recv_until(ws, "live")["positions"][0]["lat"] == 55.96 + i / 100
+    r = httpx.post(a.base + live + "/positions", json={"device": "x", "lat": 1, "lon": 1},
+                   headers={"Authorization": f"Bearer {tokens['read']}"})
+    assert r.status_code == 403  # a read token cannot feed a live layer
+    devices = {d["device"]: d for d in httpx.get(b.base + live).json()["devices"]}  # kept in Redis
+    assert devices["bus-1"]["lat"] == 55.96 + 2 / 100 and len(devices["bus-1"]["track"]) == 4
+    assert len(devices["bus-2"]["track"]) == 1
+    # history reaches the database (batched by a background writer, flushed every second)
+    db_path = a.env["WAYMARK_DATABASE_URL"].removeprefix("sqlite:///")
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(db_path) as conn:
+            rows = conn.execute("SELECT device, COUNT(*) FROM live_positions p JOIN layers l"
+                                " ON l.id = p.layer_id WHERE l.public_id = ? GROUP BY device"
+                                " ORDER BY device", (layer,)).fetchall()
+        if rows == [("bus-1", 4), ("bus-2", 1)] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert rows == [("bus-1", 4), ("bus-2", 1)]
+    time.sleep(4.5)  # WAYMARK_LIVE_TTL_SECONDS=4 of silence: the devices expire
+    assert httpx.get(a.base + live).json()["devices"] == []
+
+
+def test_pubsub_break_is_caught_up_from_the_stream(apps: list[AppProcess],
+                                                    redis_server: RedisServer) -> None:
+    a, b = apps
+    alice, map_id, layer = setup_map(a)
+    features = f"/api/v1/maps/{map_id}/layers/{layer}/features"
+    with ws_connect(b, f"/api/v1/maps/{map_id}/ws") as ws:
+        assert recv_until(ws, "hello")["seq"] == 0
+        # drop B's pub/sub connection (as a fail-over does) and keep it from subscribing again
+        # until A has published four edits: they can only reach B's client from the stream
+        admin = redis_server.client()
+        admin.execute_command("ACL", "SETUSER", "default", "-subscribe", "-psubscribe")
+        try:
+            assert admin.client_kill_filter(_type="pubsub") >= 1
+            ids = [alice.request("POST", features, json={"geometry": POINT}).json()["id"]
+                   for _ in range(4)]
+            time.sleep(0.3)
+            assert admin.pubsub_channels() == []  # nobody heard them live
+        finally:
+            admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while len(got) < 4:
+            msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            assert msg["type"] != "resync", msg  # nothing was lost: no refetch needed
+            if msg["type"] == "edit":
+                got.append(msg)
+        # every edit arrives once, in order, numbered: caught up from the stream
+        assert [m["seq"] for m in got] == [1, 2, 3, 4]
+        assert [m["feature"]["id"] for m in got] == ids
+
+
 def test_redis_outage_degrades_and_recovers(apps: list[AppProcess],
                                             redis_server: RedisServer) -> None:
     import httpx
@@ -279,7 +395,11 @@ def test_redis_outage_degrades_and_recovers(apps: list[AppProcess],
         redis_server.start()  # same port, empty (no persistence)
         status = recv_until(ws, "status", timeout=15)
         assert status["state"] == "ok"
-        assert recv_until(ws, "resync")["reason"] == "redis_recovered"
+        # A's edits during the outage reached only A's clients: once A is back it publishes a
+        # numbered map.reload, which tells this client (on B) to refetch
+        reload = recv_until(ws, "edit", timeout=15)
+        assert reload["op"] == "map.reload" and reload["reason"] == "redis_recovered"
+        assert isinstance(reload["seq"], int)
         deadline = time.monotonic() + 15  # A notices on its own too (probe with back-off)
         while httpx.get(a.base + "/readyz").json()["status"] != "ready":
             assert time.monotonic() < deadline, "process A did not recover"

@@ -111,7 +111,8 @@ def retention_cmd() -> None:
 @click.argument("key")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def archive_get_cmd(key: str, output: Path) -> None:
-    """Decrypt one archived object (a map bundle re-imports with POST /api/v1/maps/import)."""
+    """Decrypt one archived object (a map bundle: re-import it with
+    POST /api/v1/maps/import-bundle)."""
     from waymark.maps.retention import archive_store, read_archive
 
     data = read_archive(archive_store(_settings()), key)

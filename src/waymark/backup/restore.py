@@ -109,12 +109,32 @@ def restore_database(settings: Settings, *, to_time: str | None = None,
                          target.stat().st_size)
 
 
+def replica_exists(settings: Settings) -> bool:
+    proc = litestream.run(settings, "ltx", "-json", "-level", "all",
+                          str(litestream.database_path(settings)), timeout=120)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise BackupError(f"cannot list the replica: {detail[0]}")
+    return proc.stdout.strip() not in ("", "[]", "null")
+
+
 def boot_restore(settings: Settings) -> RestoreResult | None:
-    """Before migrations: restore the database if its file is missing and a replica exists."""
+    """Before migrations: restore the database if its file is missing and a replica exists.
+
+    Refused, with nothing changed, when the master key file is missing too: the app would
+    create a new key on start, and every object encrypted under the old one would stay
+    unreadable while new objects went under a key nobody has backed up."""
     if not settings.backup_url or not settings.is_sqlite:
         return None
     live = litestream.database_path(settings)
     if live.exists():
         return None
+    key_file = settings.resolved_master_key_path
+    if settings.encrypt_objects and not key_file.exists() and replica_exists(settings):
+        raise BackupError(
+            f"the database is missing and a replica exists, but the master key file {key_file} "
+            "is missing too: put it back from its separate backup first "
+            "(docs/operations/restore.md, 'Master key'); starting now would create a new key "
+            "that cannot read the existing objects")
     result = restore_database(settings, if_replica_exists=True)
     return result if result.restored else None

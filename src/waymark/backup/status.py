@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from waymark.backup import litestream, urls
 from waymark.backup.litestream import BackupError
@@ -25,6 +26,7 @@ class BackupStatus:
     files_per_level: dict[str, int] = field(default_factory=dict)
     pitr_window_hours: int = 0
     oldest_restore_point: str | None = None
+    replicating: bool | None = None  # a `litestream replicate` with our config is running
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,27 @@ def _local_txid(db_path) -> int | None:  # type: ignore[no-untyped-def]
     return best
 
 
+def replicating(config: Path, proc_root: Path = Path("/proc")) -> bool | None:
+    """Is a ``litestream replicate`` with this config running on this host? None when it
+    cannot be told (no /proc). Needed because Litestream's local TXID only advances while
+    it runs: with Litestream dead, "local TXID = replica TXID" would read as no lag."""
+    if not proc_root.is_dir():
+        return None
+    wanted = str(config)
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if (args and Path(args[0]).name == "litestream" and "replicate" in args
+                and wanted in args):
+            return True
+    return False
+
+
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
@@ -76,9 +99,12 @@ def backup_status(settings: Settings) -> BackupStatus:
     stamps = [f["timestamp"] for f in files if f.get("timestamp")]
     last_sync = max(stamps, key=_ts) if stamps else None
     oldest = min(stamps, key=_ts) if stamps else None
+    running = replicating(litestream.config_path(settings))
     lag = None
     if replica_txid is not None and last_sync is not None:
-        behind = local_txid is not None and local_txid > replica_txid
+        # Behind, or not replicating at all (then nothing newer can reach the replica and
+        # the time since the last sync is the honest answer).
+        behind = (local_txid is not None and local_txid > replica_txid) or running is False
         lag = max(0.0, time.time() - _ts(last_sync)) if behind else 0.0
     return BackupStatus(
         replica=urls.public(urls.sub_url(settings.backup_url, "db")),
@@ -87,7 +113,7 @@ def backup_status(settings: Settings) -> BackupStatus:
         replica_bytes=sum(int(f.get("size", 0)) for f in files),
         database_bytes=db_path.stat().st_size if db_path.exists() else 0,
         files_per_level=per_level, pitr_window_hours=settings.pitr_window_hours,
-        oldest_restore_point=oldest)
+        oldest_restore_point=oldest, replicating=running)
 
 
 def record_metrics(settings: Settings) -> BackupStatus:

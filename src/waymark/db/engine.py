@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator
+from types import NotImplementedType
+from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -72,17 +74,22 @@ class WriteGate:
         self._thread_lock = threading.RLock()
         self._path = path
         self._fd: int | None = None
+        self._depth = 0  # re-entry by the holding thread must not release the file lock early
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         with self._thread_lock:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if self._depth == 0:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -103,8 +110,11 @@ class Database:
             self.engine.execution_options(waymark_write=True), expire_on_commit=False
         )
         database = make_url(url).database
-        self._gate = WriteGate(Path(database + "-writegate")) \
-            if self.is_sqlite and database and database != ":memory:" else None
+        file_db = self.is_sqlite and bool(database) and database != ":memory:"
+        self._gate = WriteGate(Path(database + "-writegate")) if file_db else None  # type: ignore[operator]
+        self._peek_path = database if file_db else None
+        self._peek_conn: sqlite3.Connection | None = None
+        self._peek_lock = threading.Lock()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -118,11 +128,31 @@ class Database:
         with gate, self._write() as session, session.begin():
             yield session
 
+    def peek(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None | NotImplementedType:
+        """One row of a point lookup by unique key, read without a thread hop or the ORM.
+
+        For the hot anonymous read paths (published snapshots, layer data): on SQLite a
+        read-only connection per process answers in microseconds, so it runs on the event
+        loop. Returns NotImplemented on other databases; callers then take the usual path.
+        """
+        if self._peek_path is None:
+            return NotImplemented
+        with self._peek_lock:
+            if self._peek_conn is None:
+                self._peek_conn = sqlite3.connect(
+                    f"file:{self._peek_path}?mode=ro", uri=True, check_same_thread=False,
+                    isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            rows = self._peek_conn.execute(sql, params).fetchall()  # run to the end: no open read
+        return rows[0] if rows else None
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._peek_conn is not None:
+            self._peek_conn.close()
+            self._peek_conn = None
         if self._gate:
             self._gate.close()

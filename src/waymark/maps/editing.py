@@ -72,6 +72,8 @@ class LayerEditor:
         # it the ORM keeps those (possibly stale) values and concurrent edits lose updates.
         self.layer = session.scalar(select(Layer).where(Layer.id == layer.id).with_for_update()
                                     .execution_options(populate_existing=True))
+        if self.layer is None:
+            raise NotFound("layer not found")  # deleted since the caller looked it up
         self.new_version = self.layer.version + 1
         self.touched = False
         self.bbox_dirty = False
@@ -154,8 +156,10 @@ class LayerEditor:
         layer.updated_at = utcnow()
         if self.bbox_dirty:
             recompute_bbox(self.session, layer)
+        # No ORM synchronisation: the caller does not read the map's version back.
         self.session.execute(update(Map).where(Map.id == self.map.id)
-                             .values(updated_at=utcnow(), version=Map.version + 1))
+                             .values(updated_at=utcnow(), version=Map.version + 1)
+                             .execution_options(synchronize_session=False))
         return layer
 
     # ---- internals ------------------------------------------------------------------

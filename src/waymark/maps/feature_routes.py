@@ -45,6 +45,17 @@ def _bbox_param(raw: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
+def _edit_target(request: Request, actor: Actor, map_id: str, layer_id: str) -> tuple[Any, Any, int]:
+    """Check access in a read session, before taking the (serialised) write transaction.
+
+    The write then re-reads and locks the layer row, so a layer deleted in between is a 404.
+    """
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        return map_, layer, actor.require_write()
+
+
 @get(FEATURES, tags=["features"])
 @threaded
 def list_features(request: Request, actor: Actor, map_id: str, layer_id: str) -> dict[str, Any]:
@@ -79,9 +90,9 @@ def list_features(request: Request, actor: Actor, map_id: str, layer_id: str) ->
 def create_feature(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> Response:
     """Add one GeoJSON Feature ({geometry, properties}, optional UUID "id")."""
     body = json_object(data)
+    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
     with _svc(request).db.write() as s:
-        map_, _ = load_map(s, map_id, actor, "edit")
-        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        editor = LayerEditor(s, map_, target, user_id)
         feature = editor.add(body.get("geometry"), body.get("properties"), body.get("id"))
         layer = editor.finish()
         response = _feature_response(feature, 201, layer.version)
@@ -109,9 +120,9 @@ def get_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feat
 def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
             body: dict[str, Any], *, replace: bool) -> Response:
     expected = if_match_version(request, body)
+    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
     with _svc(request).db.write() as s:
-        map_, _ = load_map(s, map_id, actor, "edit")
-        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        editor = LayerEditor(s, map_, target, user_id)
         if replace:
             geometry, properties = body.get("geometry"), body.get("properties")
         else:
@@ -146,9 +157,9 @@ def patch_feature(request: Request, actor: Actor, map_id: str, layer_id: str, fe
 @threaded
 def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str) -> None:
     expected = if_match_version(request)
+    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
     with _svc(request).db.write() as s:
-        map_, _ = load_map(s, map_id, actor, "edit")
-        editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
+        editor = LayerEditor(s, map_, target, user_id)
         editor.delete(feature_id, expected_version=expected)
         layer = editor.finish()
     _schedule(request, layer.id)

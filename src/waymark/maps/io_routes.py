@@ -236,7 +236,24 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
 
 
 # ---- published snapshots ---------------------------------------------------------------
-def _serve_snapshot(request: Request, gz: bytes, sha: str, cache_control: str) -> Response:
+# Anonymous reads of maps anyone may see are the hot path (embeds, shared links): they skip
+# the ORM and the worker threads with one indexed lookup on the event loop (Database.peek,
+# SQLite only), then take the bytes from the cache. Access is still decided by the database
+# on every request, so a map made private stops being served at once.
+_ANON_VIEWABLE = ("public", "unlisted")
+_ANON_SNAPSHOT_SQL = (
+    "SELECT m.visibility, s.object_key FROM maps m"
+    " JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
+    " JOIN snapshots s ON s.layer_id = l.id AND s.sha256 = ?"
+    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
+_ANON_DATA_SQL = (
+    "SELECT m.visibility, CASE WHEN l.snapshot_version = l.version THEN l.snapshot_sha END"
+    " FROM maps m JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
+    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
+
+
+def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
+                    cache_control: str) -> Response:
     etag = f'"{sha}"'
     headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
     if etag in request.headers.get("if-none-match", ""):
@@ -244,7 +261,19 @@ def _serve_snapshot(request: Request, gz: bytes, sha: str, cache_control: str) -
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["Content-Encoding"] = "gzip"
         return Response(gz, media_type="application/geo+json", headers=headers)
-    return Response(gzip.decompress(gz), media_type="application/geo+json", headers=headers)
+    raw = svc.snapshot_cache.get(sha + ":raw")  # inflate once per version, not per request
+    if raw is None:
+        raw = gzip.decompress(gz)
+        svc.snapshot_cache.put(sha + ":raw", raw)
+    return Response(raw, media_type="application/geo+json", headers=headers)
+
+
+async def _snapshot_bytes(svc: Services, sha: str, object_key: str, public: bool) -> bytes:
+    gz = await svc.cache.get(sha)
+    if gz is None:
+        gz = await to_thread.run_sync(svc.store.get_sync, object_key)
+        await _cache_put(svc, sha, gz, public)
+    return gz
 
 
 @get(LAYER + "/data", tags=["layers"])
@@ -255,6 +284,12 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
     that version come from the cache (keyed by their SHA-256) when present.
     """
     svc = _svc(request)
+    if not actor.is_authenticated:
+        row = svc.db.peek(_ANON_DATA_SQL, (layer_id, map_id))
+        if row is not NotImplemented and row is not None and row[0] in _ANON_VIEWABLE and row[1]:
+            sha = row[1]
+            gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
+            return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
@@ -274,7 +309,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
 
         sha, gz = await to_thread.run_sync(load)
         await _cache_put(svc, sha, gz, public)
-    return _serve_snapshot(request, gz, sha, "private, no-cache")
+    return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
 
 
 async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
@@ -291,22 +326,24 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
     """An immutable published version (`snapshot_url` of a layer): cache it forever."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
+    row = svc.db.peek(_ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
+        if not actor.is_authenticated else NotImplemented
+    if row is not NotImplemented and row is not None and row[0] in _ANON_VIEWABLE:
+        object_key, public = row[1], row[0] == "public"
+    else:
+        def lookup() -> tuple[str, bool]:
+            with svc.db.read() as s:
+                map_, _ = load_map(s, map_id, actor)
+                layer = layer_ops.get_layer(s, map_, layer_id)
+                snap = snapshot_for(s, layer, sha)
+                if snap is None:
+                    raise NotFound("no such snapshot of this layer")
+                return snap.object_key, map_.visibility == "public"
 
-    def lookup() -> tuple[str, bool]:
-        with svc.db.read() as s:
-            map_, _ = load_map(s, map_id, actor)
-            layer = layer_ops.get_layer(s, map_, layer_id)
-            snap = snapshot_for(s, layer, sha)
-            if snap is None:
-                raise NotFound("no such snapshot of this layer")
-            return snap.object_key, map_.visibility == "public"
-
-    object_key, public = await to_thread.run_sync(lookup)
-    gz = await svc.cache.get(sha)
-    if gz is None:
-        gz = await to_thread.run_sync(svc.store.get_sync, object_key)
-        await _cache_put(svc, sha, gz, public)
-    return _serve_snapshot(request, gz, sha, IMMUTABLE if public else "private, max-age=31536000, immutable")
+        object_key, public = await to_thread.run_sync(lookup)
+    gz = await _snapshot_bytes(svc, sha, object_key, public)
+    return _serve_snapshot(request, svc, gz, sha,
+                           IMMUTABLE if public else "private, max-age=31536000, immutable")
 
 
 ROUTES = [import_into_layer, import_into_map, get_job, export_layer, export_map, import_bundle,

@@ -194,7 +194,7 @@ def run_retention(settings: Settings, db: Database, store: ObjectStore,
 
 def read_archive(archive: ObjectStore, key: str) -> bytes:
     """An archived object, decrypted: a map bundle re-imports through the bundle import
-    (`POST /api/v1/maps/import`), a snapshot is the layer's gzip GeoJSON."""
+    (`POST /api/v1/maps/import-bundle`), a snapshot is the layer's gzip GeoJSON."""
     data = archive.get_sync(key)
     if key.startswith("maps/"):
         bundle = jsonutil.loads(data)

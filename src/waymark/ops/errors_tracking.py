@@ -40,7 +40,8 @@ def init_error_tracking(dsn: str, *, release: str, environment: str, commit: str
         dsn=dsn,
         release=release,
         environment=environment,
-        send_default_pii=False,
+        # send_default_pii stays unset: that already means "no PII" (setting it is deprecated
+        # since sentry-sdk 2.75, and a `data_collection` dict collects most things by default)
         include_local_variables=False,  # frames could hold passwords and tokens
         max_request_body_size="never",
         auto_enabling_integrations=False,  # no framework auto-capture: we capture once, here
@@ -162,4 +163,4 @@ def _scrub_mapping(mapping: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["init_error_tracking", "after_exception", "before_send", "capture_job_exception"]
+__all__ = ["after_exception", "before_send", "capture_job_exception", "init_error_tracking"]

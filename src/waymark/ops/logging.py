@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -122,7 +122,7 @@ def write_line(level: int, logger: str, fields: dict[str, Any]) -> None:
     every other line, without the logging machinery. ``fields`` must hold no secrets."""
     record = {"event": fields.pop("event", ""), "level": _LEVEL_NAMES.get(level, "info"),
               "logger": logger,
-              "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+              "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
               **fields}
     out = sys.stdout
     out.write(_encoder.encode(record).decode() + "\n")
@@ -169,5 +169,13 @@ def get_logger(name: str = "waymark") -> Any:
     return structlog.get_logger(name)
 
 
-__all__ = ["configure_logging", "write_line", "get_logger", "scrub", "scrub_text", "is_sensitive_key",
-           "JsonFormatter", "REDACTED"]
+__all__ = [
+    "REDACTED",
+    "JsonFormatter",
+    "configure_logging",
+    "get_logger",
+    "is_sensitive_key",
+    "scrub",
+    "scrub_text",
+    "write_line",
+]

@@ -112,9 +112,10 @@ REDIS_CONFIGURED = Gauge(
 )
 REDIS_ERRORS = Counter(
     "waymark_redis_errors_total",
-    "Redis commands that failed (timeouts, connection errors), by operation; the app falls "
-    "back or retries, so a rate above zero means degraded.",
-    ["operation"],
+    "Redis commands that failed because Redis could not serve them, by error type "
+    "(TimeoutError, ConnectionError, ...); the app falls back or retries, so a rate above "
+    "zero means degraded. Recorded by RedisHub.run (ops/redis.py).",
+    ["error"],
 )
 
 # ---- jobs -----------------------------------------------------------------------------------------
@@ -151,12 +152,24 @@ STORE_ERRORS = Counter(
 # ---- backups ------------------------------------------------------------------------------------
 BACKUP_LAG = Gauge(
     "waymark_backup_lag_seconds",
-    "How far the continuous backup replica is behind the database, in seconds.",
+    "How far the continuous backup replica is behind the database, in seconds (set every "
+    "minute by the worker's backup_lag job: backup/status.record_metrics).",
     multiprocess_mode="mostrecent",
 )
-BACKUP_LAST_SUCCESS = Gauge(
+class _NewestTime(Gauge):
+    """A timestamp gauge that only moves forward. Two jobs in the worker report backup
+    successes (object backup: now; replication: Litestream's last sync, which stays old
+    while the database is idle): the newest must win, not the last one written."""
+
+    def set(self, value: float) -> None:
+        if float(value) > self._value.get():
+            super().set(value)
+
+
+BACKUP_LAST_SUCCESS = _NewestTime(
     "waymark_backup_last_success_timestamp_seconds",
-    "Unix time of the last successful backup (snapshot or replication); 0 = never.",
+    "Unix time of the newest successful backup (object copy or database replication); "
+    "0 = never. Set by backup/objects.py and backup/status.record_metrics.",
     multiprocess_mode="max",
 )
 OBJECT_BACKUP_COPIED = Counter(

@@ -19,8 +19,9 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -189,10 +190,9 @@ def prepare_serve(settings: Any, host: str) -> list[str]:
 
     configure_logging(settings.log_level)
     path = prepare_multiprocess_dir(settings.data_dir)
-    if settings.metrics_port:
-        if start_metrics_server(settings, host, settings.metrics_port):
-            log.info("metrics on http://%s:%s/metrics (files in %s)", host,
-                     settings.metrics_port, path)
+    if settings.metrics_port and start_metrics_server(settings, host, settings.metrics_port):
+        log.info("metrics on http://%s:%s/metrics (files in %s)", host,
+                 settings.metrics_port, path)
     return ["--log-config", str(GRANIAN_LOG_CONFIG)]
 
 
@@ -214,5 +214,11 @@ def metrics_route(settings: Any) -> list[Any]:
     return [metrics_endpoint]
 
 
-__all__ = ["prepare_serve", "prepare_multiprocess_dir", "start_metrics_server", "metrics_route",
-           "scrape_registry", "MULTIPROC_ENV"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "metrics_route",
+    "prepare_multiprocess_dir",
+    "prepare_serve",
+    "scrape_registry",
+    "start_metrics_server",
+]

@@ -50,14 +50,30 @@ def setup_process(settings: Any) -> None:
                         commit=commit)
 
 
+# Jobs that record their own outcome (import_jobs.py catches its errors and counts them,
+# by format): the signals below would count them twice.
+SELF_COUNTING_JOBS = frozenset({"import"})
+
+
 def watch_jobs(huey: Any) -> None:
-    """Report jobs that raise (in the worker) to error tracking, tagged with the task name."""
-    from huey.signals import SIGNAL_ERROR
+    """In the job worker: count every other job's outcome in waymark_jobs_finished_total
+    (periodic retention and backup tasks included), and report jobs that raise to error
+    tracking, tagged with the task name."""
+    from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
+
+    @huey.signal(SIGNAL_COMPLETE)
+    def _job_done(signal: str, task: Any, *a: Any) -> None:
+        kind = getattr(task, "name", "unknown")
+        if kind not in SELF_COUNTING_JOBS:
+            metrics.JOBS_FINISHED.labels(kind=kind, status="done").inc()
 
     @huey.signal(SIGNAL_ERROR)
     def _job_failed(signal: str, task: Any, exc: BaseException | None = None, *a: Any) -> None:
+        kind = getattr(task, "name", "unknown")
+        if kind not in SELF_COUNTING_JOBS:
+            metrics.JOBS_FINISHED.labels(kind=kind, status="failed").inc()
         if exc is not None:
-            capture_job_exception(exc, job=getattr(task, "name", "unknown"))
+            capture_job_exception(exc, job=kind)
 
 
 def routes(settings: Any) -> list[Any]:
@@ -72,5 +88,13 @@ def instrument(app: Any, settings: Any) -> Any:
     return app
 
 
-__all__ = ["setup_process", "watch_jobs", "routes", "instrument", "track_user", "after_exception",
-           "build_commit", "RELEASE"]
+__all__ = [
+    "RELEASE",
+    "after_exception",
+    "build_commit",
+    "instrument",
+    "routes",
+    "setup_process",
+    "track_user",
+    "watch_jobs",
+]

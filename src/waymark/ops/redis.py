@@ -33,6 +33,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
+from waymark.ops.metrics import REDIS_ERRORS
+
 log = logging.getLogger("waymark.redis")
 T = TypeVar("T")
 
@@ -83,10 +85,15 @@ def parse_redis_url(url: str) -> RedisTarget:
         host, _, port = hostport.strip().rpartition(":")
         if not host:
             host, port = port, "26379"
+        if not port.isdigit():
+            raise ValueError(f"WAYMARK_REDIS_URL: sentinel port {port!r} is not a number")
         sentinels.append((host.strip("[]"), int(port)))
     path = [p for p in parts.path.split("/") if p]
     if not path:
-        raise ValueError("a Sentinel URL needs the master name: sentinel://h1:p1,h2:p2/mymaster")
+        raise ValueError("WAYMARK_REDIS_URL: a Sentinel URL needs the master name: "
+                         "sentinel://h1:p1,h2:p2/mymaster")
+    if len(path) > 1 and not path[1].isdigit():
+        raise ValueError(f"WAYMARK_REDIS_URL: database {path[1]!r} is not a number")
     query = parse_qs(parts.query)
     ssl = scheme.startswith("rediss") or query.get("ssl", ["false"])[0].lower() in ("1", "true")
     return RedisTarget(url=url, sentinels=sentinels, master=path[0],
@@ -161,6 +168,7 @@ class RedisHub:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
+            REDIS_ERRORS.labels(error=type(exc).__name__).inc()
             self.mark_failed(exc)
             raise RedisUnavailable(str(exc)) from exc
         if self.degraded:

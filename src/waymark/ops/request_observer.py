@@ -20,7 +20,8 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -106,16 +107,16 @@ class RequestObserver:
 
 
 def track_user(provide_actor: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap the actor dependency so the access log and error reports know the user id."""
+    """Wrap the (async) actor dependency so the access log and error reports know the user id."""
     import functools
 
     @functools.wraps(provide_actor)
-    def wrapper(request: Any) -> Any:
-        actor = provide_actor(request)
+    async def wrapper(request: Any) -> Any:
+        actor = await provide_actor(request)
         request.scope[USER_ID_KEY] = getattr(actor, "user_id", None)
         return actor
 
     return wrapper
 
 
-__all__ = ["RequestObserver", "track_user", "new_request_id", "REQUEST_ID_HEADER"]
+__all__ = ["REQUEST_ID_HEADER", "RequestObserver", "new_request_id", "track_user"]

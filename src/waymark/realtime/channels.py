@@ -10,8 +10,12 @@ Two backends with one interface:
 
 Edit events carry ``seq``; ephemeral messages (presence, live positions, status) do not.
 While Redis is degraded an edit is still delivered to this process's own clients (with
-``seq: null``); when Redis is back every client is told to ``resync`` (refetch) because
-events published elsewhere during the outage could not reach it.
+``seq: null``); when Redis is back that process publishes a numbered ``map.reload`` event for
+those maps, so every client (wherever it is connected, even if it reconnects later) learns
+in order that it missed something and refetches. When this process's pub/sub connection
+comes back (Redis restarted, Sentinel fail-over), each map's subscribers are caught up from
+the stream since the last number they were sent; only when that is impossible (the window
+moved on, or the counter was reset because Redis lost its data) are they told to resync.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class Subscriber:
         self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
         self.overflowed = False
         self.filter: Callable[[str], bool] | None = None  # e.g. drop messages after access loss
+        # the last numbered event this client was sent (None: unknown, accept what comes next);
+        # kept up to date by the websocket writer, read when catching up after a reconnect
+        self.last_seq: int | None = None
 
     def deliver(self, seq: int | None, text: str) -> None:
         try:
@@ -107,6 +114,10 @@ class Fanout:
     def send_all(self, text: str) -> None:
         for map_id in self.maps():
             self.send(map_id, None, text)
+
+    def members(self, map_id: str) -> list[Subscriber]:
+        with self._lock:
+            return list(self._subs.get(map_id, ()))
 
     def maps(self) -> list[str]:
         with self._lock:
@@ -188,17 +199,26 @@ class RedisChannels:
         self._channels: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._retry = asyncio.Event()
         self._broken = False
         self._sub_lock = asyncio.Lock()
         self._missed_maps: set[str] = set()  # maps whose events could not be published
         hub.on_recover(self._announce_missed)
+        hub.on_recover(self._retry_now)
 
     async def _announce_missed(self) -> None:
-        """Events of these maps were delivered only locally during the outage: tell every
-        process's clients of those maps to resync."""
+        """Events of these maps were delivered only locally during the outage: publish a
+        numbered ``map.reload`` so every client of those maps, on every process, refetches
+        (it is in the replay window too, for clients that reconnect later)."""
         maps, self._missed_maps = self._missed_maps, set()
-        for map_id in maps:
-            await self.broadcast(map_id, {"type": "resync", "reason": "redis_recovered"})
+        if maps:
+            await self.publish_many([(map_id, {"op": "map.reload", "by": None,
+                                               "reason": "redis_recovered"})
+                                     for map_id in sorted(maps)])
+
+    async def _retry_now(self) -> None:
+        """Redis answers again: let a waiting pub/sub reader reconnect at once."""
+        self._retry.set()
 
     @property
     def degraded(self) -> bool:
@@ -209,6 +229,7 @@ class RedisChannels:
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        self._retry = asyncio.Event()
         self._sub_lock = asyncio.Lock()
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
@@ -299,20 +320,11 @@ class RedisChannels:
         self.fanout.send(map_id, seq, text)
 
     async def _read_loop(self) -> None:
-        was_broken = False
         while True:
             try:
                 if self._pubsub is None:
-                    self._pubsub = self.hub.client.pubsub()
-                    if self._channels:
-                        await self._pubsub.subscribe(*self._channels)
-                    else:
-                        await self._pubsub.ping()
-                    if was_broken:
-                        was_broken = False
-                        self._broken = False
-                        await self.hub.mark_ok()
-                        self.recovered()
+                    await self._connect()
+                assert self._pubsub is not None
                 if not self._pubsub.subscribed:
                     self._wake.clear()
                     try:
@@ -320,7 +332,8 @@ class RedisChannels:
                     except TimeoutError:
                         pass
                     if self._channels and not self._pubsub.subscribed:
-                        await self._pubsub.subscribe(*self._channels)
+                        async with self._sub_lock:
+                            await self._pubsub.subscribe(*self._channels)
                     continue
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True,
                                                           timeout=1.0)
@@ -329,8 +342,7 @@ class RedisChannels:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: rebuild the connection
-                if not was_broken:
-                    was_broken = True
+                if not self._broken:
                     self._broken = True
                     self.hub.mark_failed(exc)
                     self.fanout.send_all('{"type":"status","state":"degraded"}')
@@ -340,12 +352,52 @@ class RedisChannels:
                         await pubsub.aclose()
                     except Exception:  # noqa: BLE001
                         pass
-                await asyncio.sleep(0.5)
+                self._retry.clear()
+                try:  # retry soon, or at once when another Redis call sees it answer again
+                    await asyncio.wait_for(self._retry.wait(), timeout=0.5)
+                except TimeoutError:
+                    pass
 
-    def recovered(self) -> None:
-        """Redis is back: everyone may have missed events published meanwhile."""
+    async def _connect(self) -> None:
+        """A new pub/sub connection (to the current primary, with Sentinel), subscribed to
+        every map watched here; after a break, catch the subscribers up."""
+        pubsub = self.hub.client.pubsub()
+        try:
+            async with self._sub_lock:
+                if self._channels:
+                    await pubsub.subscribe(*self._channels)
+                else:
+                    await pubsub.ping()
+        except BaseException:
+            try:
+                await pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+            raise
+        self._pubsub = pubsub
+        if self._broken:
+            self._broken = False
+            await self.hub.mark_ok()
+            await self.recovered()
+
+    async def recovered(self) -> None:
+        """The pub/sub connection is back. Events published while it was down are in each
+        map's stream: send them (the writer drops what a client already has), before any
+        message of the new connection is read. Without them: resync."""
         self.fanout.send_all('{"type":"status","state":"ok"}')
-        self.fanout.send_all('{"type":"resync","reason":"redis_recovered"}')
+        for map_id in self.fanout.maps():
+            known = [s.last_seq for s in self.fanout.members(map_id) if s.last_seq is not None]
+            if not known:
+                continue  # these clients were told to resync already: they accept what comes
+            try:
+                missed, _ = await self.history(map_id, min(known))
+            except RedisUnavailable:
+                missed = None
+            if missed is None:
+                self.fanout.send(map_id, None, '{"type":"resync","reason":"redis_recovered"}')
+                continue
+            for seq, text in missed:
+                self.fanout.send(map_id, seq, text)
 
 
 class EditBus:

@@ -110,11 +110,13 @@ class LiveStore:
         hub = self.hub
         latest = hub.key("live", layer_pk)
 
+        seen = time.time()
+
         async def run(client: Any) -> Any:
             pipe = client.pipeline(transaction=False)
             for p in positions:
                 track = hub.key("track", layer_pk, p["device"])
-                pipe.hset(latest, p["device"], jsonutil.dumps(p))
+                pipe.hset(latest, p["device"], jsonutil.dumps({**p, "seen": seen}))
                 pipe.rpush(track, jsonutil.dumps([p["lon"], p["lat"], p["ts"]]))
                 pipe.ltrim(track, -self.track_points, -1)
                 pipe.expire(track, self.ttl)
@@ -130,9 +132,15 @@ class LiveStore:
         if self.hub is not None:
             hub = self.hub
             try:
-                raw = await hub.run(lambda r: r.hgetall(hub.key("live", layer_pk)))
+                latest = hub.key("live", layer_pk)
+                raw = await hub.run(lambda r: r.hgetall(latest))
                 devices = [jsonutil.loads(v) for v in raw.values()]
-                fresh = [d for d in devices if d["ts"] > time.time() - self.ttl * 10]
+                # the hash expires as a whole; a device silent for `ttl` expires on its own
+                cutoff = time.time() - self.ttl
+                fresh = [d for d in devices if d.pop("seen", 0) >= cutoff]
+                gone = [d["device"] for d in devices if d not in fresh]
+                if gone:
+                    await hub.run(lambda r: r.hdel(latest, *gone))
 
                 async def tracks(client: Any) -> Any:
                     pipe = client.pipeline(transaction=False)

@@ -123,6 +123,11 @@ class Realtime:
         try:
             await asyncio.wait_for(self.hub.client.ping(), timeout=0.5)
             await self.hub.mark_ok()
+            if self.channels.degraded:  # commands work, the pub/sub link is still coming back
+                return {"ok": False, "degraded": True, "backend": "redis",
+                        "error": "real-time subscription reconnecting",
+                        "impact": "edits from other processes reach this one's websocket "
+                                  "clients once it is back (they are caught up then)"}
             return {"ok": True, "backend": "redis"}
         except Exception as exc:  # noqa: BLE001
             if not self.hub.degraded:

@@ -79,9 +79,18 @@ class Connection:
         self.role: str | None = None
         self.can_edit = False
         self.state = "viewing"
-        self.last_seq = 0
         self.sub: Subscriber | None = None
         self.closed = False
+
+    @property
+    def last_seq(self) -> int | None:
+        """The last numbered event sent to this client (None: unknown, accept the next)."""
+        return self.sub.last_seq if self.sub is not None else None
+
+    @last_seq.setter
+    def last_seq(self, value: int | None) -> None:
+        assert self.sub is not None
+        self.sub.last_seq = value
 
     # ---- access --------------------------------------------------------------------------
     def _resolve(self) -> tuple[Actor, str | None, bool]:
@@ -128,11 +137,12 @@ class Connection:
                 await self._send_now('{"type":"resync","reason":"overflow"}')
                 continue
             if seq is None and text.startswith('{"type":"resync"'):
-                self.last_seq = 0  # Redis may have lost its counter: accept what comes next
+                self.last_seq = None  # Redis may have lost its counter: accept what comes next
             if seq is not None:
-                if seq <= self.last_seq:
-                    continue  # already sent during the catch-up
-                if self.last_seq and seq > self.last_seq + 1:
+                last = self.last_seq
+                if last is not None and seq <= last:
+                    continue  # already sent (during a catch-up)
+                if last is not None and seq > last + 1:
                     await self._send_now(f'{{"type":"resync","reason":"gap","seq":{seq}}}')
                 self.last_seq = seq
             if text.startswith('{"type":"edit"') and any(op in text for op in _RECHECK_OPS):
@@ -184,7 +194,7 @@ class Connection:
             return
         kind = msg.get("type")
         if kind == "ping":
-            self.send({"type": "pong", "seq": self.last_seq})
+            self.send({"type": "pong", "seq": self.last_seq or 0})
         elif kind == "presence":
             state = msg.get("state")
             if state in ("viewing", "editing") and state != self.state:

@@ -19,7 +19,7 @@ import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -160,12 +160,19 @@ class LocalKeyFile:
         os.replace(tmp, self.path)
 
 
+class KmsClient(Protocol):
+    def encrypt(self, key_id: str, plaintext: bytes) -> bytes: ...
+
+    def decrypt(self, key_id: str, ciphertext: bytes) -> bytes: ...
+
+
 class CloudKmsProvider:
-    """A cloud KMS as key provider. ``client`` needs ``encrypt(key_id, plaintext) -> bytes``
-    and ``decrypt(key_id, ciphertext) -> bytes`` (a thin adapter over boto3 ``kms``,
-    google-cloud-kms or Vault transit). The key id stored with each object is the KMS key
-    id, so rotation on the KMS side is transparent and ``waymark keys rotate --kms-key``
-    switches to a new KMS key.
+    """A cloud KMS as key provider. ``client`` is a :class:`KmsClient`: :class:`AwsKms`
+    here, or an equally thin adapter over google-cloud-kms or Vault transit. The key id
+    stored with each object is the KMS key id (or ARN/alias). Rotation *inside* the KMS
+    (AWS automatic key rotation) needs nothing from Waymark; moving to another KMS key is
+    ``CloudKmsProvider(client, new_key, old_key_ids=(old_key,))`` plus
+    :func:`waymark.storage.crypto.rewrap_all`, as ``waymark keys rotate`` does for key files.
     """
 
     def __init__(self, client: Any, key_id: str, old_key_ids: tuple[str, ...] = ()) -> None:
@@ -186,9 +193,29 @@ class CloudKmsProvider:
         return list(self._all)
 
 
+class AwsKms:
+    """:class:`KmsClient` over a boto3 ``kms`` client (boto3 is not a Waymark dependency:
+    install it where AWS KMS is used). The encryption context binds each wrapped data key
+    to Waymark, so a ciphertext from elsewhere in the account is refused."""
+
+    CONTEXT: ClassVar[dict[str, str]] = {"purpose": "waymark-object-data-key"}
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def encrypt(self, key_id: str, plaintext: bytes) -> bytes:
+        return self.client.encrypt(KeyId=key_id, Plaintext=plaintext,
+                                   EncryptionContext=self.CONTEXT)["CiphertextBlob"]
+
+    def decrypt(self, key_id: str, ciphertext: bytes) -> bytes:
+        return self.client.decrypt(KeyId=key_id, CiphertextBlob=ciphertext,
+                                   EncryptionContext=self.CONTEXT)["Plaintext"]
+
+
 def _new_key_id() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"mk-{stamp}-{secrets.token_hex(3)}"
 
 
-__all__ = ["CloudKmsProvider", "KeyProvider", "LocalKeyFile", "MasterKeyError"]
+__all__ = ["AwsKms", "CloudKmsProvider", "KeyProvider", "KmsClient", "LocalKeyFile",
+           "MasterKeyError"]

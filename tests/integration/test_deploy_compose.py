@@ -1,0 +1,158 @@
+"""deploy/compose: the files validate against the Compose specification, podman-compose can
+plan them, each environment has what environments.md promises, and the committed
+haproxy.cfg is what `waymark deploy haproxy-config` renders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.deploy_support import waymark
+from tests.servers import LOOPBACK, free_port, missing_dependency, require_binary, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "compose"
+FILES = {"dev": "compose.dev.yaml", "staging": "compose.staging.yaml", "prod": "compose.prod.yaml"}
+
+
+def compose_schema() -> dict[str, Any]:
+    """The Compose specification's JSON schema, shipped inside the docker-compose wheel
+    (.ci/run installs it into .tools/ops without its dependencies)."""
+    found = sorted((ROOT / ".tools" / "ops").glob("lib/python*/site-packages/compose/config/"
+                                                  "compose_spec.json"))
+    if not found:
+        missing_dependency("compose_spec.json not found: .tools/ops/bin/pip install --no-deps "
+                           "docker-compose==1.29.2 (see .ci/run)")
+    return json.loads(found[0].read_text())
+
+
+def load(env: str) -> dict[str, Any]:
+    return yaml.safe_load((COMPOSE / FILES[env]).read_text())
+
+
+@pytest.mark.parametrize("env", sorted(FILES))
+def test_compose_file_matches_the_specification(env: str) -> None:
+    import jsonschema
+
+    doc = load(env)
+    jsonschema.Draft201909Validator(compose_schema()).validate(doc)
+    # bind-mounted files and directories exist (secrets are created by the operator)
+    for name, service in doc["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE / source).exists(), f"{env}/{name}: {source} is missing"
+
+
+def test_schema_check_is_real() -> None:
+    import jsonschema
+
+    doc = load("prod")
+    doc["services"]["app1"]["restart_policy"] = "always"  # not a Compose key
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft201909Validator(compose_schema()).validate(doc)
+
+
+@pytest.mark.parametrize("env", sorted(FILES))
+def test_podman_compose_plans_every_service(env: str) -> None:
+    binary = require_binary("podman-compose", "podman-compose")
+    out = subprocess.run([binary, "--dry-run", "-p", f"waymark-check-{env}", "-f",
+                          str(COMPOSE / FILES[env]), "up", "-d"], capture_output=True,
+                         text=True, timeout=120, check=False, cwd=COMPOSE)
+    assert out.returncode == 0, out.stderr
+    planned = {line.split("--name=", 1)[1].split()[0] for line in out.stdout.splitlines()
+               if line.startswith("podman run")}
+    assert planned == {f"waymark-check-{env}_{s}_1" for s in load(env)["services"]}
+
+
+def commands(service: dict[str, Any]) -> str:
+    return " ".join(str(p) for key in ("entrypoint", "command") for p in service.get(key) or [])
+
+
+def test_dev_has_hot_reload_and_stand_ins() -> None:
+    services = load("dev")["services"]
+    app = services["app"]
+    assert "--reload" in app["command"] and "../../src:/src/src:ro" in app["volumes"]
+    assert app["environment"]["WAYMARK_ENV"] == "dev"
+    assert "WAYMARK_DATABASE_URL" not in app["environment"]  # SQLite by default
+    assert {"redis", "mail", "mocks", "s3"} <= set(services)
+
+
+def test_staging_runs_the_image_with_demo_data() -> None:
+    services = load("staging")["services"]
+    assert services["seed"]["command"] == ["seed-demo"]
+    assert services["app"]["read_only"] is True
+    assert "volumes" not in services["app"] or all(
+        not v.startswith("../../src") for v in services["app"]["volumes"])
+    assert {"mail", "mocks", "s3", "redis"} <= set(services)
+
+
+def test_prod_has_a_balancer_two_replicas_and_the_ops_services() -> None:
+    services = load("prod")["services"]
+    replicas = [n for n, s in services.items() if "waymark serve" in commands(s)]
+    assert len(replicas) >= 2
+    for name in replicas:
+        assert "--no-backup" in commands(services[name])  # one Litestream, not one per replica
+        assert services[name]["read_only"] is True
+    assert "litestream replicate" in commands(services["litestream"])
+    assert {"haproxy", "redis", "prometheus", "alertmanager", "worker"} <= set(services)
+    cfg = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
+    for name in replicas:
+        assert f"server {name} {name}:8000 check" in cfg
+    prometheus = yaml.safe_load((COMPOSE / "prod" / "prometheus.yml").read_text())
+    targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert sorted(targets) == sorted(f"{n}:9464" for n in replicas)
+
+
+def test_committed_haproxy_cfg_is_current_and_valid() -> None:
+    rendered = waymark("deploy", "haproxy-config", "--plan",
+                       str(ROOT / "deploy" / "haproxy" / "compose-plan.toml"), "--bind", ":80",
+                       "--metrics-bind", ":8404", "--socket", "/var/run/haproxy/admin.sock")
+    assert rendered.returncode == 0, rendered.stderr
+    committed = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+    assert rendered.stdout == committed.read_text(), (
+        "deploy/haproxy/haproxy.cfg is stale: re-render it (command in compose-plan.toml)")
+    haproxy = require_binary("haproxy", "haproxy")
+    checked = subprocess.run([haproxy, "-c", "-f", str(committed)], capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_haproxy_config_refuses_bad_limits() -> None:
+    out = waymark("deploy", "haproxy-config", "--plan",
+                  str(ROOT / "deploy" / "haproxy" / "compose-plan.toml"), "--rate-limit", "0")
+    assert out.returncode != 0 and "must be positive" in out.stderr
+
+
+def test_mock_tile_server_and_geocoder_answer() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(COMPOSE / "mocks" / "mockservices.py"),
+                             "--host", LOOPBACK, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://{LOOPBACK}:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        tile = httpx.get(base + "/tiles/3/4/2.png")
+        assert tile.status_code == 200 and tile.content.startswith(b"\x89PNG")
+        assert httpx.get(base + "/tiles/1/5/0.png").status_code == 404
+        a = httpx.get(base + "/geocode", params={"q": "Edinburgh"}).json()
+        b = httpx.get(base + "/geocode", params={"q": "edinburgh "}).json()
+        assert a["features"][0]["geometry"] == b["features"][0]["geometry"]
+        assert httpx.get(base + "/geocode", params={"q": " "}).status_code == 400
+    finally:
+        stop_process(proc)

@@ -1,0 +1,79 @@
+"""The runbooks (docs/operations/backup.md, restore.md, disaster-recovery.md) name real
+commands, real options and real tests: a renamed command or test breaks this, not a 3 a.m.
+recovery."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from waymark.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOKS = [ROOT / "docs" / "operations" / n for n in ("backup.md", "restore.md",
+                                                         "disaster-recovery.md")]
+# `waymark ...` at the start of a line or code span, or after `&&` / `$ ` / `=... `
+COMMAND = re.compile(r"(?:^\s*|(?<=`)|(?<=&& )|(?<=\$ )|(?<=\S=\S) ?)"
+                     r"waymark((?: [a-z][a-z-]*)+)((?: (?:--?[a-z][a-z-]*|[^\s`|;#]+))*)")
+TEST_REF = re.compile(r"(tests/[\w/]+\.py)(?:::(\w+))?")
+
+
+def _commands(text: str) -> list[tuple[list[str], list[str]]]:
+    found = []
+    for line in text.splitlines():
+        for match in COMMAND.finditer(line):
+            words = match.group(1).split()
+            options = [w.split("=")[0] for w in match.group(2).split() if w.startswith("-")]
+            found.append((words, options))
+    return found
+
+
+def _resolve(words: list[str]) -> click.Command | None:
+    command: click.Command = main
+    for word in words:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            return command if command is not main else None
+        command = command.commands[word]
+    return command
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS, ids=lambda p: p.name)
+def test_commands_and_options_exist(runbook):
+    commands = _commands(runbook.read_text())
+    assert commands, f"{runbook.name} names no waymark command"
+    for words, options in commands:
+        command = _resolve(words)
+        assert command is not None, f"{runbook.name}: `waymark {' '.join(words)}` does not exist"
+        known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+        for option in options:
+            assert option in known, f"{runbook.name}: `{command.name}` has no option {option}"
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS, ids=lambda p: p.name)
+def test_referenced_tests_exist(runbook):
+    refs = TEST_REF.findall(runbook.read_text())
+    assert refs, f"{runbook.name} names no test"
+    for path, name in refs:
+        source = (ROOT / path).read_text()
+        assert not name or f"def {name}(" in source, f"{runbook.name}: {path}::{name} missing"
+
+
+def test_the_drills_run_the_documented_commands():
+    """The commands the DR drill and the restore tests run are the ones the runbooks give."""
+    drill = (ROOT / "tests" / "integration" / "test_dr.py").read_text()
+    cli = (ROOT / "tests" / "integration" / "test_backup_cli.py").read_text()
+    restore = (ROOT / "docs" / "operations" / "restore.md").read_text()
+    dr = (ROOT / "docs" / "operations" / "disaster-recovery.md").read_text()
+    for args, text in [('"restore", "--to-time"', restore), ('"backup", "restore-objects"', dr),
+                       ('"backup", "objects"', dr), ('"backup", "status"', restore)]:
+        assert args in drill, args
+        assert "waymark " + " ".join(a.strip('"') for a in args.split(", ")) in text, args
+    for args in ('"keys", "rotate", "--retire-old"', '"backup", "retention"',
+                 '"backup", "archive-get"', '"backup", "config"'):
+        assert args in cli, args
+        words = " ".join(a.strip('"') for a in args.split(", "))
+        assert f"waymark {words}" in (ROOT / "docs" / "operations" / "backup.md").read_text() \
+            or f"waymark {words}" in restore, args
