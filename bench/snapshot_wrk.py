@@ -192,7 +192,10 @@ def main() -> None:
     nginx_proc = None
     try:
         c.setup_data_dir(data_dir, EMAIL, PASSWORD)
-        with c.waymark_server(data_dir, workers=args.workers, WAYMARK_SESSION_STORE="file") as (base, proc):
+        # The anonymous-read rate limit (3000/minute per IP) would answer most of wrk's
+        # requests with 429: measure serving, not the limiter.
+        with c.waymark_server(data_dir, workers=args.workers, WAYMARK_SESSION_STORE="file",
+                              WAYMARK_RATE_LIMITS="anon_read=off") as (base, proc):
             snap, data_url, gz = setup_layer(base, args.features)
             nginx_proc, nginx_url = start_nginx(tmp, gz)
             # short warm-up so each worker has the bytes in its LRU
@@ -241,7 +244,7 @@ def main() -> None:
             f"Load: `wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency "
             "-H 'Accept-Encoding: gzip' URL` (one run each, after a 2 s warm-up; wrk shares "
             "the cores with the server). Waymark: `waymark serve --workers "
-            f"{args.workers} --no-job-worker`, WAYMARK_DEMO_DATA=false, public map, anonymous "
+            f"{args.workers} --no-job-worker`, WAYMARK_DEMO_DATA=false, WAYMARK_RATE_LIMITS=anon_read=off, public map, anonymous "
             f"GET of `snapshot_url`. nginx: 2 workers, `sendfile on`, same {len(gz):,}-byte gzip "
             "file with `Content-Encoding: gzip`, `application/geo+json`.  ",
             c.notes_line(notes), "",

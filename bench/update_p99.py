@@ -18,7 +18,11 @@ Phases (each on a freshly started server, same database):
                 rebuilds the 100k layer (per worker process) while edits run.
   no-publish  - WAYMARK_SNAPSHOT_DELAY_MS=600000: the Publisher waits 10 minutes before
                 building, so no rebuild happens during the run (isolates its effect).
-Target: p99 <= 30 ms, 0 errors.
+  paced       - as shipped, but each client sends --rate edits/s (default 4, so 64 edits/s
+                in all) on a fixed schedule: an open-loop load at a stated rate. Latency is
+                measured from the scheduled send time, so server queueing is not hidden.
+Target: p99 <= 30 ms, 0 errors. The closed-loop phases measure saturation (latency there is
+clients / throughput); the paced phase measures latency at a stated load.
 """
 
 from __future__ import annotations
@@ -114,7 +118,10 @@ class CpuSampler(threading.Thread):
 
 
 async def load(base: str, token: str, map_id: str, layer_id: str, versions: dict[str, int],
-               clients: int, duration: float, seed: int = 1) -> dict:
+               clients: int, duration: float, seed: int = 1, rate: float = 0.0) -> dict:
+    """rate 0: each client sends back to back (closed loop, saturation). rate R: each client
+    sends R edits/s on a fixed schedule (open loop) and latency counts from the scheduled
+    time, so a slow server is charged for the queueing it causes (no coordinated omission)."""
     ids = sorted(versions)
     random.Random(seed).shuffle(ids)
     subsets = [ids[i::clients] for i in range(clients)]
@@ -131,13 +138,20 @@ async def load(base: str, token: str, map_id: str, layer_id: str, versions: dict
             rng = random.Random(1000 + k)
             mine = subsets[k]
             i = 0
+            start = time.monotonic() + (rng.random() / rate if rate else 0)
             while time.monotonic() < deadline:
                 fid = mine[i % len(mine)]
                 i += 1
                 body = {"properties": {"name": f"Edited {k}-{i}",
                                        "category": c.CATEGORIES[rng.randrange(len(c.CATEGORIES))],
                                        "value": round(rng.random() * 1000, 2)}}
-                t0 = time.monotonic()
+                if rate:
+                    t0 = start + (i - 1) / rate  # scheduled send time
+                    if t0 >= deadline:
+                        break
+                    await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+                else:
+                    t0 = time.monotonic()
                 try:
                     r = await cl.patch(url + fid, json=body,
                                        headers={"If-Match": f'"{versions[fid]}"'})
@@ -190,8 +204,10 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
     print(f"\n== phase {name} ({extra_env or 'defaults'})")
     extra_env = dict(extra_env)
     proto_app = extra_env.pop("proto_app", None)
+    rate = float(extra_env.pop("rate", 0) or 0)
     with c.waymark_server(data_dir, workers=args.workers, log=data_dir / f"server-{name}.log",
                           proto_app=proto_app, WAYMARK_SESSION_STORE="file",
+                          WAYMARK_RATE_LIMITS="write=off",  # measure edits, not the limiter
                           **extra_env) as (base, proc):
         token = c.login_token(base, EMAIL, PASSWORD)
         map_id, layer_id, versions = discover(base, token)
@@ -219,7 +235,7 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
         client_proc = psutil.Process()
         cpu0 = client_proc.cpu_times()
         res = asyncio.run(load(base, token, map_id, layer_id, versions, args.clients,
-                               args.duration))
+                               args.duration, rate=rate))
         cpu1 = client_proc.cpu_times()
         sampler.stop.set()
         sampler.join()
@@ -259,7 +275,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--phases", default="default,no-publish")
+    ap.add_argument("--phases", default="default,no-publish,paced")
+    ap.add_argument("--rate", type=float, default=4.0,
+                    help="edits/s per client in the paced-R/s phase (open loop)")
     ap.add_argument("--profile-dir", default=None,
                     help="record py-spy raw profiles of the granian workers into this dir")
     ap.add_argument("--profile-gil", action="store_true", help="py-spy --gil (GIL holder only)")
@@ -272,6 +290,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="waymark-bench-update-"))
     data_dir = tmp / "data"
     phases = {"default": {}, "no-publish": {"WAYMARK_SNAPSHOT_DELAY_MS": "600000"},
+              "paced": {"rate": str(args.rate)},
               # prototypes of the proposed fix (bench/proto/), not shipped code:
               "proto-writegate": {"proto_app": "asgi_writegate:app"},
               "proto-writegate-no-publish": {"proto_app": "asgi_writegate:app",
@@ -303,14 +322,18 @@ def main() -> None:
             f"## 3. Edit latency: {args.clients} concurrent single-feature PATCHes on a "
             f"{args.features:,}-feature layer", "",
             "Command: `" + c.command_prefix() + ".venv/bin/python bench/update_p99.py" + (
-                f" --phases {args.phases}" if args.phases != "default,no-publish" else "") + "`  ",
+                f" --phases {args.phases}" if args.phases != "default,no-publish,paced" else "") + (
+                f" --rate {args.rate:g}" if args.rate != 4.0 else "") + "`  ",
             f"Server: `waymark serve --workers {args.workers} --no-job-worker`, default SQLite, "
             f"WAYMARK_DEMO_DATA=false. Load: {args.clients} asyncio+httpx clients in one process, "
             f"back-to-back `PATCH .../features/{{fid}}` `{{\"properties\": {{...}}}}` with "
             f"`If-Match`, disjoint feature subsets, {args.duration:.0f} s per phase. Phase "
             "`default` = as shipped (background Publisher rebuilds the 100k layer while edits "
-            "run); `no-publish` = WAYMARK_SNAPSHOT_DELAY_MS=600000 (no rebuild during the run); `proto-writegate*` = the same "
-            "with the bench-only write-gate prototype (bench/proto/writegate.py, see Findings).  ",
+            "run), clients back to back (closed loop: the server's saturation throughput, "
+            "latency = clients / throughput); `no-publish` = the same with "
+            "WAYMARK_SNAPSHOT_DELAY_MS=600000 (no rebuild during the run); `paced` = as "
+            f"shipped, each of the {args.clients} clients sending {args.rate:g} edits/s on a fixed schedule "
+            "(open loop; latency from the scheduled send time, so queueing is counted).  ",
             c.notes_line(notes), "",
             c.md_table(headers, rows), ""]
         for name, r in results.items():

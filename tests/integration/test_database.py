@@ -52,6 +52,49 @@ def test_sqlite_writers_queue_instead_of_failing(sqlite_url):
     db.dispose()
 
 
+def _hold_process_lock(url: str, key: int, events) -> None:  # type: ignore[no-untyped-def]
+    db = Database(url)
+    with db.process_lock(key):
+        events.put(("in", key))
+        time.sleep(0.3)
+        events.put(("out", key))
+    db.dispose()
+
+
+def test_process_lock_excludes_other_processes_per_key(sqlite_url):
+    """Snapshot builds run once across worker processes: holders of one key never overlap."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    events = ctx.Queue()
+    procs = [ctx.Process(target=_hold_process_lock, args=(sqlite_url, key, events))
+             for key in (7, 7, 8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    seq = [events.get(timeout=5) for _ in range(6)]
+    assert [e for e, key in seq if key == 7] == ["in", "out", "in", "out"]  # never both inside
+
+
+def test_peek_reads_committed_rows_without_the_orm(database_url):
+    db = Database(database_url)
+    with db.write() as s:
+        s.add(User(email="peek@example.com", display_name="P", password_hash="x"))
+    row = db.peek("SELECT display_name FROM users WHERE email = ?", ("peek@example.com",))
+    if db.is_sqlite:
+        assert row == ("P",)
+        with db.write() as s:
+            s.query(User).filter_by(email="peek@example.com").one().display_name = "Q"
+        assert db.peek("SELECT display_name FROM users WHERE email = ?",
+                       ("peek@example.com",)) == ("Q",)  # no stale read snapshot kept open
+        assert db.peek("SELECT 1 FROM users WHERE email = ?", ("nobody",)) is None
+    else:
+        assert row is NotImplemented  # callers take the threaded ORM path
+    db.dispose()
+
+
 def test_migrations_match_the_models(database_url):
     """The migrated schema has no drift from the models, on both backends."""
     engine = create_engine(database_url)

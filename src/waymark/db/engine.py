@@ -115,6 +115,7 @@ class Database:
         self._peek_path = database if file_db else None
         self._peek_conn: sqlite3.Connection | None = None
         self._peek_lock = threading.Lock()
+        self._locks_fd: int | None = None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -145,6 +146,24 @@ class Database:
             rows = self._peek_conn.execute(sql, params).fetchall()  # run to the end: no open read
         return rows[0] if rows else None
 
+    @contextlib.contextmanager
+    def process_lock(self, key: int) -> Iterator[None]:
+        """Exclusive across the processes sharing this SQLite file, for work that needs doing
+        once, not once per worker (building a layer snapshot). One byte-range lock per key
+        on one sidecar file. A no-op on other databases: duplicates there waste work only.
+        Not a lock between threads of one process (POSIX record locks are per process)."""
+        if self._peek_path is None:
+            yield
+            return
+        with self._peek_lock:
+            if self._locks_fd is None:
+                self._locks_fd = os.open(self._peek_path + "-locks", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.lockf(self._locks_fd, fcntl.LOCK_EX, 1, key)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self._locks_fd, fcntl.LOCK_UN, 1, key)
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -154,5 +173,8 @@ class Database:
         if self._peek_conn is not None:
             self._peek_conn.close()
             self._peek_conn = None
+        if self._locks_fd is not None:
+            os.close(self._locks_fd)
+            self._locks_fd = None
         if self._gate:
             self._gate.close()

@@ -157,7 +157,10 @@ class Publisher:
                 self._dirty.discard(layer_id)
             started = time.monotonic()
             try:
-                publish(self.db, self.store, layer_id)
+                # One build per version across worker processes: the others wait here, then
+                # find the version published and return at once.
+                with self.db.process_lock(layer_id):
+                    publish(self.db, self.store, layer_id)
                 self._cost[layer_id] = time.monotonic() - started
             except Exception as exc:  # noqa: BLE001 - a failed background build is retried on read
                 if self.on_error:
