@@ -194,8 +194,11 @@ def test_new_user_journey(page: Page, browser, console, screenshot, base_url: st
     page.get_by_role("tab", name="Import").click()
     page.set_input_files("#import-file", str(exported))
     expect(page.locator("#import-status")).to_contain_text(f"Imported {total} feature", timeout=20000)
-    count_after = page.evaluate("() => [...window.waymark.layers.values()].reduce((n, e) => n + e.group.getLayers().length, 0)")
-    assert count_after == count_before + total
+    # the status line comes first; the new layer's features are drawn just after it
+    page.wait_for_function(
+        "want => [...window.waymark.layers.values()].reduce((n, e) => n + e.group.getLayers().length, 0) === want",
+        arg=count_before + total, timeout=10000)
+    count_after = count_before + total
 
     # ---- share as unlisted ------------------------------------------------------------------
     page.get_by_role("button", name="Share").click()
