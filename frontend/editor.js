@@ -24,6 +24,7 @@ function queue(layer, work) {
 
 export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
   return queue(layer, async () => {
+    layer._wmSaving = true; // the live connection leaves this feature alone meanwhile
     try {
       const updated = await api("PATCH", featureUrl(ctx, layer), { json: changes, version: layer.feature.version });
       layer.feature.version = updated.version;
@@ -35,6 +36,8 @@ export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
         if (!force) return null;
       }
       throw exc;
+    } finally {
+      layer._wmSaving = false;
     }
   });
 }

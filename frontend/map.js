@@ -7,6 +7,7 @@ import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
 import { initShare } from "./share.js";
+import { connectRealtime } from "./realtime.js";
 import { el, escapeHtml, notify } from "./ui.js";
 
 const WORLD = { lat: 20, lon: 0, zoom: 2 };
@@ -104,9 +105,14 @@ class MapContext {
     return entry;
   }
 
-  /** Add one feature (API JSON) to a layer's group; returns its Leaflet layer. */
+  /** Add one feature (API JSON) to a layer's group; returns its Leaflet layer. A feature
+   * already shown (e.g. our own edit echoed by the live connection first) is replaced. */
   addFeature(layerId, feature) {
     const entry = this.layers.get(layerId);
+    const shown = feature.id ? this.findFeature(feature.id) : null;
+    if (shown) {
+      for (const e of this.layers.values()) e.group.removeLayer(shown);
+    }
     let added = null;
     const before = new Set(entry.group.getLayers());
     entry.group.addData(feature);
@@ -213,5 +219,7 @@ export async function initMapPage() {
   initLayersPanel(ctx);
   if (!ctx.embed) initShare(ctx);
   if (ctx.canEdit) initEditor(ctx);
+  // others' edits appear live; the presence indicator shows who is here (not in embeds)
+  ctx.realtime = connectRealtime(ctx, { showPresence: !ctx.embed });
   window.waymark = ctx; // handy in the console and for tests
 }

@@ -6,6 +6,8 @@
 // saw, so it receives what it missed; when it is too far behind (or Redis was down) the
 // server says "resync" and the layers are refetched.
 
+import L from "./leaflet-setup.js";
+
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 15000;
 
@@ -30,6 +32,9 @@ export function applyEdit(ctx, ev) {
       if (!entry) return;
       const existing = ctx.findFeature(ev.feature.id);
       if (existing && existing.feature && existing.feature.version >= ev.feature.version) return;
+      // being edited here (shape editing or a save in flight): keep it; our next save meets
+      // the newer version and the conflict view shows both
+      if (existing && ((existing.pm && existing.pm.enabled && existing.pm.enabled()) || existing._wmSaving)) return;
       if (existing) entry.group.removeLayer(existing);
       ctx.addFeature(ev.layer, ev.feature);
       break;

@@ -132,7 +132,7 @@ class SentinelGroup:
                     "SENTINEL", "get-master-addr-by-name", self.master)
                 if addr:
                     return int(addr[1])
-            except Exception:  # noqa: BLE001 - try the next sentinel
+            except Exception:  # noqa: BLE001, S112 - try the next sentinel
                 continue
         return None
 

@@ -29,9 +29,11 @@ from waymark.maps.snapshots import Publisher
 from waymark.ops.apidocs import api_docs
 from waymark.ops.health import healthz, readyz
 from waymark.ops import observability
+from waymark.openapi import document_error_format
 from waymark.pages import ROUTES as PAGE_ROUTES
 from waymark.pages import template_config
 from waymark.realtime.setup import Realtime
+from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.settings import Settings, load_settings
 from waymark.storage.crypto import open_object_store
 from waymark.tiles import ROUTES as TILE_ROUTES
@@ -114,4 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"services": services, "realtime": realtime}),
         debug=settings.debug,
     )
+    document_error_format(app)  # the schema shows the real error body
+    # security headers on every response, routed or not (404, 405, 429 included)
+    app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url)
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PROFILES = ("dev", "staging", "prod")
-DEFAULT_SECRET = "dev-insecure-secret-change-me"
+DEFAULT_SECRET = "dev-insecure-secret-change-me"  # nosec B105 - dev placeholder, refused outside dev
 SECRET_FIELDS = frozenset({"secret_key", "database_url", "object_store_url", "redis_url",
                            "sentry_dsn", "metrics_token", "backup_url",
                            "archive_url"})

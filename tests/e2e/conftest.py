@@ -68,7 +68,9 @@ def start_server(data_dir: Path, **extra_env: str) -> LiveServer:
     upgrade(database_url)
     env = {**os.environ, "WAYMARK_DATA_DIR": str(data_dir), "WAYMARK_DATABASE_URL": database_url,
            "WAYMARK_DEMO_DATA": "false", "WAYMARK_JOBS_IMMEDIATE": "true",
-           "WAYMARK_SNAPSHOT_DELAY_MS": "50", "WAYMARK_LOG_LEVEL": "warning", **extra_env}
+           "WAYMARK_SNAPSHOT_DELAY_MS": "50", "WAYMARK_LOG_LEVEL": "warning",
+           # every test signs up its own users, all from 127.0.0.1
+           "WAYMARK_RATE_LIMITS": "signup=1000/hour,login=1000/minute", **extra_env}
     log_path = data_dir / "server.log"
     for _attempt in range(3):
         port = free_port()

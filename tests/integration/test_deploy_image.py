@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import time
 import uuid
@@ -31,6 +32,22 @@ def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
                           text=True, timeout=timeout, check=False)
 
 
+def sandbox_options() -> list[str]:
+    """runc with this process's own limits: in a sandboxed CI container (cgroups hybrid,
+    capped rlimits) crun fails, and so do podman's default (higher) ulimits."""
+    require_binary("runc", "runc")
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nproc = [65536 if v == resource.RLIM_INFINITY else v
+             for v in resource.getrlimit(resource.RLIMIT_NPROC)]
+
+    def limit(pair: tuple[int, int]) -> str:
+        soft, hard = (65536 if v == resource.RLIM_INFINITY else v for v in pair)
+        return f"{soft}:{hard}"
+
+    return ["--runtime", "runc", "--ulimit", f"nofile={limit(nofile)}",
+            "--ulimit", f"nproc={min(4096, nproc[0])}:{min(4096, nproc[1])}"]
+
+
 @pytest.fixture(scope="module")
 def image() -> str:
     require_binary("buildah", "buildah")
@@ -48,13 +65,14 @@ def image() -> str:
 def container(image: str) -> Iterator[tuple[str, str]]:
     name = f"waymark-smoke-{uuid.uuid4().hex[:8]}"
     port, metrics = free_port(), free_port()
-    run = podman("run", "-d", "--name", name, "--network", "host", "--read-only",
-                 "--tmpfs", "/var/lib/waymark:rw,mode=1777",
+    run = podman("run", "-d", "--name", name, *sandbox_options(), "--network", "host",
+                 "--read-only",
+                 "--tmpfs", "/var/lib/waymark:rw,U",  # U: owned by the image's user
                  "-e", f"WAYMARK_HOST={LOOPBACK}", "-e", f"WAYMARK_PORT={port}",
                  "-e", f"WAYMARK_METRICS_PORT={metrics}", "-e", "WAYMARK_DEMO_DATA=false",
                  image)
-    assert run.returncode == 0, run.stderr
     try:
+        assert run.returncode == 0, run.stderr
         yield name, f"http://{LOOPBACK}:{port}"
     finally:
         podman("rm", "-f", "-t", "5", name)
@@ -68,7 +86,7 @@ def test_image_metadata(image: str) -> None:
     assert labels["org.opencontainers.image.version"] == "0.0.0-ci"
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["/opt/waymark/bin/waymark"] and config["Cmd"] == ["serve"]
-    assert "/readyz" in " ".join(config["Healthcheck"]["Test"])
+    assert "/readyz" in " ".join(info["Healthcheck"]["Test"])
     assert f"WAYMARK_COMMIT={COMMIT}" in config["Env"]
 
 

@@ -16,6 +16,7 @@ from tests.servers import missing_dependency
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"dev": "sqlite", "staging": "postgres", "prod": "postgres", "prod-sqlite": "sqlite"}
+PROFILE = {"dev": "staging", "staging": "staging", "prod": "prod", "prod-sqlite": "prod"}
 KUBE_VERSION = "1.31"
 
 
@@ -107,6 +108,7 @@ def test_workload_shape(rendered) -> None:  # type: ignore[no-untyped-def]
     for key in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][key])
     env = {e["name"]: e for e in container["env"]}
+    assert env["WAYMARK_ENV"]["value"] == PROFILE[name]  # the overlay's safety profile
     # secrets come from the waymark-secrets Secret as files, never as literal values
     assert "WAYMARK_SECRET_KEY" not in env and "WAYMARK_SECRET_KEY_FILE" in env
     secret_volumes = [v for v in spec["volumes"] if "secret" in v]

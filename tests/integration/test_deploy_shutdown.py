@@ -89,34 +89,32 @@ def test_sigterm_during_a_long_request_lets_it_complete(server) -> None:  # type
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = repr(exc)
 
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    ws = connect(f"ws://{LOOPBACK}:{port}/api/v1/maps/{map_id}/ws", open_timeout=10)
-    assert json.loads(ws.recv(timeout=10))["type"] == "hello"
-    worker = threading.Thread(target=long_request)
-    worker.start()
-    time.sleep(1.0)  # the upload is sent and being imported
-    assert worker.is_alive(), f"the request was not long enough to test anything: {result}"
-    proc.send_signal(signal.SIGTERM)
-    in_flight_when_refused = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if refused(port):
-            in_flight_when_refused = worker.is_alive()
-            break
-        time.sleep(0.05)
-    worker.join(timeout=120)
-    assert result.get("status") == 201, result
-    assert result["body"]["imported"] == 40_000  # type: ignore[index]
-    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
-    assert refused(port)
-    assert in_flight_when_refused is not None, "the port still accepted connections after SIGTERM"
-    print(f"listener closed while the request was still in flight: {in_flight_when_refused}")
-    # the websocket was closed by the server, not left hanging
-    from websockets.exceptions import ConnectionClosed
-
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            ws.recv(timeout=10)
-    print(f"websocket close: {closed.value.rcvd}")
-    ws.close()
+    with connect(f"ws://{LOOPBACK}:{port}/api/v1/maps/{map_id}/ws", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        worker = threading.Thread(target=long_request)
+        worker.start()
+        time.sleep(1.0)  # the upload is sent and being imported
+        assert worker.is_alive(), f"the request was not long enough to test anything: {result}"
+        proc.send_signal(signal.SIGTERM)
+        in_flight_when_refused = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if refused(port):
+                in_flight_when_refused = worker.is_alive()
+                break
+            time.sleep(0.05)
+        worker.join(timeout=120)
+        assert result.get("status") == 201, result
+        assert result["body"]["imported"] == 40_000  # type: ignore[index]
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+        assert refused(port)
+        # it stopped accepting new connections while the old request was still running
+        assert in_flight_when_refused is True, in_flight_when_refused
+        # the websocket was closed by the server, not left hanging
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=10)
+        print(f"websocket close frame from the server: {closed.value.rcvd}")

@@ -18,9 +18,10 @@ from waymark.accounts.passwords import (
 )
 from waymark.db.models import ApiToken, User, utcnow
 from waymark.errors import Conflict, Invalid, NotFound, Unauthorized
+from waymark.ids import is_row_id
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-TOKEN_PREFIX = "wmk_"
+TOKEN_PREFIX = "wmk_"  # nosec B105 - the public prefix of API tokens, not a secret
 SCOPES = ("read", "write")
 
 
@@ -92,7 +93,7 @@ def list_tokens(session: Session, user: User) -> list[ApiToken]:
 
 
 def revoke_token(session: Session, user: User, token_id: int) -> None:
-    token = session.get(ApiToken, token_id)
+    token = session.get(ApiToken, token_id) if is_row_id(token_id) else None
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("token not found")
     token.revoked_at = datetime.now(timezone.utc)

@@ -9,7 +9,7 @@ import click
 from waymark.deploy.plan import DeployError, Plan, load_plan
 
 PLAN_OPTION = click.option(
-    "--plan", "plan_path", required=True, envvar="WAYMARK_DEPLOY_PLAN",
+    "--plan", "plan_path", required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Deploy plan (TOML): instances, HAProxy socket, commands.")
 

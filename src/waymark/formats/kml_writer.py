@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 
 from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
 from waymark.formats.kml_reader import WAYMARK_NS

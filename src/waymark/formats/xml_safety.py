@@ -10,7 +10,7 @@ the namespace is still available as ``Node.ns``).
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import ParseError  # nosec B405 - the exception class only, no parsing
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser

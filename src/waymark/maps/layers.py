@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from waymark import jsonutil
 from waymark.db.models import Change, Feature, Layer, Map, User, utcnow
 from waymark.errors import Invalid, NotFound, PreconditionFailed
-from waymark.ids import new_uuid
+from waymark.ids import clamp_to_row_range, new_uuid
 from waymark.maps.editing import UNSET, LayerEditor
 from waymark.maps.service import record_map_op
 from waymark.maps.state import DEFAULT_STYLE, change_json, layer_state
@@ -165,7 +165,7 @@ def history(session: Session, map_: Map, layer: Layer | None, *, limit: int = 50
     if layer is not None:
         query = query.where(Change.layer_id == layer.id)
     if before_id:
-        query = query.where(Change.id < before_id)
+        query = query.where(Change.id < clamp_to_row_range(before_id))
     changes = list(session.scalars(query.order_by(Change.id.desc()).limit(min(max(limit, 1), 500))))
     names = _user_names(session, changes)
     return [change_json(c, names) for c in changes]

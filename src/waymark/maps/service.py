@@ -12,7 +12,7 @@ from waymark import jsonutil
 from waymark.accounts.actor import Actor
 from waymark.db.models import Change, Layer, Map, Member, User, utcnow
 from waymark.errors import Conflict, Forbidden, Invalid, NotFound
-from waymark.ids import new_public_id, new_uuid
+from waymark.ids import clamp_to_row_range, is_row_id, new_public_id, new_uuid
 from waymark.maps.access import ROLES, VISIBILITIES
 from waymark.maps.state import DEFAULT_STYLE, map_json
 
@@ -156,7 +156,7 @@ def list_maps(session: Session, actor: Actor, scope: str, q: str = "", limit: in
         query = query.where(or_(Map.title.ilike(like, escape="\\"),
                                 Map.description.ilike(like, escape="\\")))
     query = query.order_by(Map.updated_at.desc(), Map.id.desc()).limit(min(max(limit, 1), 200)) \
-        .offset(max(offset, 0))
+        .offset(clamp_to_row_range(max(offset, 0)))
     out = []
     for map_, role in session.execute(query):
         item = map_json(map_, role)
@@ -195,6 +195,8 @@ def add_member(session: Session, map_: Map, by_user: int, email: str, role: str)
 
 
 def _get_member(session: Session, map_: Map, user_id: int) -> Member:
+    if not is_row_id(user_id):
+        raise NotFound("member not found")
     member = session.scalar(select(Member).where(Member.map_id == map_.id, Member.user_id == user_id))
     if member is None:
         raise NotFound("member not found")

@@ -229,7 +229,7 @@ class RedisHub:
             self._probe = None
         try:
             await self.client.aclose()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - shutting down anyway
             pass
 
     def status(self) -> dict[str, Any]:

@@ -239,7 +239,7 @@ class RedisChannels:
         if self._pubsub is not None:
             try:
                 await self._pubsub.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - closing a broken connection
                 pass
 
     # ---- publishing -----------------------------------------------------------------
@@ -350,7 +350,7 @@ class RedisChannels:
                 if pubsub is not None:
                     try:
                         await pubsub.aclose()
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001, S110 - closing a broken connection
                         pass
                 self._retry.clear()
                 try:  # retry soon, or at once when another Redis call sees it answer again
@@ -371,7 +371,7 @@ class RedisChannels:
         except BaseException:
             try:
                 await pubsub.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - closing a broken connection
                 pass
             raise
         self._pubsub = pubsub

@@ -48,7 +48,7 @@ def _parse_ts(raw: Any) -> float:
         return float(raw) / (1000.0 if raw > 1e11 else 1.0)
     if isinstance(raw, str):
         try:
-            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(raw)  # 3.11+: accepts a trailing Z
         except ValueError:
             raise Invalid("ts must be ISO 8601 or Unix seconds", details={"field": "ts"}) from None
         return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
@@ -58,7 +58,7 @@ def _parse_ts(raw: Any) -> float:
 def parse_positions(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict):
         raise Invalid("send a JSON object", code="invalid_body")
-    items = body["positions"] if "positions" in body else [body]
+    items = body.get("positions", [body])
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
         raise Invalid(f"positions must be a list of 1 to {MAX_BATCH} positions",
                       details={"field": "positions"})

@@ -145,9 +145,9 @@ class Connection:
                 if last is not None and seq > last + 1:
                     await self._send_now(f'{{"type":"resync","reason":"gap","seq":{seq}}}')
                 self.last_seq = seq
-            if text.startswith('{"type":"edit"') and any(op in text for op in _RECHECK_OPS):
-                if not await self._still_allowed():
-                    return
+            if text.startswith('{"type":"edit"') and any(op in text for op in _RECHECK_OPS) \
+                    and not await self._still_allowed():
+                return
             await self._send_now(text)
 
     async def _still_allowed(self) -> bool:

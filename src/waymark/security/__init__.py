@@ -1,0 +1,1 @@
+"""Application hardening: response security headers and the SSRF guard for outbound fetches."""
