@@ -103,7 +103,11 @@ def test_prod_has_a_balancer_two_replicas_and_the_ops_services() -> None:
         assert "--no-backup" in commands(services[name])  # one Litestream, not one per replica
         assert services[name]["read_only"] is True
     assert "litestream replicate" in commands(services["litestream"])
-    assert {"haproxy", "redis", "prometheus", "alertmanager", "worker"} <= set(services)
+    assert {"haproxy", "redis", "prometheus", "alertmanager", "worker", "alloy"} <= set(services)
+    # log shipping: Alloy reads the containers' stdout with the shipped configuration
+    alloy_config = "../alloy/containers.alloy:/etc/alloy/config.alloy:ro"
+    assert alloy_config in services["alloy"]["volumes"]
+    assert (COMPOSE / alloy_config.split(":")[0]).resolve().is_file()
     cfg = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
     for name in replicas:
         assert f"server {name} {name}:8000 check" in cfg
