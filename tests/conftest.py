@@ -4,6 +4,7 @@ the app on top of it, and API clients that log in and send the CSRF header."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,19 @@ from waymark.app import create_app
 from waymark.db.migrate import upgrade
 from waymark.settings import Settings, load_settings
 
-GEO_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "geo"
+def _geo_data() -> Path:
+    """The real-world geodata corpus: WAYMARK_GEO_DATA, else ../shared/data/geo next to the
+    repository, else the team's shared checkout (/work/shared) for clones made elsewhere."""
+    if os.environ.get("WAYMARK_GEO_DATA"):
+        return Path(os.environ["WAYMARK_GEO_DATA"])
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "geo"
+    for candidate in (beside, Path("/work/shared/data/geo")):
+        if candidate.is_dir():
+            return candidate
+    return beside
+
+
+GEO_DATA = _geo_data()
 PASSWORD = "correct horse battery staple"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _counter = itertools.count()
@@ -199,3 +212,9 @@ def db_app(tmp_path: Path, database_url: str) -> Iterator[Litestar]:
 def db_clients(db_app: Litestar) -> Iterator[Any]:
     """Like `clients`, on SQLite and on PostgreSQL."""
     yield from _client_factory(db_app)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, and later tests that call asyncio.run() would fail."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path).replace("\\", "/"))

@@ -8,6 +8,7 @@ nothing to object storage.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -121,7 +122,9 @@ def _layer_count(client: ApiClient, map_id: str, layer_id: str) -> int:
 # ---- the whole corpus ------------------------------------------------------------------
 def test_corpus_expectations_cover_every_file() -> None:
     if not CORPUS:
-        pytest.skip("corpus not available")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"geodata corpus not found at {GEO_DATA} (set WAYMARK_GEO_DATA)")
+        pytest.skip(f"geodata corpus not found at {GEO_DATA} (set WAYMARK_GEO_DATA)")
     assert len(CORPUS) == 99
     assert set(CORPUS) <= set(GDAL)
     assert set(BROKEN) | set(EXCEPTIONS) <= set(CORPUS)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests.conftest import GEO_DATA
 from tests.e2e.conftest import REPO, SCREENSHOTS
 
-GPX = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo" / "gpx" / "openlayers" / "fells_loop.gpx"
+GPX = GEO_DATA / "gpx" / "openlayers" / "fells_loop.gpx"
 PASSWORD = "correct horse battery staple"
 
 

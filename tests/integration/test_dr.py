@@ -185,6 +185,8 @@ def dr_env(tmp_path, moto_server):  # type: ignore[no-untyped-def]
         "WAYMARK_METRICS_PORT": "0",
         "WAYMARK_SNAPSHOT_DELAY_MS": "200",
         "WAYMARK_LOG_LEVEL": "warning",
+        # the drills stream writes as fast as they can: measure recovery, not the limiter
+        "WAYMARK_RATE_LIMITS": "write=off",
         "PYTHONUNBUFFERED": "1",
     })
     return env

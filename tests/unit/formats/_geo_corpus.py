@@ -9,8 +9,10 @@ import os
 import re
 from pathlib import Path
 
+from tests.conftest import GEO_DATA
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = Path(os.environ.get("WAYMARK_GEO_DATA", REPO_ROOT.parent / "shared" / "data" / "geo"))
+DATA_DIR = GEO_DATA
 EXTENSIONS = {".csv", ".geojson", ".json", ".gpx", ".kml", ".kmz"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ from _geo_corpus import DATA_DIR, parse_gdal_summary
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA_DIR.is_dir():
-        pytest.skip(f"geodata corpus not found at {DATA_DIR} (set WAYMARK_GEO_DATA)")
+        missing = f"geodata corpus not found at {DATA_DIR} (set WAYMARK_GEO_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)  # in CI a missing corpus is a failure, never a skip
+        pytest.skip(missing)
     return DATA_DIR
 
 
