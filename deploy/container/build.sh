@@ -14,7 +14,13 @@ CA=${BUILD_CA_BUNDLE:-${PIP_CERT:-}}
 SECRET=()
 if [ -n "$CA" ] && [ -f "$CA" ]; then SECRET=(--secret "id=ca,src=$CA"); fi
 deploy/container/build-base.sh "$BASE_IMAGE"
+# The version and commit are also set on the final image by --label/--env: buildah 1.28's layer
+# cache does not see a changed ARG in LABEL/ENV, so a cached layer would carry the last
+# build's commit.
 buildah build --layers --format docker --isolation chroot "${SECRET[@]}" \
   --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg VERSION="$VERSION" --build-arg COMMIT="$COMMIT" \
+  --label org.opencontainers.image.version="$VERSION" \
+  --label org.opencontainers.image.revision="$COMMIT" \
+  --env WAYMARK_COMMIT="$COMMIT" \
   -f Containerfile -t "$TAG" .
 echo "built $TAG (version $VERSION, commit $COMMIT)"

@@ -127,7 +127,9 @@ def test_large_import_runs_as_a_job_with_progress_and_staging(
         listed = alice.get(f"/api/v1/maps/{m['id']}/layers").json()
         assert [la["id"] for la in listed] == [layer_id]
         if layer_count == 0:
-            assert alice.get(layer_url + "/features", params={"limit": 1}).json()["features"] == []
+            features = alice.get(layer_url + "/features", params={"limit": 1}).json()["features"]
+            if features:  # the merge committed between the two reads: then it is all there
+                assert alice.get(layer_url).json()["feature_count"] == N_POINTS
         if job_now["status"] == "running" and layer_count == 0:
             staged_seen.append(row_counts(app)["features"])
 
