@@ -291,6 +291,7 @@ def main() -> None:
     data_dir = tmp / "data"
     phases = {"default": {}, "no-publish": {"WAYMARK_SNAPSHOT_DELAY_MS": "600000"},
               "paced": {"rate": str(args.rate)},
+              "paced-no-publish": {"rate": str(args.rate), "WAYMARK_SNAPSHOT_DELAY_MS": "600000"},
               # prototypes of the proposed fix (bench/proto/), not shipped code:
               "proto-writegate": {"proto_app": "asgi_writegate:app"},
               "proto-writegate-no-publish": {"proto_app": "asgi_writegate:app",

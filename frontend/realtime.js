@@ -2,9 +2,9 @@
 // shows who is here, live-data markers move. Works with MapContext from map.js:
 //   import { connectRealtime } from "./realtime.js";
 //   connectRealtime(ctx);            // after the layers are loaded (end of initMapPage)
-// The websocket reconnects on its own (with back-off) and sends the last sequence number it
-// saw, so it receives what it missed; when it is too far behind (or Redis was down) the
-// server says "resync" and the layers are refetched.
+// The websocket reconnects on its own (with back-off; promptly after a 1012 "service restart"
+// close) and sends the last sequence number it saw, so it receives what it missed; when it is
+// too far behind (or Redis was down) the server says "resync" and the layers are refetched.
 
 import L from "./leaflet-setup.js";
 
@@ -228,6 +228,9 @@ export function connectRealtime(ctx, options = {}) {
       pending.clear();
       if (closed || (e.code >= 4400 && e.code < 4500)) { setStatus(closed ? "closed" : "refused"); return; }
       setStatus("offline");
+      // 1012 "service restart": the server is stopping (deploy, restart) and another one (or
+      // this one, back) takes over: come back after the shortest wait, not a grown back-off
+      if (e.code === 1012) backoff = BACKOFF_MIN;
       const wait = Math.min(BACKOFF_MAX, backoff) * (0.75 + Math.random() * 0.5);
       backoff = Math.min(BACKOFF_MAX, backoff * 2);
       setTimeout(open, wait);

@@ -23,16 +23,18 @@ from waymark.errors import ApiError
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
+from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
+from waymark.openapi import document_error_format
+from waymark.ops import observability
 from waymark.ops.apidocs import api_docs
 from waymark.ops.health import healthz, readyz
-from waymark.ops import observability
-from waymark.openapi import document_error_format
 from waymark.pages import ROUTES as PAGE_ROUTES
 from waymark.pages import template_config
 from waymark.realtime.setup import Realtime
+from waymark.realtime.shutdown import close_websockets_on_stop
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.settings import Settings, load_settings
 from waymark.storage.crypto import open_object_store
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
+    close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache)
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         publisher.start()
+        if db.checkpointer is not None:
+            db.checkpointer.start()
         await realtime.start()
         try:
             yield
@@ -118,5 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     document_error_format(app)  # the schema shows the real error body
     # security headers on every response, routed or not (404, 405, 429 included)
-    app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url)
+    # anonymous reads of cached published layers are answered before the framework
+    app.asgi_handler = SecurityHeadersMiddleware(
+        PublishedReads(app.asgi_handler, services, realtime.limiter, COOKIE,
+                       settings.trusted_proxies), settings.basemap_url)
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

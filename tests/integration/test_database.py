@@ -61,6 +61,37 @@ def _hold_process_lock(url: str, key: int, events) -> None:  # type: ignore[no-u
     db.dispose()
 
 
+def test_commits_leave_checkpoints_to_the_background_checkpointer(sqlite_url):
+    """A commit crossing SQLite's default 1,000-page threshold no longer checkpoints (the
+    request would copy pages and fsync while holding the write lock); the Checkpointer
+    thread moves them into the database file instead."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    path = Path(make_url(sqlite_url).database)
+    db = Database(sqlite_url)
+    db.checkpointer.interval = 0.05
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() > 1000
+    for batch in range(6):  # ~1,500 pages of WAL
+        with db.write() as s:
+            s.execute(text("CREATE TABLE IF NOT EXISTS filler (b BLOB)"))
+            for _ in range(250):
+                s.execute(text("INSERT INTO filler VALUES (randomblob(4000))"))
+    size_before = path.stat().st_size
+    assert size_before < 6 * 250 * 4000  # the pages are still only in the WAL
+    db.checkpointer.start()
+    deadline = time.monotonic() + 10
+    while path.stat().st_size < 6 * 250 * 4000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size >= 6 * 250 * 4000, "the checkpointer did not run"
+    with db.read() as s:  # and nothing was lost on the way
+        assert s.execute(text("SELECT count(*) FROM filler")).scalar() == 1500
+    db.dispose()
+    assert db.checkpointer._thread is None  # stopped with the database
+
+
 def test_process_lock_excludes_other_processes_per_key(sqlite_url):
     """Snapshot builds run once across worker processes: holders of one key never overlap."""
     import multiprocessing

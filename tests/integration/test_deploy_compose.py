@@ -4,10 +4,14 @@ haproxy.cfg is what `waymark deploy haproxy-config` renders."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,65 @@ def load(env: str) -> dict[str, Any]:
     return yaml.safe_load((COMPOSE / FILES[env]).read_text())
 
 
+# `podman-compose --dry-run` still runs `podman network exists/create` and `podman volume
+# inspect/create` for real, and creates missing bind-mount sources. The planner below puts
+# this engine in front of podman on PATH: it answers those probes from a scratch directory,
+# records what podman-compose would create, and refuses anything else; bind sources outside
+# the repository (the engine socket) point into the scratch directory too.
+ENGINE = """#!/bin/sh
+state="$WAYMARK_PLAN_STATE"
+for last; do :; done
+case "$1 $2" in
+  "network exists"|"volume inspect") test -e "$state/$1-$3" && echo '[{}]' ;;
+  "network create"|"volume create") : > "$state/$1-$last" ;;
+  *) echo "planning must not run: podman $*" >&2; exit 99 ;;
+esac
+"""
+
+
+@dataclass
+class Plan:
+    """What `podman-compose up` would do: per service its networks and published ports, and
+    the networks it would create, with whether they are internal."""
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    networks: dict[str, bool] = field(default_factory=dict)  # name -> internal
+    stdout: str = ""
+
+
+def plan_compose(*files: str, project: str = "waymark-check") -> Plan:
+    binary = require_binary("podman-compose", "podman-compose")
+    with tempfile.TemporaryDirectory(prefix="compose-plan-") as scratch:
+        engine = Path(scratch) / "podman"
+        engine.write_text(ENGINE)
+        engine.chmod(0o755)
+        env = {**os.environ, "PATH": f"{scratch}:{os.environ['PATH']}",
+               "WAYMARK_PLAN_STATE": scratch, "CONTAINER_SOCKET": f"{scratch}/engine.sock"}
+        args = [binary, "--dry-run", "-p", project]
+        for name in files:
+            args += ["-f", str(COMPOSE / name)]
+        out = subprocess.run([*args, "up", "-d"], capture_output=True, text=True, timeout=120,
+                             check=False, cwd=COMPOSE, env=env)
+    assert out.returncode == 0 and "planning must not run" not in out.stderr, out.stderr
+    plan = Plan(stdout=out.stdout)
+    prefix = f"{project}_"
+    for line in out.stdout.splitlines():
+        if line.startswith("[") and "'network', 'create'" in line:
+            call = ast.literal_eval(line)
+            plan.networks[call[-1].removeprefix(prefix)] = "--internal" in call
+        elif line.startswith("podman run"):
+            words = line.split()
+            if "--entrypoint" in words:  # a JSON list follows: no options after it
+                words = words[:words.index("--entrypoint")]
+            name = words[2].removeprefix(f"--name={prefix}").rsplit("_", 1)[0]
+            nets = words[words.index("--net") + 1]
+            plan.services[name] = {
+                "networks": {n.removeprefix(prefix) for n in nets.split(",") if n},
+                "ports": [words[i + 1] for i, w in enumerate(words) if w == "-p"],
+                "network_mode": words[words.index("--network") + 1]
+                if "--network" in words else None}
+    return plan
+
+
 @pytest.mark.parametrize("env", sorted(FILES))
 def test_compose_file_matches_the_specification(env: str) -> None:
     import jsonschema
@@ -63,14 +126,22 @@ def test_schema_check_is_real() -> None:
 
 @pytest.mark.parametrize("env", sorted(FILES))
 def test_podman_compose_plans_every_service(env: str) -> None:
-    binary = require_binary("podman-compose", "podman-compose")
-    out = subprocess.run([binary, "--dry-run", "-p", f"waymark-check-{env}", "-f",
-                          str(COMPOSE / FILES[env]), "up", "-d"], capture_output=True,
-                         text=True, timeout=120, check=False, cwd=COMPOSE)
-    assert out.returncode == 0, out.stderr
-    planned = {line.split("--name=", 1)[1].split()[0] for line in out.stdout.splitlines()
-               if line.startswith("podman run")}
-    assert planned == {f"waymark-check-{env}_{s}_1" for s in load(env)["services"]}
+    plan = plan_compose(FILES[env], project=f"waymark-check-{env}")
+    assert set(plan.services) == set(load(env)["services"])
+    declared = load(env).get("networks") or {"default": None}
+    assert set(plan.networks) == set(declared)
+
+
+def test_planning_creates_nothing_on_the_host() -> None:
+    """podman-compose wants networks and volumes for prod; the plan makes none for real."""
+    podman = require_binary("podman", "podman")
+    project = "waymark-check-nothing"
+    plan = plan_compose(FILES["prod"], project=project)
+    assert plan.networks and "'volume', 'create'" in plan.stdout
+    for kind in ("network", "volume"):
+        listed = subprocess.run([podman, kind, "ls", "--format", "{{.Name}}"], check=True,
+                                capture_output=True, text=True).stdout.split()
+        assert not [name for name in listed if name.startswith(project)], kind
 
 
 def commands(service: dict[str, Any]) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from waymark.accounts.service import token_user
+from waymark.accounts.service import TOKEN_PREFIX, hash_token
 from waymark.db.models import User
 from waymark.errors import Forbidden, Unauthorized
 
@@ -57,39 +60,69 @@ def new_csrf_token() -> str:
 
 
 def session_epoch(user: User) -> float:
-    return user.password_changed_at.replace(tzinfo=timezone.utc).timestamp() \
-        if user.password_changed_at.tzinfo is None else user.password_changed_at.timestamp()
+    return _epoch(user.password_changed_at)
 
 
-def token_needs_touch(last_used_at: datetime | None, now: datetime) -> bool:
+def _epoch(password_changed_at: datetime | str) -> float:
+    """When the password last changed, as the float stored in the session at log-in."""
+    changed = _as_datetime(password_changed_at)
+    if changed.tzinfo is None:
+        changed = changed.replace(tzinfo=timezone.utc)
+    return changed.timestamp()
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    # A raw SQLite read hands back the stored text; the ORM and PostgreSQL a datetime.
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def token_needs_touch(last_used_at: datetime | str | None, now: datetime) -> bool:
     """Record token use at most once a minute, so reads do not turn into writes."""
     if last_used_at is None:
         return True
+    last_used_at = _as_datetime(last_used_at)
     if last_used_at.tzinfo is None:
         last_used_at = last_used_at.replace(tzinfo=timezone.utc)
     return now - last_used_at > TOKEN_TOUCH_INTERVAL
 
 
-def resolve_actor(db_session: Session, *, method: str, authorization: str | None,
+# Two point lookups in plain SQL with named parameters, so the same text runs through a
+# SQLAlchemy session and through Database.peek (SQLite, on the event loop, no ORM).
+TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name "
+             "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+             "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
+USER_SQL = "SELECT id, email, display_name, password_changed_at FROM users WHERE id = :uid"
+
+Fetch = Callable[[str, dict[str, Any]], Any]  # (sql, params) -> first row or None
+
+
+def session_fetch(db_session: Session) -> Fetch:
+    return lambda sql, params: db_session.execute(text(sql), params).first()
+
+
+def resolve_actor(source: Session | Fetch, *, method: str, authorization: str | None,
                   session_data: dict | None, csrf_header: str | None) -> Actor:
     """Authenticate the request. Raises 401 for a bad token and 403 for a failed CSRF check."""
+    fetch = session_fetch(source) if isinstance(source, Session) else source
     if authorization:
         scheme, _, raw = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
+        raw = raw.strip()
+        if scheme.lower() != "bearer" or not raw:
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
-        token = token_user(db_session, raw.strip())
-        if token is None:
+        row = fetch(TOKEN_SQL, {"token_hash": hash_token(raw)}) \
+            if raw.startswith(TOKEN_PREFIX) else None
+        if row is None:
             raise Unauthorized("API token is invalid or revoked", code="invalid_token")
-        user = token.user
-        return Actor(user.id, user.email, user.display_name, "token", token.scope, token.id,
-                     touch_token=token_needs_touch(token.last_used_at, datetime.now(timezone.utc)))
+        token_id, scope, last_used_at, user_id, email, display_name = row
+        return Actor(user_id, email, display_name, "token", scope, token_id,
+                     touch_token=token_needs_touch(last_used_at, datetime.now(timezone.utc)))
     if not session_data or "uid" not in session_data:
         return ANONYMOUS
-    user = db_session.get(User, session_data["uid"])
-    if user is None or session_data.get("epoch") != session_epoch(user):
+    user = fetch(USER_SQL, {"uid": session_data["uid"]})
+    if user is None or session_data.get("epoch") != _epoch(user[3]):
         return ANONYMOUS  # user deleted or password changed since log-in: session ended
     if method not in SAFE_METHODS:
         expected = session_data.get("csrf", "")
         if not csrf_header or not expected or not hmac.compare_digest(csrf_header, expected):
             raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
-    return Actor(user.id, user.email, user.display_name, "session", "write")
+    return Actor(user[0], user[1], user[2], "session", "write")

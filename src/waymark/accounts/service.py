@@ -67,7 +67,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
     user.password_changed_at = utcnow()
 
 
-def _hash_token(raw: str) -> str:
+def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -79,7 +79,7 @@ def create_token(session: Session, user: User, name: str, scope: str) -> tuple[A
     if not name or len(name) > 100:
         raise Invalid("name is required (at most 100 characters)", details={"field": "name"})
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, prefix=raw[:12], token_hash=_hash_token(raw),
+    token = ApiToken(user_id=user.id, name=name, prefix=raw[:12], token_hash=hash_token(raw),
                      scope=scope)
     session.add(token)
     session.flush()
@@ -97,14 +97,6 @@ def revoke_token(session: Session, user: User, token_id: int) -> None:
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("token not found")
     token.revoked_at = datetime.now(timezone.utc)
-
-
-def token_user(session: Session, raw: str) -> ApiToken | None:
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(raw),
-                                                  ApiToken.revoked_at.is_(None)))
-    return token
 
 
 def count_users(session: Session) -> int:

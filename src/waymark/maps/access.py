@@ -28,10 +28,6 @@ def role_of(session: Session, map_: Map, actor: Actor) -> str | None:
                                                     Member.user_id == actor.user_id))
 
 
-def can_view(map_: Map, role: str | None) -> bool:
-    return role is not None or map_.visibility in ("public", "unlisted")
-
-
 def load_map(session: Session, public_id: str, actor: Actor, need: str = "view", *,
              include_deleted: bool = False, for_update: bool = False) -> tuple[Map, str | None]:
     """Return (map, role) or raise 404/403. Writes also require a write-scoped actor."""
@@ -42,9 +38,24 @@ def load_map(session: Session, public_id: str, actor: Actor, need: str = "view",
     if map_ is None:
         raise NotFound("map not found")
     role = role_of(session, map_, actor)
-    if map_.deleted_at is not None and not (include_deleted and role == "owner"):
+    check(map_.visibility, map_.deleted_at is not None, role, actor, need,
+          include_deleted=include_deleted)
+    return map_, role
+
+
+def role_from(owner_id: int, member_role: str | None, actor: Actor) -> str | None:
+    """role_of for callers that read the owner and the membership row in their own query."""
+    if actor.user_id is None:
+        return None
+    return "owner" if owner_id == actor.user_id else member_role
+
+
+def check(visibility: str, deleted: bool, role: str | None, actor: Actor, need: str = "view", *,
+          include_deleted: bool = False) -> None:
+    """The rule itself: raise 404/401/403 unless `actor` with `role` may do `need`."""
+    if deleted and not (include_deleted and role == "owner"):
         raise NotFound("map not found")
-    if not can_view(map_, role):
+    if role is None and visibility not in ("public", "unlisted"):
         raise NotFound("map not found")
     if RANK[role] < NEED[need]:
         actor.require_user()  # anonymous: 401, so clients know to log in
@@ -53,4 +64,3 @@ def load_map(session: Session, public_id: str, actor: Actor, need: str = "view",
         raise Forbidden("you need the editor role on this map", code="editor_required")
     if need != "view":
         actor.require_write()
-    return map_, role

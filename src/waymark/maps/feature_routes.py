@@ -15,6 +15,7 @@ from sqlalchemy import select
 from waymark.accounts.actor import Actor
 from waymark.db.models import Feature
 from waymark.errors import Invalid, NotFound
+from waymark.maps import feature_write
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
 from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
@@ -120,20 +121,21 @@ def get_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feat
 def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
             body: dict[str, Any], *, replace: bool) -> Response:
     expected = if_match_version(request, body)
-    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
+    if replace:
+        geometry, properties = body.get("geometry"), body.get("properties")
+    else:
+        geometry, properties = body.get("geometry", UNSET), body.get("properties", UNSET)
     with _svc(request).db.write() as s:
-        editor = LayerEditor(s, map_, target, user_id)
-        if replace:
-            geometry, properties = body.get("geometry"), body.get("properties")
-        else:
-            geometry, properties = body.get("geometry", UNSET), body.get("properties", UNSET)
-        feature = editor.update(feature_id, geometry=geometry, properties=properties,
-                                expected_version=expected)
-        layer = editor.finish()
-        response = _feature_response(feature, 200, layer.version)
-    _schedule(request, layer.id)
-    _publish(request, map_id, feature_event("feature.update", layer_id, layer.version, actor,
-                                            feature=response.content))
+        edited = feature_write.update_feature(s.connection(), actor, map_id, layer_id, feature_id,
+                                              geometry=geometry, properties=properties,
+                                              expected_version=expected)
+    feature = edited.feature or {}
+    response = Response(feature, status_code=200,
+                        headers={"ETag": f'"{feature["version"]}"',
+                                 "X-Layer-Version": str(edited.layer_version)})
+    _schedule(request, edited.layer_pk)
+    _publish(request, map_id, feature_event("feature.update", layer_id, edited.layer_version, actor,
+                                            feature=feature))
     return response
 
 
@@ -157,14 +159,12 @@ def patch_feature(request: Request, actor: Actor, map_id: str, layer_id: str, fe
 @threaded
 def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str) -> None:
     expected = if_match_version(request)
-    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
     with _svc(request).db.write() as s:
-        editor = LayerEditor(s, map_, target, user_id)
-        editor.delete(feature_id, expected_version=expected)
-        layer = editor.finish()
-    _schedule(request, layer.id)
-    _publish(request, map_id, feature_event("feature.delete", layer_id, layer.version, actor,
-                                            feature_id=parse_feature_id(feature_id)))
+        edited = feature_write.delete_feature(s.connection(), actor, map_id, layer_id, feature_id,
+                                              expected_version=expected)
+    _schedule(request, edited.layer_pk)
+    _publish(request, map_id, feature_event("feature.delete", layer_id, edited.layer_version, actor,
+                                            feature_id=edited.feature_uuid))
 
 
 @post(LAYER + "/batch", status_code=200, tags=["features"])

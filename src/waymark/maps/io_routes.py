@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from typing import Any
 
 from anyio import to_thread
@@ -20,15 +19,21 @@ from waymark.jobs.queue import enqueue_import
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
+from waymark.maps.events import layer_event, map_event
 from waymark.maps.import_jobs import create_import_job, job_json
 from waymark.maps.imports import import_groups, import_result
-from waymark.maps.events import layer_event, map_event
+from waymark.maps.published_reads import (
+    ANON_DATA_SQL,
+    ANON_SNAPSHOT_SQL,
+    ANON_VIEWABLE,
+    IMMUTABLE,
+    PRIVATE_IMMUTABLE,
+    snapshot_reply,
+)
 from waymark.maps.routes import LAYER, MAP, _publish, _svc
 from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key, upload_key
 from waymark.web import Services, threaded
-
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def format_error(exc: FormatError) -> Invalid:
@@ -238,34 +243,19 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
 # ---- published snapshots ---------------------------------------------------------------
 # Anonymous reads of maps anyone may see are the hot path (embeds, shared links): they skip
 # the ORM and the worker threads with one indexed lookup on the event loop (Database.peek,
-# SQLite only), then take the bytes from the cache. Access is still decided by the database
-# on every request, so a map made private stops being served at once.
-_ANON_VIEWABLE = ("public", "unlisted")
-_ANON_SNAPSHOT_SQL = (
-    "SELECT m.visibility, s.object_key FROM maps m"
-    " JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
-    " JOIN snapshots s ON s.layer_id = l.id AND s.sha256 = ?"
-    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
-_ANON_DATA_SQL = (
-    "SELECT m.visibility, CASE WHEN l.snapshot_version = l.version THEN l.snapshot_sha END"
-    " FROM maps m JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
-    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
+# SQLite only), then take the bytes from the cache; when the bytes are in this process's
+# cache, maps/published_reads.py answers before the framework. Access is still decided by
+# the database on every request, so a map made private stops being served at once.
 
 
 def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
                     cache_control: str) -> Response:
-    etag = f'"{sha}"'
-    headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(None, status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(gz, media_type="application/geo+json", headers=headers)
-    raw = svc.snapshot_cache.get(sha + ":raw")  # inflate once per version, not per request
-    if raw is None:
-        raw = gzip.decompress(gz)
-        svc.snapshot_cache.put(sha + ":raw", raw)
-    return Response(raw, media_type="application/geo+json", headers=headers)
+    status, headers, body = snapshot_reply(
+        gz, sha, cache_control, if_none_match=request.headers.get("if-none-match", ""),
+        accept_encoding=request.headers.get("accept-encoding", ""), lru=svc.snapshot_cache)
+    media_type = headers.pop("Content-Type", None)
+    return Response(body if status == 200 else None, status_code=status, headers=headers,
+                    media_type=media_type)
 
 
 async def _snapshot_bytes(svc: Services, sha: str, object_key: str, public: bool) -> bytes:
@@ -285,8 +275,8 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
     """
     svc = _svc(request)
     if not actor.is_authenticated:
-        row = svc.db.peek(_ANON_DATA_SQL, (layer_id, map_id))
-        if row is not NotImplemented and row is not None and row[0] in _ANON_VIEWABLE and row[1]:
+        row = svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
+        if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE and row[1]:
             sha = row[1]
             gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
             return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
@@ -326,9 +316,9 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
     """An immutable published version (`snapshot_url` of a layer): cache it forever."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
-    row = svc.db.peek(_ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
+    row = svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
         if not actor.is_authenticated else NotImplemented
-    if row is not NotImplemented and row is not None and row[0] in _ANON_VIEWABLE:
+    if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE:
         object_key, public = row[1], row[0] == "public"
     else:
         def lookup() -> tuple[str, bool]:
@@ -343,7 +333,7 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)
     return _serve_snapshot(request, svc, gz, sha,
-                           IMMUTABLE if public else "private, max-age=31536000, immutable")
+                           IMMUTABLE if public else PRIVATE_IMMUTABLE)
 
 
 ROUTES = [import_into_layer, import_into_map, get_job, export_layer, export_map, import_bundle,

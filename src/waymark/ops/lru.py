@@ -46,5 +46,10 @@ class BytesLRU:
                 _, old = self._data.popitem(last=False)
                 self._size -= len(old)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._size = 0
+
     def __len__(self) -> int:
         return len(self._data)

@@ -3,7 +3,10 @@
 Connect with the session cookie (same origin only) or an API token (``Authorization: Bearer``
 or ``?access_token=``); add ``?since=<last seq>`` when reconnecting. Viewers receive; editors
 (write scope) may also send edits, which are persisted exactly like HTTP edits and then
-broadcast. Protocol (JSON text frames):
+broadcast. When this server process stops (SIGTERM: deploy, restart) the socket is closed with
+1012 "service restart": reconnect after a short delay, with ``?since``.
+
+Protocol (JSON text frames):
 
 server -> client
   {"type":"hello","seq":N,"conn":id,"role":r,"can_edit":b,"status":"ok"|"degraded",...}
@@ -41,6 +44,7 @@ from waymark.maps.state import feature_json
 from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
 from waymark.ops.redis import RedisUnavailable
 from waymark.realtime.channels import Subscriber
+from waymark.realtime.shutdown import OPEN, RESTART_CODE, RESTART_REASON
 
 log = logging.getLogger("waymark.realtime")
 WS_PATH = "/api/v1/maps/{map_id:str}/ws"
@@ -262,6 +266,15 @@ async def map_socket(socket: WebSocket, map_id: str) -> None:
     """Live edits, presence and live positions of one map (see the module docstring)."""
     conn = Connection(socket, map_id)
     await socket.accept()
+    with OPEN.track() as restart:  # set when this process stops: close with 1012
+        if restart.is_set():
+            await socket.close(code=RESTART_CODE, reason=RESTART_REASON)
+            return
+        await _serve(conn, restart)
+
+
+async def _serve(conn: Connection, restart: asyncio.Event) -> None:
+    socket, map_id = conn.socket, conn.map_id
     try:
         await conn.authenticate()
     except ApiError as exc:
@@ -294,10 +307,18 @@ async def map_socket(socket: WebSocket, map_id: str) -> None:
         await rt.channels.broadcast(map_id, presence)
         writer = asyncio.get_running_loop().create_task(conn.writer())
         receiver = asyncio.get_running_loop().create_task(_receive(conn))
-        done, pending = await asyncio.wait({writer, receiver},
+        stop = asyncio.get_running_loop().create_task(restart.wait())
+        done, pending = await asyncio.wait({writer, receiver, stop},
                                            return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+        if done == {stop}:  # this process is stopping; the client is still there
+            # granian holds a close back while a receive is pending: end that first
+            await asyncio.gather(*pending, return_exceptions=True)
+            try:
+                await socket.close(code=RESTART_CODE, reason=RESTART_REASON)
+            except Exception as exc:  # noqa: BLE001 - the client left meanwhile
+                log.debug("websocket %s: restart close failed: %r", conn.id, exc)
         for task in done:
             exc = task.exception()
             if exc is not None and not isinstance(exc, WebSocketDisconnect):

@@ -1,0 +1,125 @@
+"""Anonymous reads of published layers, answered before the framework when the bytes are
+already in this process's cache.
+
+Embeds and shared links make `GET …/snapshots/{sha}` and `GET …/data` without a session or
+token the hottest requests. Decision 0009 took the database and the threads off their path;
+what was left was the framework (routing, session, dependency injection, response objects):
+about 150 µs of a 220 µs request. This plain ASGI layer sits inside the request observer
+(metrics, access log) and the security headers, so those still apply, and answers only when
+everything is at hand: no credentials, a map anyone may see (decided by the database on
+every request, via `Database.peek`), the bytes in the per-process cache. It charges the
+request to the `anon_read` rate limit exactly as RateLimitMiddleware would. Anything else
+(a miss, a private map, a cookie, PostgreSQL) goes on to the Litestar routes, which fill the
+cache, so the two paths serve the same bytes with the same headers (`snapshot_reply`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from typing import Any
+
+from waymark.ops.lru import BytesLRU
+from waymark.ops.ratelimit import RateLimiter, client_ip, parse_networks, send_limited
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
+ANON_VIEWABLE = ("public", "unlisted")
+# One indexed lookup each; only maps anyone may see qualify (public or unlisted, not deleted).
+ANON_SNAPSHOT_SQL = (
+    "SELECT m.visibility, s.object_key FROM maps m"
+    " JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
+    " JOIN snapshots s ON s.layer_id = l.id AND s.sha256 = ?"
+    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
+ANON_DATA_SQL = (
+    "SELECT m.visibility, CASE WHEN l.snapshot_version = l.version THEN l.snapshot_sha END"
+    " FROM maps m JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
+    " WHERE m.public_id = ? AND m.deleted_at IS NULL LIMIT 1")
+
+_PATH = re.compile(r"^/api/v1/maps/([^/]+)/layers/([^/]+)/(?:snapshots/([0-9a-f]{64})(?:\.geojson)?|data)$")
+# The route templates the router would report, so metrics and logs do not tell the paths apart.
+SNAPSHOT_ROUTE = "/api/v1/maps/{map_id}/layers/{layer_id}/snapshots/{sha}"
+DATA_ROUTE = "/api/v1/maps/{map_id}/layers/{layer_id}/data"
+
+
+def snapshot_reply(gz: bytes, sha: str, cache_control: str, *, if_none_match: str,
+                   accept_encoding: str, lru: BytesLRU) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) for a published snapshot: 304 on a matching ETag, gzip bytes
+    as stored when the client takes gzip, else the inflated bytes (inflated once per
+    version, then kept in the LRU)."""
+    etag = f'"{sha}"'
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    if etag in if_none_match:
+        return 304, headers, b""
+    headers["Content-Type"] = "application/geo+json"
+    if "gzip" in accept_encoding:
+        headers["Content-Encoding"] = "gzip"
+        return 200, headers, gz
+    raw = lru.get(sha + ":raw")
+    if raw is None:
+        raw = gzip.decompress(gz)
+        lru.put(sha + ":raw", raw)
+    return 200, headers, raw
+
+
+class PublishedReads:
+    def __init__(self, app: Any, services: Any, limiter: RateLimiter, session_cookie: str,
+                 trusted_proxies: str = "") -> None:
+        self.app = app
+        self.svc = services
+        self.limiter = limiter
+        self.cookie = session_cookie.encode() + b"="
+        self.trusted = parse_networks(trusted_proxies)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or not self.svc.db.can_peek:
+            await self.app(scope, receive, send)
+            return
+        match = _PATH.match(scope["path"])
+        try:
+            reply = self._reply(scope, match) if match else None
+        except Exception:  # noqa: BLE001 - the routes answer it, with the one error format
+            reply = None
+        if reply is None:
+            await self.app(scope, receive, send)
+            return
+        scope["path_template"], status, headers, body = reply
+        decision = await self.limiter.hit("anon_read", f"ip:{client_ip(scope, self.trusted)}")
+        if decision is not None and not decision.allowed:
+            await send_limited(send, decision)
+            return
+        out = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        out.append((b"content-length", str(len(body)).encode()))
+        if decision is not None:
+            out += decision.headers()
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+
+    def _reply(self, scope: Any, match: re.Match[str]) -> tuple[str, int, dict[str, str], bytes] | None:
+        """(route, status, headers, body) when this request can be answered here, else None."""
+        if_none_match = accept_encoding = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization" or (name == b"cookie" and self.cookie in value):
+                return None  # someone in particular: the routes decide what they may see
+            if name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+        map_id, layer_id, sha = match.groups()
+        cache = self.svc.cache
+        if sha:
+            row = self.svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id))
+            if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE:
+                return None
+            route = SNAPSHOT_ROUTE
+            cache_control = IMMUTABLE if row[0] == "public" else PRIVATE_IMMUTABLE
+        else:
+            row = self.svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
+            if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE or not row[1]:
+                return None
+            route, sha, cache_control = DATA_ROUTE, row[1], "private, no-cache"
+        gz = cache.get_local(sha)
+        if gz is None:
+            return None
+        return route, *snapshot_reply(gz, sha, cache_control, if_none_match=if_none_match,
+                                      accept_encoding=accept_encoding, lru=cache.lru)
