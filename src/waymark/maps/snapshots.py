@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import threading
 import time
 from contextlib import nullcontext
@@ -121,15 +120,6 @@ def snapshot_for(session: Session, layer: Layer, sha256: str) -> Snapshot | None
                                                  Snapshot.sha256 == sha256).limit(1))
 
 
-def _yield_cpu() -> None:
-    """Lower this thread's CPU priority (Linux nice is per thread): a snapshot is background
-    work, and on a busy host the requests should get the cores first."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass  # not Linux, or not permitted: build at normal priority
-
-
 class Publisher:
     """Publishes snapshots in the background after writes, coalescing bursts per layer.
 
@@ -166,7 +156,6 @@ class Publisher:
         thread.start()
 
     def _run(self, layer_id: int) -> None:
-        _yield_cpu()
         while True:
             # Wait a little so a burst of edits costs one build; for big layers wait longer
             # (four times the last build), so building never takes more than ~20 % of a core.
