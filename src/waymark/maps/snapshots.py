@@ -158,8 +158,8 @@ class Publisher:
     def _run(self, layer_id: int) -> None:
         while True:
             # Wait a little so a burst of edits costs one build; for big layers wait longer
-            # (four times the last build), so building never takes more than ~20 % of a core.
-            if self._stopped.wait(max(self.delay, 4 * self._cost.get(layer_id, 0.0))):
+            # (ten times the last build), so building never takes more than ~10 % of a core.
+            if self._stopped.wait(max(self.delay, 10 * self._cost.get(layer_id, 0.0))):
                 self._finish(layer_id)
                 return
             with self._lock:
