@@ -88,7 +88,7 @@ def token_needs_touch(last_used_at: datetime | str | None, now: datetime) -> boo
 
 # Two point lookups in plain SQL with named parameters, so the same text runs through a
 # SQLAlchemy session and through Database.peek (SQLite, on the event loop, no ORM).
-TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name "
+TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name "  # nosec B105 - SQL, not a password
              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
              "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
 USER_SQL = "SELECT id, email, display_name, password_changed_at FROM users WHERE id = :uid"
