@@ -9,7 +9,7 @@ login's csrf_token); GET the layer `data_url` once so the layer is published.
 
 Load: N asyncio clients (httpx, one shared connection pool of N), each on its own disjoint
 subset of feature ids, each first making one unmeasured warm-up edit (opens its connection),
-then doing back-to-back
+then (with the load client's garbage collector off while timing) doing back-to-back
 `PATCH /api/v1/maps/{m}/layers/{l}/features/{fid}` with `{"properties": {...}}` and
 `If-Match: "<version it knows>"` for a fixed duration. Latency = request start to response
 read, measured in the client. 412s are counted separately (and the client adopts the ETag).
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import shutil
 import sqlite3
@@ -184,9 +185,16 @@ async def load(base: str, token: str, map_id: str, layer_id: str, versions: dict
                 versions[fid] = int(r.headers["etag"].strip('"'))
 
         await asyncio.gather(*(warm(k) for k in range(clients)))
+        # the load client's own collector pauses are not the server's latency: off while
+        # timing (bounded run), as in realtime_latency.py
+        gc.collect()
+        gc.disable()
         deadline = time.monotonic() + duration
         started = time.monotonic()
-        await asyncio.gather(*(client(k) for k in range(clients)))
+        try:
+            await asyncio.gather(*(client(k) for k in range(clients)))
+        finally:
+            gc.enable()
         elapsed = time.monotonic() - started
     ms_sorted = sorted(ms for _, ms in lat)
     return {"lat": lat, "sorted": ms_sorted, "elapsed": elapsed, "started": started,
