@@ -145,6 +145,18 @@ class MotoServer:
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
 
+def readyz_ok(port: int, host: str = LOOPBACK) -> bool:
+    """A Waymark server on `port` answers GET /readyz with 200."""
+    conn = http.client.HTTPConnection(host, port, timeout=1)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 def _http_answers(host: str, port: int) -> bool:
     conn = http.client.HTTPConnection(host, port, timeout=1)
     try:

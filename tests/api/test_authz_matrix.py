@@ -29,11 +29,10 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
-from litestar.testing import TestClient
 
-from tests.conftest import ApiClient, make_settings
+from tests.conftest import ApiClient, _client_factory, make_settings
 from waymark.app import create_app
-from waymark.db.models import Layer, Member
+from waymark.db.models import Member
 from waymark.maps import layers as layer_ops
 from waymark.maps import service
 from waymark.maps.editing import LayerEditor
@@ -198,13 +197,8 @@ def cast(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     tmp = tmp_path_factory.mktemp("authz")
     shutil.copyfile(sqlite_template, tmp / "waymark.db")
     app = create_app(make_settings(tmp, f"sqlite:///{tmp / 'waymark.db'}"))
-    opened: list[TestClient] = []
-
-    def client() -> ApiClient:
-        tc = TestClient(app)
-        tc.__enter__()
-        opened.append(tc)
-        return ApiClient(tc)
+    factory = _client_factory(app)  # opens TestClients; closes them when resumed
+    client = next(factory)
 
     clients: dict[str, ApiClient] = {"anonymous": client()}
     ids: dict[str, int] = {}
@@ -222,8 +216,7 @@ def cast(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     try:
         yield Cast(app, clients, ids)
     finally:
-        for tc in reversed(opened):
-            tc.__exit__(None, None, None)
+        next(factory, None)
         app.state.services.db.dispose()
 
 

@@ -7,7 +7,6 @@ console error or an uncaught exception. Screenshots go to test-artifacts/screens
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import subprocess
@@ -19,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import LOOPBACK, free_port, missing_dependency, require_binary, stop_process
+from tests.servers import (
+    LOOPBACK,
+    free_port,
+    missing_dependency,
+    readyz_ok,
+    require_binary,
+    stop_process,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -49,17 +55,6 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _ready(port: int) -> bool:
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=1)
-    try:
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def start_server(data_dir: Path, **extra_env: str) -> LiveServer:
     from waymark.db.migrate import upgrade
 
@@ -82,7 +77,7 @@ def start_server(data_dir: Path, **extra_env: str) -> LiveServer:
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
-            if _ready(port):
+            if readyz_ok(port):
                 return LiveServer(f"http://{LOOPBACK}:{port}", proc, data_dir, log_path, env)
             time.sleep(0.1)
         stop_process(proc)

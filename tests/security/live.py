@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import LOOPBACK, free_port, stop_process
+from tests.servers import LOOPBACK, free_port, readyz_ok, stop_process
 
 NO_LIMITS = "login=off,signup=off,write=off,upload=off,anon_read=off"
 
@@ -30,17 +30,6 @@ class App:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def _ready(port: int) -> bool:
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=1)
-    try:
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 @contextmanager
@@ -64,7 +53,7 @@ def running_app(data_dir: Path, **env_overrides: str) -> Iterator[App]:
             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90  # the machine is shared: startup can be slow
-        while not _ready(port):
+        while not readyz_ok(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"waymark did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)

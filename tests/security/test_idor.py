@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from tests.api.test_authz_matrix import GEOJSON, SPEC, WS, Endpoint
-from tests.conftest import ApiClient, make_settings
+from tests.conftest import ApiClient, _client_factory, make_settings
 from waymark.app import create_app
 
 SECRET = "victor-secret-7d1c"
@@ -91,13 +90,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
     shutil.copyfile(sqlite_template, tmp / "waymark.db")
     app = create_app(make_settings(tmp, f"sqlite:///{tmp / 'waymark.db'}", import_job_bytes=64,
                                    snapshot_delay_ms=10))
-    opened: list[TestClient] = []
-
-    def client() -> ApiClient:
-        tc = TestClient(app)
-        tc.__enter__()
-        opened.append(tc)
-        return ApiClient(tc)
+    factory = _client_factory(app)  # opens TestClients; closes them when resumed
+    client = next(factory)
 
     clients = {}
     for name in ("mallory", "victor", "walter", "wendy"):
@@ -119,8 +113,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         clients["mallory_token"].token = r.json()["token"]
         yield Sweep(clients, mallory, victor, job, victor_token_id)
     finally:
-        for tc in reversed(opened):
-            tc.__exit__(None, None, None)
+        next(factory, None)
         app.state.services.db.dispose()
 
 

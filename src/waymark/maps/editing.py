@@ -21,7 +21,7 @@ from waymark.maps.state import feature_json, feature_state
 
 UNSET: Any = object()
 _maps = Map.__table__
-_BUMP_MAP = (update(_maps).where(_maps.c.id == bindparam("map_pk"))
+BUMP_MAP = (update(_maps).where(_maps.c.id == bindparam("map_pk"))
              .values(updated_at=bindparam("now"), version=_maps.c.version + 1))
 MAX_PROPERTIES_BYTES = 256 * 1024
 
@@ -160,7 +160,7 @@ class LayerEditor:
         if self.bbox_dirty:
             recompute_bbox(self.session, layer)
         # A Core statement built once: the ORM bulk-update path cost more than the edit itself.
-        self.session.connection().execute(_BUMP_MAP, {"map_pk": self.map.id, "now": utcnow()})
+        self.session.connection().execute(BUMP_MAP, {"map_pk": self.map.id, "now": utcnow()})
         return layer
 
     # ---- internals ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from waymark.errors import NotFound, PreconditionFailed
 from waymark.formats.geometry import geometry_bbox
 from waymark.maps import access
 from waymark.maps.editing import (
-    _BUMP_MAP,
+    BUMP_MAP,
     UNSET,
     check_geometry,
     check_properties,
@@ -117,7 +117,7 @@ def update_feature(conn: Connection, actor: Actor, map_id: str, layer_id: str, f
         _fit_bbox(conn, layer_pk, layer, old=(row.minx, row.miny, row.maxx, row.maxy), new=bbox)
     _record(conn, map_pk, layer_pk, layer.version, fid, user_id, "feature.update",
             feature_state(row), feature_state(after), now)
-    conn.execute(_BUMP_MAP, {"map_pk": map_pk, "now": now})
+    conn.execute(BUMP_MAP, {"map_pk": map_pk, "now": now})
     return Edited(layer_pk, layer.version, feature_json(after), fid)
 
 
@@ -132,7 +132,7 @@ def delete_feature(conn: Connection, actor: Actor, map_id: str, layer_id: str, f
     _fit_bbox(conn, layer_pk, layer, old=(row.minx, row.miny, row.maxx, row.maxy), new=None)
     _record(conn, map_pk, layer_pk, layer.version, fid, user_id, "feature.delete",
             feature_state(row), None, now)
-    conn.execute(_BUMP_MAP, {"map_pk": map_pk, "now": now})
+    conn.execute(BUMP_MAP, {"map_pk": map_pk, "now": now})
     return Edited(layer_pk, layer.version, None, fid)
 
 
