@@ -1,9 +1,12 @@
 """The background snapshot publisher: coalesces bursts, never loses the last edit."""
 
 import time
+from datetime import timedelta
+
+from sqlalchemy import select
 
 from waymark.db.engine import Database
-from waymark.db.models import Layer, Map, User
+from waymark.db.models import Layer, Map, Snapshot, User, utcnow
 from waymark.maps import snapshots
 from waymark.maps.snapshots import Publisher
 from waymark.storage import open_store
@@ -63,4 +66,61 @@ def test_stop_cancels_pending_work(sqlite_url):
     assert time.monotonic() - started < 5 and pub.idle()
     pub.schedule(layer_id)  # ignored after stop
     assert pub.idle()
+    db.dispose()
+
+
+def _snapshot(db: Database, layer_id: int, build_ms: int | None, age_s: float) -> None:
+    with db.write() as s:
+        version = s.get(Layer, layer_id).version
+        s.add(Snapshot(layer_id=layer_id, version=version, sha256="0" * 64, size=1, raw_size=1,
+                       object_key="k", build_ms=build_ms,
+                       created_at=utcnow() - timedelta(seconds=age_s)))
+
+
+def test_next_build_waits_spacing_times_the_newest_build(sqlite_url):
+    db = Database(sqlite_url)
+    layer_id = _layer(db)
+    assert snapshots.next_build_in(db, layer_id) == 0.0  # never built
+    _snapshot(db, layer_id, build_ms=200, age_s=0.5)  # made 0.5 s ago, cost 0.2 s
+    wait = snapshots.next_build_in(db, layer_id)
+    assert 1.3 < wait <= snapshots.BUILD_SPACING * 0.2 - 0.5 + 0.01, wait
+    with db.write() as s:
+        s.get(Layer, layer_id).version += 1
+    _snapshot(db, layer_id, build_ms=None, age_s=0)  # newest decides; no cost recorded: no wait
+    assert snapshots.next_build_in(db, layer_id) == 0.0
+    db.dispose()
+
+
+def test_a_build_by_another_process_paces_this_one(sqlite_url, monkeypatch):
+    """Workers share the pacing: a layer another worker has just built (slowly) is not built
+    again here before the spacing has passed, but the pending edit is published after it."""
+    db = Database(sqlite_url)
+    store = open_store("memory://")
+    layer_id = _layer(db)
+    _snapshot(db, layer_id, build_ms=150, age_s=0)  # "another worker" built it: 1.5 s spacing
+    with db.write() as s:
+        s.get(Layer, layer_id).version += 1  # an edit after that build
+    calls = []
+    real = snapshots.publish
+
+    def counting(db_, store_, lid):
+        calls.append(time.monotonic())
+        return real(db_, store_, lid)
+
+    monkeypatch.setattr(snapshots, "publish", counting)
+    pub = Publisher(db, store, delay=0.05)
+    started = time.monotonic()
+    pub.schedule(layer_id)
+    deadline = started + 10
+    while not pub.idle() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pub.idle()
+    assert len(calls) == 1 and calls[0] - started >= 1.3, [c - started for c in calls]
+    with db.read() as s:
+        layer = s.get(Layer, layer_id)
+        assert layer.snapshot_version == layer.version
+        newest = s.scalar(select(Snapshot).where(Snapshot.layer_id == layer_id)
+                          .order_by(Snapshot.version.desc()).limit(1))
+        assert newest.version == layer.version and newest.build_ms is not None
+    pub.stop()
     db.dispose()

@@ -154,6 +154,8 @@ class Snapshot(Base):
     raw_size: Mapped[int] = mapped_column(Integer)
     object_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What building it cost: every process paces the next build of the layer from this.
+    build_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Upload(Base):

@@ -14,18 +14,22 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from waymark.db.engine import Database
-from waymark.db.models import Layer, Map, Snapshot
+from waymark.db.models import Layer, Map, Snapshot, utcnow
 from waymark.storage import ObjectStore
 from waymark.storage.crypto import plaintext_writes
 from waymark.storage.keys import snapshot_key
 
 GZIP_LEVEL = 6
 _ID_CHUNK = 20_000
+# A layer is rebuilt at most once per this many times its last build: building then takes at
+# most ~1/BUILD_SPACING of a core, however many processes serve edits to it.
+BUILD_SPACING = 10
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def publish(db: Database, store: ObjectStore, layer_id: int) -> tuple[str, int] 
         if layer.snapshot_sha and layer.snapshot_version == layer.version:
             return layer.snapshot_sha, layer.version
         public = session.scalar(select(Map.visibility).where(Map.id == layer.map_id)) == "public"
+    started = time.monotonic()
     built = build(db, layer_id)
     if built is None:
         return None
@@ -109,11 +114,26 @@ def publish(db: Database, store: ObjectStore, layer_id: int) -> tuple[str, int] 
                                                           Snapshot.version == built.version))
         if exists is None:
             session.add(Snapshot(layer_id=layer_id, version=built.version, sha256=built.sha256,
-                                 size=len(built.gzipped), raw_size=built.raw_size, object_key=key))
+                                 size=len(built.gzipped), raw_size=built.raw_size, object_key=key,
+                                 build_ms=round((time.monotonic() - started) * 1000)))
         if layer.version == built.version:
             layer.snapshot_sha = built.sha256
             layer.snapshot_version = built.version
     return built.sha256, built.version
+
+
+def next_build_in(db: Database, layer_id: int) -> float:
+    """Seconds until the layer may be built again: BUILD_SPACING times its newest snapshot's
+    build after that snapshot was made, by whichever process made it."""
+    with db.read() as session:
+        row = session.execute(select(Snapshot.created_at, Snapshot.build_ms)
+                              .where(Snapshot.layer_id == layer_id)
+                              .order_by(Snapshot.version.desc()).limit(1)).first()
+    if row is None or not row.build_ms:
+        return 0.0
+    made = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    ready = made + timedelta(milliseconds=BUILD_SPACING * row.build_ms)
+    return max(0.0, (ready - utcnow()).total_seconds())
 
 
 def snapshot_for(session: Session, layer: Layer, sha256: str) -> Snapshot | None:
@@ -138,7 +158,6 @@ class Publisher:
         self._lock = threading.Lock()
         self._running: set[int] = set()
         self._dirty: set[int] = set()
-        self._cost: dict[int, float] = {}  # seconds the last build of a layer took
         self._stopped = threading.Event()
         self._threads: set[threading.Thread] = set()
 
@@ -158,28 +177,35 @@ class Publisher:
 
     def _run(self, layer_id: int) -> None:
         while True:
-            # Wait a little so a burst of edits costs one build; for big layers wait longer
-            # (ten times the last build), so building never takes more than ~10 % of a core.
-            if self._stopped.wait(max(self.delay, 10 * self._cost.get(layer_id, 0.0))):
+            # Wait a little so a burst of edits costs one build, and for big layers until the
+            # spacing after the newest snapshot has passed (next_build_in).
+            if self._stopped.wait(max(self.delay, self._spacing(layer_id))):
                 self._finish(layer_id)
                 return
             with self._lock:
                 self._dirty.discard(layer_id)
-            started = time.monotonic()
+            early = False
             try:
                 # One build per version across worker processes: the others wait here, then
-                # find the version published and return at once.
+                # find the version published, or built so recently that they wait again.
                 with self.db.process_lock(layer_id):
-                    publish(self.db, self.store, layer_id)
-                self._cost[layer_id] = time.monotonic() - started
+                    early = next_build_in(self.db, layer_id) > 0
+                    if not early:
+                        publish(self.db, self.store, layer_id)
             except Exception as exc:  # noqa: BLE001 - a failed background build is retried on read
                 if self.on_error:
                     self.on_error(layer_id, exc)
             with self._lock:  # decide and leave under one lock: no edit slips between
-                if layer_id in self._dirty and not self._stopped.is_set():
+                if (early or layer_id in self._dirty) and not self._stopped.is_set():
                     continue
                 self._leave(layer_id)
             return
+
+    def _spacing(self, layer_id: int) -> float:
+        try:
+            return next_build_in(self.db, layer_id)
+        except Exception:  # noqa: BLE001 - the database is away: try after the usual delay
+            return 0.0
 
     def _finish(self, layer_id: int) -> None:
         with self._lock:
