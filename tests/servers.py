@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -143,6 +144,19 @@ class MotoServer:
         stop_process(self.process)
         if self._log_dir:
             shutil.rmtree(self._log_dir, ignore_errors=True)
+
+
+def hold_write_gate(gate_path: str, seconds: float, held: Any) -> None:
+    """Child-process target: hold Waymark's SQLite write lock (the WriteGate's flock) for a
+    while, as another app process in the middle of a write would; `held` is set once it is."""
+    import fcntl
+
+    fd = os.open(gate_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held.set()
+    time.sleep(seconds)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def readyz_ok(port: int, host: str = LOOPBACK) -> bool:

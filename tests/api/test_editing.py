@@ -554,3 +554,46 @@ def test_concurrent_adds_keep_the_count(db_clients, owner: ApiClient, layer: Lay
     info = layer.info()
     assert info["feature_count"] == THREADS * 5 == len(layer.features())
     assert info["bbox"] == [0, 0, (THREADS - 1) * 10 + 4, 4]
+
+
+def test_an_edit_behind_another_process_write_waits_without_stalling_the_server(clients, app):  # type: ignore[no-untyped-def]
+    """Single-feature edits run on the event loop when the SQLite write lock is free. When
+    another process holds it, the edit must wait for it in a worker thread and succeed, while
+    the same event loop goes on answering other requests."""
+    import multiprocessing
+    import time
+
+    from tests.servers import hold_write_gate
+
+    c = clients()
+    c.signup("locks@example.com")
+    m = c.create_map("Locks")
+    layer = Layer(c, m["id"], m["layers"][0]["id"])
+    f = layer.add(pt(1, 2))
+    gate = app.state.services.db.engine.url.database + "-writegate"
+    ctx = multiprocessing.get_context("spawn")
+    held = ctx.Event()
+    holder = ctx.Process(target=hold_write_gate, args=(gate, 1.0, held))
+    holder.start()
+    assert held.wait(30)
+    started = time.monotonic()
+    result: dict[str, Any] = {}
+
+    def edit() -> None:
+        r = c.patch(layer.feature_url(f["id"]), json={"properties": {"n": 1}},
+                    headers={"If-Match": f'"{f["version"]}"'})
+        result.update(status=r.status_code, body=r.json(), seconds=time.monotonic() - started)
+
+    editing = threading.Thread(target=edit)
+    editing.start()
+    time.sleep(0.3)  # the edit is waiting for the lock by now
+    t = time.monotonic()
+    assert c.get("/healthz").status_code == 200  # same client, same app, same event loop
+    assert c.get(layer.url).status_code == 200
+    assert time.monotonic() - t < 0.5, "the event loop was blocked by a waiting edit"
+    assert "status" not in result  # and the edit is still waiting
+    editing.join(30)
+    holder.join(30)
+    assert result["status"] == 200, result
+    assert result["body"]["properties"] == {"n": 1} and result["body"]["version"] == f["version"] + 1
+    assert result["seconds"] >= 0.9  # it did wait for the other process's write

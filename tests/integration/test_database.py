@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from waymark.db.engine import Database
+from tests.servers import hold_write_gate
+from waymark.db.engine import Database, WriteBusy
 from waymark.db.migrate import current_revision, downgrade, head_revision, upgrade
 from waymark.db.models import Base, User
 
@@ -52,12 +53,18 @@ def test_sqlite_writers_queue_instead_of_failing(sqlite_url):
     db.dispose()
 
 
-def _hold_process_lock(url: str, key: int, events) -> None:  # type: ignore[no-untyped-def]
+def _hold_process_lock(url: str, key: int, log_path: str) -> None:
+    # One O_APPEND write per event, done before the lock is released: a multiprocessing
+    # Queue would flush from a background thread, after the next holder's "in".
+    import os
+
     db = Database(url)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with db.process_lock(key):
-        events.put(("in", key))
+        os.write(fd, f"in {key}\n".encode())
         time.sleep(0.3)
-        events.put(("out", key))
+        os.write(fd, f"out {key}\n".encode())
+    os.close(fd)
     db.dispose()
 
 
@@ -92,21 +99,68 @@ def test_commits_leave_checkpoints_to_the_background_checkpointer(sqlite_url):
     assert db.checkpointer._thread is None  # stopped with the database
 
 
-def test_process_lock_excludes_other_processes_per_key(sqlite_url):
+def test_process_lock_excludes_other_processes_per_key(sqlite_url, tmp_path):
     """Snapshot builds run once across worker processes: holders of one key never overlap."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    events = ctx.Queue()
-    procs = [ctx.Process(target=_hold_process_lock, args=(sqlite_url, key, events))
+    log = tmp_path / "events.log"
+    procs = [ctx.Process(target=_hold_process_lock, args=(sqlite_url, key, str(log)))
              for key in (7, 7, 8)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    seq = [events.get(timeout=5) for _ in range(6)]
-    assert [e for e, key in seq if key == 7] == ["in", "out", "in", "out"]  # never both inside
+    seq = [line.split() for line in log.read_text().splitlines()]
+    assert len(seq) == 6
+    assert [e for e, key in seq if key == "7"] == ["in", "out", "in", "out"]  # never both inside
+
+
+def test_write_without_waiting_refuses_a_taken_lock_and_changes_nothing(sqlite_url):
+    """write(wait=False) is what lets an edit run on the event loop: it must never block,
+    whether another process or another thread of this one holds the write lock."""
+    import multiprocessing
+
+    db = Database(sqlite_url)
+    assert db.can_write_without_waiting
+    ctx = multiprocessing.get_context("spawn")
+    held = ctx.Event()
+    holder = ctx.Process(target=hold_write_gate,
+                         args=(db.engine.url.database + "-writegate", 1.5, held))
+    holder.start()
+    try:
+        assert held.wait(30)
+        started = time.monotonic()
+        with pytest.raises(WriteBusy), db.write(wait=False) as s:
+            s.add(User(email="busy@example.com", display_name="B", password_hash="x"))
+        assert time.monotonic() - started < 0.2  # refused at once, not after the holder left
+        with db.write() as s:  # waiting is still the default: done once the holder releases
+            s.add(User(email="waited@example.com", display_name="W", password_hash="x"))
+        assert time.monotonic() - started > 1.0
+    finally:
+        holder.join(30)
+
+    in_thread, release = threading.Event(), threading.Event()
+
+    def hold_in_thread() -> None:
+        with db.write():
+            in_thread.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold_in_thread)
+    t.start()
+    assert in_thread.wait(10)
+    with pytest.raises(WriteBusy), db.write(wait=False):
+        pass
+    release.set()
+    t.join(10)
+    with db.write(wait=False) as s:  # free again: no wait needed
+        s.add(User(email="free@example.com", display_name="F", password_hash="x"))
+    with db.read() as s:
+        emails = {u.email for u in s.query(User)}
+    assert emails == {"waited@example.com", "free@example.com"}
+    db.dispose()
 
 
 def test_peek_reads_committed_rows_without_the_orm(database_url):
@@ -123,6 +177,7 @@ def test_peek_reads_committed_rows_without_the_orm(database_url):
         assert db.peek("SELECT 1 FROM users WHERE email = ?", ("nobody",)) is None
     else:
         assert row is NotImplemented  # callers take the threaded ORM path
+        assert not db.can_write_without_waiting  # writes wait on the network: never on the loop
     db.dispose()
 
 

@@ -67,6 +67,10 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class WriteBusy(Exception):
+    """Another writer holds the write lock (raised only when asked not to wait)."""
+
+
 class WriteGate:
     """Serialises SQLite writers: a lock between threads, flock(2) between processes.
 
@@ -82,12 +86,18 @@ class WriteGate:
         self._depth = 0  # re-entry by the holding thread must not release the file lock early
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        with self._thread_lock:
+    def hold(self, wait: bool = True) -> Iterator[None]:
+        """wait=False: raise WriteBusy at once if another thread or process holds it."""
+        if not self._thread_lock.acquire(blocking=wait):
+            raise WriteBusy
+        try:
             if self._depth == 0:
                 if self._fd is None:
                     self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise WriteBusy from None
             self._depth += 1
             try:
                 yield
@@ -95,6 +105,8 @@ class WriteGate:
                 self._depth -= 1
                 if self._depth == 0:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+        finally:
+            self._thread_lock.release()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -175,11 +187,20 @@ class Database:
             yield session
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
-        """One write transaction: committed on success, rolled back on any exception."""
-        gate = self._gate.hold() if self._gate else contextlib.nullcontext()
+    def write(self, wait: bool = True) -> Iterator[Session]:
+        """One write transaction: committed on success, rolled back on any exception.
+
+        wait=False (only where `can_write_without_waiting`): raise WriteBusy instead of
+        waiting when another writer holds the lock; nothing has been done then."""
+        gate = self._gate.hold(wait) if self._gate else contextlib.nullcontext()
         with gate, self._write() as session, session.begin():
             yield session
+
+    @property
+    def can_write_without_waiting(self) -> bool:
+        """True where write(wait=False) never blocks: SQLite files, behind the WriteGate. Then a
+        short write can run on the event loop; on PostgreSQL a write waits on the network."""
+        return self._gate is not None
 
     @property
     def can_peek(self) -> bool:

@@ -7,6 +7,7 @@ silently overwritten.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Request, Response, delete, get, patch, post, put
@@ -22,7 +23,7 @@ from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
 from waymark.maps.events import feature_event, layer_event
 from waymark.maps.routes import LAYER, _publish, _schedule, _svc
 from waymark.maps.state import feature_json, layer_json
-from waymark.web import if_match_version, int_query, json_object, threaded
+from waymark.web import if_match_version, int_query, json_object, run_write, threaded
 
 FEATURES = LAYER + "/features"
 FEATURE = FEATURES + "/{feature_id:str}"
@@ -119,13 +120,13 @@ def get_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feat
 
 
 def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
-            body: dict[str, Any], *, replace: bool) -> Response:
+            body: dict[str, Any], *, replace: bool, wait: bool = True) -> Response:
     expected = if_match_version(request, body)
     if replace:
         geometry, properties = body.get("geometry"), body.get("properties")
     else:
         geometry, properties = body.get("geometry", UNSET), body.get("properties", UNSET)
-    with _svc(request).db.write() as s:
+    with _svc(request).db.write(wait) as s:
         edited = feature_write.update_feature(s.connection(), actor, map_id, layer_id, feature_id,
                                               geometry=geometry, properties=properties,
                                               expected_version=expected)
@@ -139,27 +140,33 @@ def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_
     return response
 
 
+# Single-feature edits run through web.run_write: on the event loop when the write lock is free.
 @put(FEATURE, tags=["features"])
-@threaded
-def replace_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
-                    data: Any) -> Response:
+async def replace_feature(request: Request, actor: Actor, map_id: str, layer_id: str,
+                          feature_id: str, data: Any) -> Response:
     """Replace geometry and properties. If-Match: the version you edited."""
-    return _update(request, actor, map_id, layer_id, feature_id, json_object(data), replace=True)
+    return await run_write(_svc(request).db, partial(
+        _update, request, actor, map_id, layer_id, feature_id, json_object(data), replace=True))
 
 
 @patch(FEATURE, tags=["features"])
-@threaded
-def patch_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str,
-                  data: Any) -> Response:
+async def patch_feature(request: Request, actor: Actor, map_id: str, layer_id: str,
+                        feature_id: str, data: Any) -> Response:
     """Change geometry and/or properties (only the members given). If-Match: the version."""
-    return _update(request, actor, map_id, layer_id, feature_id, json_object(data), replace=False)
+    return await run_write(_svc(request).db, partial(
+        _update, request, actor, map_id, layer_id, feature_id, json_object(data), replace=False))
 
 
 @delete(FEATURE, status_code=204, tags=["features"])
-@threaded
-def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str) -> None:
+async def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: str,
+                         feature_id: str) -> None:
+    await run_write(_svc(request).db, partial(_delete, request, actor, map_id, layer_id, feature_id))
+
+
+def _delete(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str, *,
+            wait: bool = True) -> None:
     expected = if_match_version(request)
-    with _svc(request).db.write() as s:
+    with _svc(request).db.write(wait) as s:
         edited = feature_write.delete_feature(s.connection(), actor, map_id, layer_id, feature_id,
                                               expected_version=expected)
     _schedule(request, edited.layer_pk)
