@@ -36,8 +36,8 @@ class Services:
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-# Another writer holds the lock for about a millisecond per edit: try again a few times on the
-# loop before handing the write to a thread (which waits on the lock however long it takes).
+# Another writer holds the lock for about a millisecond per edit: try again a few times (over
+# ~10 ms) on the loop before handing the write to a thread, which waits however long it takes.
 WRITE_RETRY_PAUSES = (0.0005, 0.001, 0.001, 0.002, 0.002, 0.004)
 
 
@@ -66,10 +66,12 @@ async def run_write(db: Database, write: Callable[..., T]) -> T:
     runs in a thread.
     """
     if db.can_write_without_waiting:
-        for pause in WRITE_RETRY_PAUSES:
+        for pause in (*WRITE_RETRY_PAUSES, None):
             try:
                 return write(wait=False)
             except WriteBusy:
+                if pause is None:
+                    break
                 await asyncio.sleep(pause)
     return await to_thread.run_sync(functools.partial(write, wait=True))
 
