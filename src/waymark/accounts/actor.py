@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from waymark.accounts.service import TOKEN_PREFIX, hash_token
-from waymark.db.models import User
+from waymark.db.models import User, as_utc
 from waymark.errors import Forbidden, Unauthorized
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,10 +65,7 @@ def session_epoch(user: User) -> float:
 
 def _epoch(password_changed_at: datetime | str) -> float:
     """When the password last changed, as the float stored in the session at log-in."""
-    changed = _as_datetime(password_changed_at)
-    if changed.tzinfo is None:
-        changed = changed.replace(tzinfo=timezone.utc)
-    return changed.timestamp()
+    return as_utc(_as_datetime(password_changed_at)).timestamp()
 
 
 def _as_datetime(value: datetime | str) -> datetime:
@@ -80,10 +77,7 @@ def token_needs_touch(last_used_at: datetime | str | None, now: datetime) -> boo
     """Record token use at most once a minute, so reads do not turn into writes."""
     if last_used_at is None:
         return True
-    last_used_at = _as_datetime(last_used_at)
-    if last_used_at.tzinfo is None:
-        last_used_at = last_used_at.replace(tzinfo=timezone.utc)
-    return now - last_used_at > TOKEN_TOUCH_INTERVAL
+    return now - as_utc(_as_datetime(last_used_at)) > TOKEN_TOUCH_INTERVAL
 
 
 # Two point lookups in plain SQL with named parameters, so the same text runs through a

@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, select
 
 from waymark import jsonutil
 from waymark.db.engine import Database
-from waymark.db.models import Layer, Map, Snapshot, Upload, User
+from waymark.db.models import Layer, Map, Snapshot, Upload, User, as_utc
 from waymark.maps.exports import make_bundle
 from waymark.settings import Settings
 from waymark.storage import ObjectStore, open_store
@@ -52,12 +52,8 @@ class RetentionReport:
                 "objects_deleted": self.objects_deleted}
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _stamp(now: datetime) -> str:
-    return _utc(now).astimezone(UTC).strftime(STAMP_FORMAT)
+    return as_utc(now).astimezone(UTC).strftime(STAMP_FORMAT)
 
 
 def _parse_stamp(stamp: str) -> datetime:
@@ -90,11 +86,11 @@ def _delete_unreferenced_snapshots(session, store: ObjectStore, shas: set[str]) 
 def archive_trashed_maps(db: Database, store: ObjectStore, archive: ObjectStore,
                          trash_days: int, now: datetime) -> RetentionReport:
     report = RetentionReport()
-    cutoff = _utc(now) - timedelta(days=trash_days)
+    cutoff = as_utc(now) - timedelta(days=trash_days)
     with db.read() as s:
         due = [row for row in s.execute(select(Map.id, Map.public_id, Map.deleted_at)
                                         .where(Map.deleted_at.is_not(None)))
-               if _utc(row.deleted_at) <= cutoff]
+               if as_utc(row.deleted_at) <= cutoff]
     for map_pk, public_id, _deleted_at in due:
         with db.write() as s:
             map_ = s.get(Map, map_pk)
@@ -103,8 +99,8 @@ def archive_trashed_maps(db: Database, store: ObjectStore, archive: ObjectStore,
             bundle = make_bundle(s, map_)
             owner = s.get(User, map_.owner_id)
             bundle["archived"] = {"public_id": public_id, "owner_email": owner.email if owner else None,
-                                  "deleted_at": _utc(map_.deleted_at).isoformat(),
-                                  "archived_at": _utc(now).isoformat()}
+                                  "deleted_at": as_utc(map_.deleted_at).isoformat(),
+                                  "archived_at": as_utc(now).isoformat()}
             key = f"maps/{public_id}/{_stamp(now)}.json"
             archive.put_sync(key, jsonutil.dumpb(bundle), content_type="application/json")
             uploads = list(s.scalars(select(Upload.object_key).where(Upload.map_id == map_pk)))
@@ -159,7 +155,7 @@ def archive_old_snapshots(db: Database, store: ObjectStore, archive: ObjectStore
 
 def purge_archives(archive: ObjectStore, archive_days: int, now: datetime) -> RetentionReport:
     report = RetentionReport()
-    cutoff = _utc(now) - timedelta(days=archive_days)
+    cutoff = as_utc(now) - timedelta(days=archive_days)
     for info in archive.list_sync("maps"):
         match = _MAP_ARCHIVE.match(info.key)
         if match and _parse_stamp(match.group(2)) <= cutoff:
@@ -177,7 +173,7 @@ def run_retention(settings: Settings, db: Database, store: ObjectStore,
                   now: datetime | None = None, archive: ObjectStore | None = None) -> RetentionReport:
     """One pass of the whole policy (the periodic `retention` job and `waymark backup
     retention`)."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     archive = archive or archive_store(settings)
     total = RetentionReport()
     for part in (archive_trashed_maps(db, store, archive, settings.trash_days, now),

@@ -14,13 +14,13 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from waymark.db.engine import Database
-from waymark.db.models import Layer, Map, Snapshot, utcnow
+from waymark.db.models import Layer, Map, Snapshot, as_utc, utcnow
 from waymark.storage import ObjectStore
 from waymark.storage.crypto import plaintext_writes
 from waymark.storage.keys import snapshot_key
@@ -131,8 +131,7 @@ def next_build_in(db: Database, layer_id: int) -> float:
                               .order_by(Snapshot.version.desc()).limit(1)).first()
     if row is None or not row.build_ms:
         return 0.0
-    made = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    ready = made + timedelta(milliseconds=BUILD_SPACING * row.build_ms)
+    ready = as_utc(row.created_at) + timedelta(milliseconds=BUILD_SPACING * row.build_ms)
     return max(0.0, (ready - utcnow()).total_seconds())
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from waymark import jsonutil
-from waymark.db.models import Change, Feature, Layer, Map, Member
+from waymark.db.models import Change, Feature, Layer, Map, Member, as_utc
 
 DEFAULT_STYLE = {"color": "#3388ff", "weight": 3, "opacity": 1.0, "fillColor": "#3388ff",
                  "fillOpacity": 0.2, "markerColor": "#3388ff"}
@@ -16,9 +16,7 @@ def iso(dt: datetime | None) -> str | None:
     """ISO 8601 in UTC; SQLite hands back naive datetimes, which we always store as UTC."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.isoformat()
+    return as_utc(dt).isoformat()
 
 
 def feature_state(f: Feature) -> dict[str, Any]:
