@@ -90,6 +90,19 @@ def notes_line(notes: dict[str, str]) -> str:
                                     if k not in ("date",)) + f"; run {notes['date']}")
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(total, steal) jiffies of the machine: steal is CPU time the hypervisor gave to others,
+    the part of a run's noise no code here can cause or fix."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields), fields[7] if len(fields) > 7 else 0
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """CPU steal between two cpu_jiffies() readings, in % of all CPU time."""
+    return 100 * (after[1] - before[1]) / max(1, after[0] - before[0])
+
+
 # ---- RESULTS.md ----------------------------------------------------------------------
 RESULTS_HEADER = """# Waymark benchmark results
 

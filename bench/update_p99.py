@@ -291,14 +291,6 @@ def connections_by_pid(base: str) -> dict[int, int]:
     return counts
 
 
-def cpu_jiffies() -> tuple[int, int]:
-    """(total, steal) jiffies of the machine: steal is CPU time the hypervisor gave to others,
-    the part of a run's noise no code here can cause or fix."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return sum(fields), fields[7] if len(fields) > 7 else 0
-
-
 def db_snapshots(data_dir: Path, since_version: int = 0) -> int:
     con = sqlite3.connect(f"file:{data_dir / 'waymark.db'}?mode=ro", uri=True, timeout=10)
     try:
@@ -350,12 +342,12 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         client_proc = psutil.Process()
         cpu0 = client_proc.cpu_times()
-        jiffies0 = cpu_jiffies()
+        jiffies0 = c.cpu_jiffies()
         res = asyncio.run(load(base, token, map_id, layer_id, versions, args.clients,
                                args.duration, rate=rate, client_kind=args.client))
         cpu1 = client_proc.cpu_times()
-        jiffies1 = cpu_jiffies()
-        res["steal_pct"] = 100 * (jiffies1[1] - jiffies0[1]) / max(1, jiffies1[0] - jiffies0[0])
+        jiffies1 = c.cpu_jiffies()
+        res["steal_pct"] = c.steal_pct(jiffies0, jiffies1)
         sampler.stop.set()
         sampler.join()
         time.sleep(0.5)

@@ -122,9 +122,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=settings.debug,
     )
     document_error_format(app)  # the schema shows the real error body
-    # security headers on every response, routed or not (404, 405, 429 included)
-    # anonymous reads of cached published layers are answered before the framework
-    app.asgi_handler = SecurityHeadersMiddleware(
-        PublishedReads(app.asgi_handler, services, realtime.limiter, COOKIE,
-                       settings.trusted_proxies), settings.basemap_url)
+    # security headers on every response, routed or not (404, 405, 429 included); anonymous
+    # reads of cached published layers are answered before the framework, with the same headers
+    app.asgi_handler = PublishedReads(
+        SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url), services,
+        realtime.limiter, COOKIE, settings.trusted_proxies)
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

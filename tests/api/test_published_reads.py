@@ -78,6 +78,11 @@ def test_cached_public_reads_are_answered_before_the_framework(alice: ApiClient,
         for name in ("etag", "cache-control", "vary", "content-type"):
             assert headers[name] == expected.headers[name], name
         assert int(headers["content-length"]) == len(expected.content)
+        # the security headers, added by the fast path itself (it answers before that layer)
+        for name in ("x-content-type-options", "content-security-policy", "x-frame-options",
+                     "referrer-policy"):
+            assert headers[name] == expected.headers[name], name
+        assert len(headers) == len(start["headers"]), "a header sent twice"
         assert "ratelimit-remaining" in headers  # charged to anon_read
         # revalidation: 304 without a body
         r304 = _call(fast, path, {"if-none-match": expected.headers["etag"]})

@@ -263,6 +263,49 @@ def test_access_line_and_error_stack_trace(tmp_path: Path, sqlite_url: str, caps
     app.state.services.db.dispose()
 
 
+def test_in_flight_gauge_is_sampled_and_drops_to_zero_at_once() -> None:
+    from waymark.ops.request_observer import InFlight
+
+    class Gauge:
+        def __init__(self) -> None:
+            self.sets: list[int] = []
+
+        def set(self, value: int) -> None:
+            self.sets.append(value)
+
+    gauge = Gauge()
+    flight = InFlight(gauge)
+    flight.add(1, 10.0)  # first request: shown at once
+    flight.add(1, 10.2)
+    flight.add(1, 10.4)  # within the second: counted, not written
+    assert gauge.sets == [1] and flight.count == 3
+    flight.add(1, 11.1)  # a second later: the gauge catches up
+    assert gauge.sets == [1, 4]
+    for t in (11.2, 11.3, 11.4):
+        flight.add(-1, t)
+    assert gauge.sets == [1, 4] and flight.count == 1
+    flight.add(-1, 11.5)  # idle again: written at once, never left showing stale load
+    assert gauge.sets == [1, 4, 0] and flight.count == 0
+    flight.add(1, 11.6)
+    flight.add(-1, 11.7)  # a short request between samples writes nothing
+    assert gauge.sets == [1, 4, 0]
+
+
+@pytest.mark.parametrize("now", [0.0, 1764790962.0, 1764790962.641305, 1764790962.9999996,
+                                 1764790963.000001, 4102444799.5])
+def test_access_line_timestamps_match_the_clock(now: float) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from waymark.ops.logging import utc_timestamp
+
+    utc_timestamp(now - 1)  # the cached second is the previous one: it must move on
+    text = utc_timestamp(now)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text
+    stamped = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert abs(stamped - datetime.fromtimestamp(now, UTC)) <= timedelta(microseconds=1), text
+    assert utc_timestamp(now) == text  # from the cache, the same
+
+
 def test_slow_requests_are_flagged(tmp_path: Path, sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
     app = create_app(make_settings(tmp_path, sqlite_url, slow_request_ms=1))
     with TestClient(app) as client:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import msgspec
@@ -117,13 +117,25 @@ _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "
                 logging.ERROR: "error", logging.CRITICAL: "critical"}
 
 
+_second: tuple[int, str] = (0, "")  # the last whole second formatted, swapped as one value
+
+
+def utc_timestamp(now: float) -> str:
+    """`now` (time.time()) as ISO 8601 UTC with microseconds, like the other lines' stamps;
+    the date and time part is formatted once per second (a datetime per line cost ~1.4 µs)."""
+    global _second
+    whole = int(now)
+    second = _second
+    if second[0] != whole:
+        second = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{second[1]}.{min(round((now - whole) * 1_000_000), 999_999):06d}Z"
+
+
 def write_line(level: int, logger: str, fields: dict[str, Any]) -> None:
     """The fast path for the access log (one line per request): the same JSON shape as
     every other line, without the logging machinery. ``fields`` must hold no secrets."""
     record = {"event": fields.pop("event", ""), "level": _LEVEL_NAMES.get(level, "info"),
-              "logger": logger,
-              "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-              **fields}
+              "logger": logger, "timestamp": utc_timestamp(time.time()), **fields}
     out = sys.stdout
     out.write(_encoder.encode(record).decode() + "\n")
     out.flush()

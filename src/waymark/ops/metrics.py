@@ -42,7 +42,8 @@ HTTP_DURATION = Histogram(
 )
 HTTP_IN_FLIGHT = Gauge(
     "waymark_http_requests_in_flight",
-    "HTTP requests being processed right now (all live processes).",
+    "HTTP requests being processed right now (all live processes; each process writes its "
+    "count at most once a second, and at once when it returns to zero).",
     multiprocess_mode="livesum",
 )
 HTTP_RESPONSE_BYTES = Counter(

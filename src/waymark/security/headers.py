@@ -64,11 +64,13 @@ class SecurityHeadersMiddleware:
         self.embed = [*common, (b"content-security-policy",
                                 content_security_policy(basemap_url, "*").encode())]
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = self.embed if EMBED_PATH.match(scope.get("path", "")) else self.default
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        """The headers a response to `path` gets (for ASGI layers that answer before this one)."""
+        return self.embed if EMBED_PATH.match(path) else self.default
+
+    def secure(self, path: str, send: Any) -> Any:
+        """`send`, adding the headers for `path` to the response start (a handler's own win)."""
+        extra = self.headers_for(path)
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -78,4 +80,10 @@ class SecurityHeadersMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        return send_with_headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, self.secure(scope.get("path", ""), send))
