@@ -395,6 +395,9 @@ def main() -> None:
     ap.add_argument("--profile-gil", action="store_true", help="py-spy --gil (GIL holder only)")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="load client for the timed edits: raw asyncio HTTP/1.1 (default) or httpx")
+    ap.add_argument("--max-steal", type=float, default=5.0,
+                    help="a phase run with more CPU steal (%%) is listed, not judged, and run "
+                         "again (at most twice)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--no-results", action="store_true")
     args = ap.parse_args()
@@ -410,11 +413,21 @@ def main() -> None:
               "proto-writegate": {"proto_app": "asgi_writegate:app"},
               "proto-writegate-no-publish": {"proto_app": "asgi_writegate:app",
                                              "WAYMARK_SNAPSHOT_DELAY_MS": "600000"}}
-    results = {}
+    runs: list[tuple[str, dict]] = []  # every run of every phase, in order
+    judged: dict[str, dict] = {}  # per phase: its first quiet run, else its least noisy one
     try:
         import_layer(data_dir, args.features)
         for name in args.phases.split(","):
-            results[name] = run_phase(name, data_dir, args, phases[name])
+            tries = []
+            for _ in range(3):
+                tries.append(run_phase(name, data_dir, args, phases[name]))
+                runs.append((name, tries[-1]))
+                if tries[-1]["steal_pct"] <= args.max_steal:
+                    break
+                print(f"  CPU steal {tries[-1]['steal_pct']:.1f} % > {args.max_steal:g} %: "
+                      "not judged, run again")
+            quiet = [r for r in tries if r["steal_pct"] <= args.max_steal]
+            judged[name] = quiet[0] if quiet else min(tries, key=lambda r: r["steal_pct"])
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -425,9 +438,13 @@ def main() -> None:
                "max ms", "snapshots built during run", "CPU steal %",
                f"p99 ≤ {TARGET_P99_MS:.0f} ms"]
     rows = []
-    for name, r in results.items():
+    for name, r in runs:
         sm = r["summary"]
         verdict = "PASS" if sm["p99"] <= TARGET_P99_MS and r["errors"] == 0 else "FAIL"
+        if judged[name] is not r:
+            verdict = "not judged (steal)"
+        elif r["steal_pct"] > args.max_steal:
+            verdict += " (no quiet run)"
         rows.append([name, sm["count"], f"{sm['rps']:.0f}", r["ok"], r["412"], r["errors"],
                      f"{sm['p50']:.1f}", f"{sm['p95']:.1f}", f"{sm['p99']:.1f}", f"{sm['max']:.0f}",
                      r["snapshots_during"], f"{r['steal_pct']:.1f}", verdict])
@@ -450,10 +467,12 @@ def main() -> None:
             "latency = clients / throughput); `no-publish` = the same with "
             "WAYMARK_SNAPSHOT_DELAY_MS=600000 (no rebuild during the run); `paced` = as "
             f"shipped, each of the {args.clients} clients sending {args.rate:g} edits/s on a fixed schedule "
-            "(open loop; latency from the scheduled send time, so queueing is counted).  ",
+            "(open loop; latency from the scheduled send time, so queueing is counted). A "
+            f"run with more than {args.max_steal:g} % CPU steal is listed but not judged, and "
+            "the phase runs again (at most twice).  ",
             c.notes_line(notes), "",
             c.md_table(headers, rows), ""]
-        for name, r in results.items():
+        for name, r in runs:
             lines.append(f"`{name}` p99/max by second of the run (n, p99 ms, max ms): " + ", ".join(
                 f"{sec}s {n}/{p99:.0f}/{mx:.0f}" for sec, n, p99, mx in r["per_second"]) +
                 f"; client process CPU {r['client_cpu_pct']:.0f} %; CPU steal "
