@@ -66,6 +66,7 @@ class Settings:
     metrics_port: int = 9464  # `waymark serve` serves /metrics here (0: no listener)
     metrics_token: str = ""  # bearer token for /metrics; when set also served on the app port
     slow_request_ms: int = 1000  # access lines of slower requests say slow=true (warning)
+    access_log_flush_ms: int = 200  # access lines are written in batches this often (0: each)
     sentry_dsn: str = ""  # error tracking with sentry-sdk; empty: off
     commit: str = ""  # build's VCS commit for waymark_build_info and error reports
 

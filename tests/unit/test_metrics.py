@@ -291,6 +291,52 @@ def test_in_flight_gauge_is_sampled_and_drops_to_zero_at_once() -> None:
     assert gauge.sets == [1, 4, 0]
 
 
+def test_access_lines_are_written_in_batches_in_order(capsys) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from waymark.ops.logging import LineBuffer
+
+    async def run() -> list[str]:
+        lines = LineBuffer(0.05, max_bytes=60)
+        seen = []
+        capsys.readouterr()
+        lines.add("a\n")
+        lines.add("b\n")
+        seen.append(capsys.readouterr().out)  # gathered, not written yet
+        await asyncio.sleep(0.1)
+        seen.append(capsys.readouterr().out)  # the timer wrote both
+        lines.add("c\n")
+        lines.add("warning\n", urgent=True)  # at once, after what was pending
+        seen.append(capsys.readouterr().out)
+        lines.add("x" * 40 + "\n")
+        lines.add("y" * 40 + "\n")  # over max_bytes: written without waiting
+        seen.append(capsys.readouterr().out)
+        lines.add("z\n")
+        lines.flush()
+        seen.append(capsys.readouterr().out)
+        await asyncio.sleep(0.1)  # the flush cancelled the timer: nothing twice
+        seen.append(capsys.readouterr().out)
+        return seen
+
+    assert asyncio.run(run()) == ["", "a\nb\n", "c\nwarning\n",
+                                  "x" * 40 + "\n" + "y" * 40 + "\n", "z\n", ""]
+    LineBuffer(60).add("off the loop\n")  # no event loop to flush it later: written at once
+    assert capsys.readouterr().out == "off the loop\n"
+
+
+def test_access_lines_pending_at_shutdown_are_written(tmp_path: Path, sqlite_url: str,
+                                                      capsys) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(make_settings(tmp_path, sqlite_url, access_log_flush_ms=600_000))
+    with TestClient(app) as client:
+        capsys.readouterr()
+        assert client.get("/healthz", headers={"X-Request-ID": "batched-1"}).status_code == 200
+        assert "batched-1" not in capsys.readouterr().out  # waiting for its batch
+    out = capsys.readouterr().out  # the lifespan ended: the batch is out
+    access = [json.loads(line) for line in out.splitlines() if "batched-1" in line]
+    assert len(access) == 1 and access[0]["route"] == "/healthz", out[-2000:]
+    app.state.services.db.dispose()
+
+
 @pytest.mark.parametrize("now", [0.0, 1764790962.0, 1764790962.641305, 1764790962.9999996,
                                  1764790963.000001, 4102444799.5])
 def test_access_line_timestamps_match_the_clock(now: float) -> None:

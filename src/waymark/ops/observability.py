@@ -82,9 +82,12 @@ def routes(settings: Any) -> list[Any]:
 
 
 def instrument(app: Any, settings: Any) -> Any:
-    """Wrap the app's whole ASGI handler (routing included) in the request observer."""
-    app.asgi_handler = RequestObserver(app.asgi_handler,
-                                       slow_request_ms=settings.slow_request_ms)
+    """Wrap the app's whole ASGI handler (routing included) in the request observer; its
+    pending access lines are written when the app shuts down."""
+    observer = RequestObserver(app.asgi_handler, slow_request_ms=settings.slow_request_ms,
+                               access_log_flush_ms=settings.access_log_flush_ms)
+    app.asgi_handler = observer
+    app.on_shutdown.append(observer.lines.flush)
     return app
 
 

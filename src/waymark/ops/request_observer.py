@@ -9,6 +9,9 @@ raised before a route handler runs are observed too. Per request it:
   path, so label values stay few), method and status, and times it;
 - writes one access line: request id, user id, method, route, path, status, duration,
   response bytes, and ``slow: true`` (at warning level) above WAYMARK_SLOW_REQUEST_MS.
+  Lines are gathered for up to WAYMARK_ACCESS_LOG_FLUSH_MS and written together (one write
+  per batch, not per request); warning and error lines go out at once, with what is pending,
+  and the app's shutdown writes the rest (`observability.instrument`).
 
 Never logged: headers (so no Authorization, Cookie, Set-Cookie, X-CSRF-Token), request
 bodies, query strings (which could carry ``token=`` or ``password=``).
@@ -26,7 +29,7 @@ from typing import Any
 import structlog
 
 from waymark.ops import metrics
-from waymark.ops.logging import write_line
+from waymark.ops.logging import LineBuffer, format_line
 
 REQUEST_ID_HEADER = b"x-request-id"
 USER_ID_KEY = "waymark.user_id"  # set in the ASGI scope once the actor is known
@@ -89,10 +92,11 @@ IN_FLIGHT = InFlight(metrics.HTTP_IN_FLIGHT)  # one per process, like the gauge
 
 class RequestObserver:
     def __init__(self, app: Callable[..., Any], *, slow_request_ms: int = 1000,
-                 access_log: bool = True) -> None:
+                 access_log: bool = True, access_log_flush_ms: int = 0) -> None:
         self.app = app
         self.slow_s = slow_request_ms / 1000 if slow_request_ms > 0 else float("inf")
         self.access_log = access_log
+        self.lines = LineBuffer(access_log_flush_ms / 1000)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -140,12 +144,12 @@ class RequestObserver:
         if not _access.isEnabledFor(level):
             return
         client = scope.get("client")
-        write_line(level, "waymark.access", {
+        self.lines.add(format_line(level, "waymark.access", {
             "event": "request", "request_id": request_id, "method": method, "route": route,
             "path": (scope.get("raw_path") or b"").decode("latin-1") or scope.get("path", ""),
             "status": status, "duration_ms": round(elapsed * 1000, 2), "bytes": size,
             "user_id": scope.get(USER_ID_KEY), "client": client[0] if client else None,
-            "slow": slow})
+            "slow": slow}), urgent=level >= logging.WARNING)
 
 
 def track_user(provide_actor: Callable[..., Any]) -> Callable[..., Any]:
