@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -146,8 +147,9 @@ class LineBuffer:
     flush to a pipe or file) per request showed in cached-read throughput (bench/RESULTS.md).
     What a crash can lose is the last `flush_s` of lines; `flush()` on shutdown.
 
-    Used from one event loop (the ASGI layer's); a line from anywhere else, or with
-    flush_s <= 0, is written at once, after what is pending (lines keep their order)."""
+    Meant for one event loop (the ASGI layer's; the lock covers tests running apps on
+    several threads); a line from off a loop, or with flush_s <= 0, is written at once,
+    after what is pending (lines keep their order)."""
 
     def __init__(self, flush_s: float, max_bytes: int = 64 * 1024) -> None:
         self.flush_s = flush_s
@@ -155,33 +157,36 @@ class LineBuffer:
         self.pending: list[str] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.lock = threading.RLock()
 
     def add(self, line: str, urgent: bool = False) -> None:
-        self.pending.append(line)
-        self.size += len(line)
-        if urgent or self.flush_s <= 0 or self.size >= self.max_bytes:
-            self.flush()
-            return
-        if self.timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on an event loop: nothing would flush it later
+        with self.lock:
+            self.pending.append(line)
+            self.size += len(line)
+            now = urgent or self.flush_s <= 0 or self.size >= self.max_bytes
+            if not now and self.timer is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # not on an event loop: nothing would flush it later
+                    now = True
+                else:
+                    self.timer = loop.call_later(self.flush_s, self.flush)
+            if now:
                 self.flush()
-                return
-            self.timer = loop.call_later(self.flush_s, self.flush)
 
     def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if not self.pending:
-            return
-        text = "".join(self.pending)
-        self.pending.clear()
-        self.size = 0
-        out = sys.stdout
-        out.write(text)
-        out.flush()
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if not self.pending:
+                return
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.size = 0
+            out = sys.stdout
+            out.write(text)
+            out.flush()
 
 
 class _Stdout:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,7 +71,8 @@ class InFlight:
     """Requests in flight in this process, counted in a plain int; the Prometheus gauge (a
     write to a memory-mapped file in multiprocess mode, ~1.7 µs) is set at most once a
     second, and at once when the count returns to zero, instead of inc and dec per request:
-    the scrape samples it every 15 s anyway."""
+    Prometheus scrapes it every 15 s (deploy/prometheus/prometheus.yml) anyway. A lock, as
+    the gauge had: one event loop per worker, but tests run apps on several threads."""
 
     INTERVAL_S = 1.0
 
@@ -79,12 +81,14 @@ class InFlight:
         self.count = 0
         self.shown = 0  # the value the gauge holds
         self.shown_at = float("-inf")
+        self.lock = threading.Lock()
 
     def add(self, delta: int, now: float) -> None:
-        self.count = count = self.count + delta
-        if count != self.shown and (count == 0 or now - self.shown_at >= self.INTERVAL_S):
-            self.gauge.set(count)
-            self.shown, self.shown_at = count, now
+        with self.lock:
+            self.count = count = self.count + delta
+            if count != self.shown and (count == 0 or now - self.shown_at >= self.INTERVAL_S):
+                self.gauge.set(count)
+                self.shown, self.shown_at = count, now
 
 
 IN_FLIGHT = InFlight(metrics.HTTP_IN_FLIGHT)  # one per process, like the gauge
