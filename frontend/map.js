@@ -186,7 +186,8 @@ export async function initMapPage() {
   if (ctx.embed) {
     map.attributionControl.addAttribution(`<a href="/m/${encodeURIComponent(info.id)}" target="_blank" rel="noopener">${escapeHtml(info.title)} on Waymark</a>`);
   }
-  ctx.canEdit = !ctx.embed && (info.role === "owner" || info.role === "editor");
+  // read-only maintenance: the page says so in a banner and offers no editing
+  ctx.canEdit = !ctx.embed && root.dataset.readOnly !== "1" && (info.role === "owner" || info.role === "editor");
   document.body.dataset.role = info.role || "visitor";
   if (!ctx.canEdit && L.PM) L.PM.setOptIn(true); // viewers: no editing state on every feature
 

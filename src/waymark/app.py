@@ -10,6 +10,7 @@ from anyio import to_thread
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.stores.file import FileStore
@@ -21,6 +22,7 @@ from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.db.engine import Database
 from waymark.errors import ApiError
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
+from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
 from waymark.maps.published_reads import PublishedReads
@@ -82,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
-                        cache=realtime.cache)
+                        cache=realtime.cache, read_only=ReadOnlyMode(db))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -105,7 +107,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *TILE_ROUTES,
                         *observability.routes(settings), *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},
-        middleware=[session_config.middleware, realtime.middleware()],
+        middleware=[session_config.middleware, realtime.middleware(),
+                    DefineMiddleware(ReadOnlyGuard, mode=services.read_only)],
         stores={**_stores(settings), **realtime.stores()},
         template_config=template_config(),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,

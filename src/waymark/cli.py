@@ -220,8 +220,14 @@ def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str 
     from waymark.maps.imports import import_result
     from waymark.maps.service import create_map
 
+    from waymark.maintenance.mode import read_state
+
     settings = _settings()
     db = _db(settings)
+    state = read_state(db)
+    if state is not None:
+        raise click.ClickException(f"the service is read-only ({state.message}); "
+                                   "import after `waymark maintenance off`")
     data = path.read_bytes()
     try:
         fmt = fmt or detect_format(path.name, data)
@@ -319,6 +325,10 @@ main.add_command(keys)
 from waymark.deploy.commands import deploy
 
 main.add_command(deploy)
+
+from waymark.maintenance.commands import maintenance  # noqa: E402
+
+main.add_command(maintenance)
 
 
 if __name__ == "__main__":

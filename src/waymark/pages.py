@@ -48,8 +48,10 @@ def _page(request: Request, actor: Actor, name: str, status: int = 200, **contex
     settings = _svc(request).settings
     user = {"id": actor.user_id, "name": actor.display_name or actor.email} \
         if actor.user_id is not None else None
+    read_only = _svc(request).read_only.current()  # banner; editing disabled
     return Template(template_name=name, status_code=status, headers=NO_STORE, context={
         "user": user, "csrf": _session(request).get("csrf", "") if user else "",
+        "read_only": read_only.message if read_only else "",
         "allow_signup": settings.allow_signup, "basemap_url": settings.basemap_url,
         "basemap_attribution": settings.basemap_attribution, "path": request.url.path,
         **context})
@@ -65,21 +67,24 @@ def home(request: Request, actor: Actor) -> Template:
 
 
 @get("/login", include_in_schema=False)
-async def login_page(request: Request, actor: Actor) -> Template | Redirect:
+@threaded
+def login_page(request: Request, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
     return _page(request, actor, "auth.html", mode="login")
 
 
 @get("/signup", include_in_schema=False)
-async def signup_page(request: Request, actor: Actor) -> Template | Redirect:
+@threaded
+def signup_page(request: Request, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
     return _page(request, actor, "auth.html", mode="signup")
 
 
 @get("/logout", include_in_schema=False)
-async def logout_page(request: Request, actor: Actor) -> Template | Redirect:
+@threaded
+def logout_page(request: Request, actor: Actor) -> Template | Redirect:
     if not actor.is_authenticated:
         return Redirect("/")
     return _page(request, actor, "logout.html")
@@ -114,7 +119,8 @@ def _map_page(request: Request, actor: Actor, map_id: str, template: str) -> Tem
             info = map_json(map_, role)
     except NotFound:
         return _page(request, actor, "404.html", status=404, what="map")
-    can_edit = role in ("owner", "editor") and template == "map.html"
+    can_edit = role in ("owner", "editor") and template == "map.html" \
+        and _svc(request).read_only.current() is None
     return _page(request, actor, template, map=info, role=role, can_edit=can_edit)
 
 

@@ -32,6 +32,7 @@ class Services:
     snapshot_cache: Any  # ops.lru.BytesLRU
     edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
     cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
+    read_only: Any = None  # maintenance.mode.ReadOnlyMode: the switch every write path checks
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,21 +91,21 @@ async def provide_actor(request: Request) -> Actor:
     csrf_header = request.headers.get(CSRF_HEADER)
     if not svc.db.can_peek:
         return await to_thread.run_sync(functools.partial(
-            _resolve_actor, svc.db, request.method, authorization, session_data, csrf_header))
+            _resolve_actor, svc, request.method, authorization, session_data, csrf_header))
     actor = resolve_actor(svc.db.peek, method=request.method, authorization=authorization,
                           session_data=session_data, csrf_header=csrf_header)
-    if actor.touch_token:
+    if actor.touch_token and not svc.read_only.current():  # no writes while read-only
         await to_thread.run_sync(_touch_token, svc.db, actor.token_id)
     return actor
 
 
-def _resolve_actor(db: Database, method: str, authorization: str | None,
+def _resolve_actor(svc: Services, method: str, authorization: str | None,
                    session_data: dict[str, Any] | None, csrf_header: str | None) -> Actor:
-    with db.read() as db_session:
+    with svc.db.read() as db_session:
         actor = resolve_actor(db_session, method=method, authorization=authorization,
                               session_data=session_data, csrf_header=csrf_header)
-    if actor.touch_token:
-        _touch_token(db, actor.token_id)
+    if actor.touch_token and not svc.read_only.current():
+        _touch_token(svc.db, actor.token_id)
     return actor
 
 

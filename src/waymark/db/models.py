@@ -206,3 +206,14 @@ class LivePosition(Base):
     lon: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     properties: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+
+
+class MaintenanceMode(Base):
+    """Read-only mode: a row (id 1) while it is on. In the database, so every node sees it."""
+
+    __tablename__ = "maintenance_mode"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message: Mapped[str] = mapped_column(Text)
+    retry_after: Mapped[int] = mapped_column(Integer)  # seconds, sent as Retry-After
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    set_by: Mapped[str] = mapped_column(String(254), default="")

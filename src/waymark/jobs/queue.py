@@ -23,6 +23,7 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+READ_ONLY_RETRY_SECONDS = 60  # a queued import waits this long while the service is read-only
 _huey: Huey | None = None
 
 
@@ -49,9 +50,13 @@ def make_huey(settings: Settings) -> Huey:
 
     @huey.task(retries=0, name="import")
     def import_task(job_public_id: str) -> None:
+        from waymark.maintenance.mode import ReadOnlyMode
         from waymark.maps.import_jobs import run_import_job
 
         rt = runtime()
+        if ReadOnlyMode(rt.db).current() is not None:  # accepted before: wait, do not fail
+            import_task.schedule((job_public_id,), delay=READ_ONLY_RETRY_SECONDS)
+            return
         run_import_job(rt.db, rt.store, job_public_id)
 
     huey.import_task = import_task  # type: ignore[attr-defined]

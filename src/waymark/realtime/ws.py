@@ -9,13 +9,15 @@ broadcast. When this server process stops (SIGTERM: deploy, restart) the socket 
 Protocol (JSON text frames):
 
 server -> client
-  {"type":"hello","seq":N,"conn":id,"role":r,"can_edit":b,"status":"ok"|"degraded",...}
+  {"type":"hello","seq":N,"conn":id,"role":r,"can_edit":b,"status":"ok"|"degraded",
+   "read_only":null|"message",...}
   {"type":"edit","seq":N,"op":"feature.create|feature.update|feature.delete|layer.*|map.*",...}
   {"type":"resync","reason":"window|redis_recovered|overflow|gap","seq":N}  refetch the map
   {"type":"presence","users":[{id,name,role,state}],"anonymous":n}
   {"type":"live","layer":id,"positions":[{device,lat,lon,ts,...}]}
   {"type":"status","state":"ok"|"degraded"}
   {"type":"ack","ref":r,"feature":{...}|null,"layer_version":v}  /  {"type":"error",...}
+  (an edit while the service is read-only: {"type":"error","status":503,"error":{"code":"read_only"}})
 client -> server
   {"type":"edit","ref":r,"layer":id,"op":"create|update|delete","id","geometry","properties","version"}
   {"type":"presence","state":"viewing|editing"}   {"type":"ping"}
@@ -221,6 +223,7 @@ class Connection:
             if not self.can_edit:
                 raise Forbidden("you need the editor role (and a write token) to edit",
                                 code="editor_required")
+            await self.svc.read_only.check_async()  # 503 read_only while in maintenance
             event, layer_pk, ack = await to_thread.run_sync(self._apply, msg)
         except ApiError as exc:
             self.send({"type": "error", "ref": ref, "error": {
@@ -294,9 +297,11 @@ async def _serve(conn: Connection, restart: asyncio.Event) -> None:
         current, status, missed = await conn.catch_up(since)
         await rt.presence.touch(map_id, conn.id, conn.entry())
         presence = await rt.presence.list(map_id)
+        read_only = await conn.svc.read_only.current_async()
         await conn._send_now(jsonutil.dumps({
             "type": "hello", "seq": current, "since": since, "conn": conn.id, "role": conn.role,
             "can_edit": conn.can_edit, "status": status, "presence": presence,
+            "read_only": read_only.message if read_only else None,
             "replay": len(missed) if missed is not None else None,
             "user": {"id": conn.actor.user_id, "name": conn.actor.display_name}
             if conn.actor.user_id else None}))

@@ -1,0 +1,1 @@
+"""Operating over months: read-only (maintenance) mode and the routine maintenance jobs."""
