@@ -2,6 +2,7 @@
 import "leaflet/dist/leaflet.css";
 import "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css";
 import "./styles.css";
+import { initAdmin } from "./admin.js";
 import { initAuthForms, initLogout } from "./auth.js";
 import { initDashboard } from "./dashboard.js";
 import { initMapPage } from "./map.js";
@@ -12,6 +13,7 @@ function start() {
   if (page === "login" || page === "signup") initAuthForms();
   else if (page === "dashboard") initDashboard();
   else if (page === "map" || page === "embed") initMapPage();
+  else if (page === "admin-users") initAdmin();
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

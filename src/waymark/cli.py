@@ -202,6 +202,12 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
         raise click.ClickException(exc.message) from None
 
 
+from waymark.accounts.commands import USER_COMMANDS  # noqa: E402 - list, show, disable, ...
+
+for _command in USER_COMMANDS:
+    user.add_command(_command)
+
+
 # ---- import / export -------------------------------------------------------------------
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -46,8 +46,8 @@ def _svc(request: Request) -> Services:
 
 def _page(request: Request, actor: Actor, name: str, status: int = 200, **context: Any) -> Template:
     settings = _svc(request).settings
-    user = {"id": actor.user_id, "name": actor.display_name or actor.email} \
-        if actor.user_id is not None else None
+    user = {"id": actor.user_id, "name": actor.display_name or actor.email,
+            "is_admin": actor.is_admin} if actor.user_id is not None else None
     read_only = _svc(request).read_only.current()  # banner; editing disabled
     return Template(template_name=name, status_code=status, headers=NO_STORE, context={
         "user": user, "csrf": _session(request).get("csrf", "") if user else "",
@@ -135,5 +135,7 @@ def map_page(request: Request, actor: Actor, map_id: str) -> Template:
 def embed_page(request: Request, actor: Actor, map_id: str) -> Template:
     return _map_page(request, actor, map_id, "embed.html")
 
+
+render_page = _page  # for the pages of other packages (the admin page)
 
 ROUTES = [home, login_page, signup_page, logout_page, logout, dashboard, map_page, embed_page]

@@ -35,6 +35,7 @@ class Actor:
     scope: str = "write"  # token scope; sessions can always write
     token_id: int | None = None
     touch_token: bool = False  # last_used_at is stale: the caller records this use
+    is_admin: bool = False  # may administer accounts (accounts/admin.py)
 
     @property
     def is_authenticated(self) -> bool:
@@ -82,10 +83,13 @@ def token_needs_touch(last_used_at: datetime | str | None, now: datetime) -> boo
 
 # Two point lookups in plain SQL with named parameters, so the same text runs through a
 # SQLAlchemy session and through Database.peek (SQLite, on the event loop, no ORM).
-TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name "  # nosec B105 - SQL, not a password
+# A disabled account's tokens and sessions answer as if they did not exist.
+TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name, u.is_admin "  # nosec B105 - SQL, not a password
              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-             "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL")
-USER_SQL = "SELECT id, email, display_name, password_changed_at FROM users WHERE id = :uid"
+             "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL "
+             "AND u.disabled_at IS NULL")
+USER_SQL = ("SELECT id, email, display_name, password_changed_at, is_admin FROM users "
+            "WHERE id = :uid AND disabled_at IS NULL")
 
 Fetch = Callable[[str, dict[str, Any]], Any]  # (sql, params) -> first row or None
 
@@ -107,9 +111,10 @@ def resolve_actor(source: Session | Fetch, *, method: str, authorization: str | 
             if raw.startswith(TOKEN_PREFIX) else None
         if row is None:
             raise Unauthorized("API token is invalid or revoked", code="invalid_token")
-        token_id, scope, last_used_at, user_id, email, display_name = row
+        token_id, scope, last_used_at, user_id, email, display_name, is_admin = row
         return Actor(user_id, email, display_name, "token", scope, token_id,
-                     touch_token=token_needs_touch(last_used_at, datetime.now(timezone.utc)))
+                     touch_token=token_needs_touch(last_used_at, datetime.now(timezone.utc)),
+                     is_admin=bool(is_admin))
     if not session_data or "uid" not in session_data:
         return ANONYMOUS
     user = fetch(USER_SQL, {"uid": session_data["uid"]})
@@ -119,4 +124,4 @@ def resolve_actor(source: Session | Fetch, *, method: str, authorization: str | 
         expected = session_data.get("csrf", "")
         if not csrf_header or not expected or not hmac.compare_digest(csrf_header, expected):
             raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
-    return Actor(user[0], user[1], user[2], "session", "write")
+    return Actor(user[0], user[1], user[2], "session", "write", is_admin=bool(user[4]))

@@ -17,7 +17,7 @@ from waymark.accounts.passwords import (
     verify_password,
 )
 from waymark.db.models import ApiToken, User, utcnow
-from waymark.errors import Conflict, Invalid, NotFound, Unauthorized
+from waymark.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from waymark.ids import is_row_id
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -54,6 +54,8 @@ def authenticate(session: Session, email: str, password: str) -> User:
     if not verify_password(user.password_hash if user else None, password or ""):
         raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
     assert user is not None
+    if user.disabled_at is not None:
+        raise Forbidden("this account is disabled; ask an administrator", code="account_disabled")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user

@@ -19,6 +19,7 @@ the same on every backend. Every function takes ``now`` so tests can move time.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -92,34 +93,54 @@ def archive_trashed_maps(db: Database, store: ObjectStore, archive: ObjectStore,
                                         .where(Map.deleted_at.is_not(None)))
                if as_utc(row.deleted_at) <= cutoff]
     for map_pk, public_id, _deleted_at in due:
-        with db.write() as s:
-            map_ = s.get(Map, map_pk)
-            if map_ is None or map_.deleted_at is None:  # restored meanwhile
-                continue
-            bundle = make_bundle(s, map_)
-            owner = s.get(User, map_.owner_id)
-            bundle["archived"] = {"public_id": public_id, "owner_email": owner.email if owner else None,
-                                  "deleted_at": as_utc(map_.deleted_at).isoformat(),
-                                  "archived_at": as_utc(now).isoformat()}
-            key = f"maps/{public_id}/{_stamp(now)}.json"
-            archive.put_sync(key, jsonutil.dumpb(bundle), content_type="application/json")
-            uploads = list(s.scalars(select(Upload.object_key).where(Upload.map_id == map_pk)))
-            shas = set(s.scalars(select(Snapshot.sha256).join(Layer, Layer.id == Snapshot.layer_id)
-                                 .where(Layer.map_id == map_pk)))
-            shas |= {sha for sha in s.scalars(select(Layer.snapshot_sha)
-                                              .where(Layer.map_id == map_pk)) if sha}
-            s.delete(map_)  # layers, features, snapshots, history, uploads, jobs cascade
-            s.flush()
-            report.objects_deleted += _delete_unreferenced_snapshots(s, store, shas)
-        for object_key in uploads:
-            store.delete_sync(object_key)
-            report.objects_deleted += 1
-        for prefix in (f"uploads/{public_id}", f"bundles/{public_id}"):
-            for info in store.list_sync(prefix):
-                store.delete_sync(info.key)
-                report.objects_deleted += 1
-        report.maps_archived.append(public_id)
+        archive_map(db, store, archive, map_pk, public_id, now, report)
     return report
+
+
+def archive_map(db: Database, store: ObjectStore, archive: ObjectStore, map_pk: int,
+                public_id: str, now: datetime, report: RetentionReport, *,
+                keep_owner: bool = True) -> None:
+    """Archive one map in the trash and delete it from the live system. keep_owner=False
+    leaves the owner's e-mail out of the archive (their account is being deleted)."""
+    with db.write() as s:
+        map_ = s.get(Map, map_pk)
+        if map_ is None or map_.deleted_at is None:  # restored meanwhile
+            return
+        bundle = make_bundle(s, map_)
+        owner = s.get(User, map_.owner_id) if keep_owner else None
+        bundle["archived"] = {"public_id": public_id, "owner_email": owner.email if owner else None,
+                              "deleted_at": as_utc(map_.deleted_at).isoformat(),
+                              "archived_at": as_utc(now).isoformat()}
+        key = f"maps/{public_id}/{_stamp(now)}.json"
+        archive.put_sync(key, jsonutil.dumpb(bundle), content_type="application/json")
+        uploads = list(s.scalars(select(Upload.object_key).where(Upload.map_id == map_pk)))
+        shas = set(s.scalars(select(Snapshot.sha256).join(Layer, Layer.id == Snapshot.layer_id)
+                             .where(Layer.map_id == map_pk)))
+        shas |= {sha for sha in s.scalars(select(Layer.snapshot_sha)
+                                          .where(Layer.map_id == map_pk)) if sha}
+        s.delete(map_)  # layers, features, snapshots, history, uploads, jobs cascade
+        s.flush()
+        report.objects_deleted += _delete_unreferenced_snapshots(s, store, shas)
+    for object_key in uploads:
+        store.delete_sync(object_key)
+        report.objects_deleted += 1
+    for prefix in (f"uploads/{public_id}", f"bundles/{public_id}"):
+        for info in store.list_sync(prefix):
+            store.delete_sync(info.key)
+            report.objects_deleted += 1
+    report.maps_archived.append(public_id)
+
+
+def archiver(settings: Settings, db: Database, store: ObjectStore) -> Callable[[int, str], None]:
+    """archive(map_pk, public_id): archive one trashed map now, leaving the owner's e-mail out
+    (used when its owner's account is deleted)."""
+    archive = archive_store(settings)
+
+    def run(map_pk: int, public_id: str) -> None:
+        archive_map(db, store, archive, map_pk, public_id, datetime.now(UTC), RetentionReport(),
+                    keep_owner=False)
+
+    return run
 
 
 def archive_old_snapshots(db: Database, store: ObjectStore, archive: ObjectStore,
