@@ -18,6 +18,7 @@ from litestar.stores.memory import MemoryStore
 
 from waymark import __version__
 from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
+from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.db.engine import Database
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
     logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
-        route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *ADMIN_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
+        route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
                         *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *TILE_ROUTES,
                         *observability.routes(settings), *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},

@@ -17,7 +17,7 @@ PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # nosec B105 - dev placeholder, refused outside dev
 SECRET_FIELDS = frozenset({"secret_key", "database_url", "object_store_url", "redis_url",
                            "sentry_dsn", "metrics_token", "backup_url",
-                           "archive_url"})
+                           "archive_url", "smtp_url"})
 
 
 class SettingsError(ValueError):
@@ -82,6 +82,11 @@ class Settings:
     snapshot_keep_versions: int = 10  # snapshot versions kept per layer; older ones archived
     encrypt_objects: bool = True  # envelope encryption (AES-256-GCM) of stored objects
     master_key_path: str = ""  # empty: <data_dir>/master.key (created 0600 on first use)
+
+    # ---- mail (password reset; docs/configuration.md) ----------------------------
+    smtp_url: str = ""  # smtp://, smtp+starttls:// or smtps://user:pass@host:port; empty: no mail
+    mail_from: str = "Waymark <waymark@localhost>"  # sender address of the mail Waymark sends
+    password_reset_minutes: int = 60  # a reset link works this long, once
 
     # ---- derived values -------------------------------------------------
     @property
@@ -236,6 +241,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         parse_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise SettingsError(f"WAYMARK_RATE_LIMITS / WAYMARK_TRUSTED_PROXIES: {exc}") from None
+    if settings.smtp_url:
+        from waymark.mail import parse_smtp_url
+
+        try:
+            parse_smtp_url(settings.smtp_url)
+        except ValueError as exc:
+            raise SettingsError(f"WAYMARK_SMTP_URL: {exc}") from None
+    if settings.password_reset_minutes <= 0:
+        raise SettingsError("WAYMARK_PASSWORD_RESET_MINUTES must be positive")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
     return settings

@@ -219,3 +219,15 @@ class MaintenanceMode(Base):
     retry_after: Mapped[int] = mapped_column(Integer)  # seconds, sent as Retry-After
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     set_by: Mapped[str] = mapped_column(String(254), default="")
+
+
+class PasswordReset(Base):
+    """A password-reset link: only its SHA-256 is stored; used once, before it expires."""
+
+    __tablename__ = "password_resets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -60,6 +60,15 @@ def make_huey(settings: Settings) -> Huey:
         run_import_job(rt.db, rt.store, job_public_id)
 
     huey.import_task = import_task  # type: ignore[attr-defined]
+
+    @huey.task(retries=2, retry_delay=60, name="password_reset_mail")
+    def password_reset_mail_task(email: str) -> None:
+        from waymark.accounts.reset import send_reset_mail
+
+        rt = runtime()
+        send_reset_mail(rt.settings, rt.db, email)
+
+    huey.password_reset_mail_task = password_reset_mail_task  # type: ignore[attr-defined]
     _register_data_safety_tasks(huey, settings)
     _huey = huey
     return huey

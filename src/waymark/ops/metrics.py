@@ -190,6 +190,39 @@ RETENTION_LAST_RUN = Gauge(
     multiprocess_mode="max",
 )
 
+# ---- accounts and maintenance -----------------------------------------------------------------
+PASSWORD_RESET_MAILS = Counter(
+    "waymark_password_reset_mails_total",
+    "Password-reset requests handled by the mail job, by outcome: sent, failed (SMTP error), "
+    "no_account (unknown or disabled address: nothing sent).",
+    ["outcome"],
+)
+MAINTENANCE_ITEMS = Counter(
+    "waymark_maintenance_items_total",
+    "Items handled by the routine maintenance jobs (maintenance/jobs.py), by job: pages "
+    "vacuumed, staging layers, live positions, sessions, config backups, jobs, changes "
+    "removed.",
+    ["job"],
+)
+MAINTENANCE_RUNS = Counter(
+    "waymark_maintenance_runs_total",
+    "Runs of the routine maintenance jobs, by job and outcome (done, failed, skipped: the "
+    "service was read-only or the job is switched off).",
+    ["job", "outcome"],
+)
+MAINTENANCE_LAST_SUCCESS = Gauge(
+    "waymark_maintenance_last_success_timestamp_seconds",
+    "Unix time each maintenance job last finished; 0 = never.",
+    ["job"],
+    multiprocess_mode="max",
+)
+DB_FREE_PAGES = Gauge(
+    "waymark_db_free_pages",
+    "SQLite: pages on the free list (reclaimed by the database job's incremental vacuum "
+    "above WAYMARK_VACUUM_FREE_PAGES). PostgreSQL: dead tuples over all tables.",
+    multiprocess_mode="mostrecent",
+)
+
 # ---- build ----------------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "waymark_build_info",

@@ -7,7 +7,10 @@ ws_message=120/minute`` (units: second, minute, hour, day, or a number of second
 
 Classes: ``login`` and ``signup`` (per IP), ``upload`` (imports) and ``write`` (any other
 unsafe method; per user or token, else per IP), ``anon_read`` (reads without a session or
-token, per IP), ``ws_message`` (websocket messages, checked by the websocket handler).
+token, per IP), ``ws_message`` (websocket messages, checked by the websocket handler),
+``reset`` (password-reset requests and confirmations, per IP) and ``reset_address``
+(reset mails per e-mail address, checked by the handler: over it, no mail is sent but the
+answer is the same, so it reveals nothing).
 
 Fixed windows. With Redis, a process *leases* a slice of a class's budget at a time
 (INCRBY slice, one round trip per slice rather than per request): the slice is 1 for small
@@ -36,8 +39,11 @@ from waymark.ops.redis import RedisHub, RedisUnavailable
 log = logging.getLogger("waymark.ratelimit")
 
 DEFAULT_LIMITS = ("login=10/minute,signup=5/hour,write=600/minute,upload=30/hour,"
-                  "anon_read=3000/minute,ws_message=120/minute")
-CLASSES = ("login", "signup", "write", "upload", "anon_read", "ws_message")
+                  "anon_read=3000/minute,ws_message=120/minute,reset=10/hour,"
+                  "reset_address=3/hour")
+CLASSES = ("login", "signup", "write", "upload", "anon_read", "ws_message", "reset",
+           "reset_address")
+RESET_PATHS = ("/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm")
 UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
          "hour": 3600, "d": 86400, "day": 86400}
 EXEMPT_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/assets/", "/favicon")
@@ -217,6 +223,8 @@ def classify(method: str, path: str, authenticated: bool) -> str | None:
         return "login"
     if path == "/api/v1/auth/signup":
         return "signup"
+    if path in RESET_PATHS:
+        return "reset"
     if path.endswith(("/import", "/import-bundle")):
         return "upload"
     return "write"
@@ -237,7 +245,7 @@ class RateLimitMiddleware:
         ip = client_ip(scope, self.trusted)
         ident, authenticated = identity(scope, ip)
         cls = classify(scope["method"], scope["path"], authenticated)
-        if cls in ("login", "signup"):
+        if cls in ("login", "signup", "reset"):
             ident = f"ip:{ip}"
         decision = await self.limiter.hit(cls, ident) if cls else None
         if decision is None:
