@@ -83,6 +83,14 @@ class Settings:
     encrypt_objects: bool = True  # envelope encryption (AES-256-GCM) of stored objects
     master_key_path: str = ""  # empty: <data_dir>/master.key (created 0600 on first use)
 
+    # ---- routine maintenance jobs (docs/operations/maintenance.md) ----------------
+    vacuum_free_pages: int = 5000  # SQLite: give free pages back above this; PG: dead-tuple report
+    staging_layer_hours: int = 24  # hidden import staging layers older than this are orphans
+    live_history_days: int = 30  # live positions kept this long (0: forever)
+    config_backup_days: int = 90  # configuration backups kept this long (the newest always)
+    job_retention_days: int = 30  # finished import jobs (status, errors) kept this long
+    history_keep_days: int = 0  # compact change history older than this (0: keep it all)
+
     # ---- mail (password reset; docs/configuration.md) ----------------------------
     smtp_url: str = ""  # smtp://, smtp+starttls:// or smtps://user:pass@host:port; empty: no mail
     mail_from: str = "Waymark <waymark@localhost>"  # sender address of the mail Waymark sends
@@ -248,6 +256,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             parse_smtp_url(settings.smtp_url)
         except ValueError as exc:
             raise SettingsError(f"WAYMARK_SMTP_URL: {exc}") from None
+    for name in ("vacuum_free_pages", "staging_layer_hours", "live_history_days",
+                 "config_backup_days", "job_retention_days", "history_keep_days"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"WAYMARK_{name.upper()} must be 0 or more")
+    if settings.staging_layer_hours < 1:
+        raise SettingsError("WAYMARK_STAGING_LAYER_HOURS must be at least 1 (imports in "
+                            "progress use staging layers)")
     if settings.password_reset_minutes <= 0:
         raise SettingsError("WAYMARK_PASSWORD_RESET_MINUTES must be positive")
     if settings.max_upload_bytes <= 0:

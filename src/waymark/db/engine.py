@@ -196,6 +196,18 @@ class Database:
         with gate, self._write() as session, session.begin():
             yield session
 
+    @contextlib.contextmanager
+    def writes_paused(self) -> Iterator[None]:
+        """Hold the SQLite write lock without a transaction, for maintenance that cannot run
+        inside one (VACUUM): writers queue on the lock meanwhile. A no-op elsewhere."""
+        with self._gate.hold() if self._gate else contextlib.nullcontext():
+            yield
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The database file, on SQLite; None otherwise."""
+        return self._peek_path
+
     @property
     def can_write_without_waiting(self) -> bool:
         """True where write(wait=False) never blocks: SQLite files, behind the WriteGate. Then a

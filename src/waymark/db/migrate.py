@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -9,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,7 +26,26 @@ def upgrade(url: str, revision: str = "head") -> None:
     from waymark.db.engine import make_engine
 
     make_engine(url).dispose()  # creates the SQLite parent directory if needed
+    _new_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
+
+
+def _new_sqlite_file(url: str) -> None:
+    """A new SQLite database starts with auto_vacuum=INCREMENTAL (it can only be chosen before
+    the first table), so the maintenance job can give free pages back without a full VACUUM."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if path.exists() and path.stat().st_size > 0:
+        return
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")  # writes the header: the choice is kept
+    finally:
+        conn.close()
 
 
 def downgrade(url: str, revision: str) -> None:

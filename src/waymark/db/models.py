@@ -109,6 +109,8 @@ class Layer(Base):
     maxy: Mapped[float | None] = mapped_column(Float, nullable=True)
     snapshot_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     snapshot_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # History before this version was compacted (maintenance/history.py): revert stops here.
+    revertible_from: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

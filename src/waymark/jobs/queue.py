@@ -70,6 +70,7 @@ def make_huey(settings: Settings) -> Huey:
 
     huey.password_reset_mail_task = password_reset_mail_task  # type: ignore[attr-defined]
     _register_data_safety_tasks(huey, settings)
+    _register_maintenance_tasks(huey)
     _huey = huey
     return huey
 
@@ -112,3 +113,21 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
             from waymark.backup.status import record_metrics
 
             record_metrics(runtime().settings)
+
+
+# ---- periodic routine maintenance (docs/operations/maintenance.md) ---------------------------
+def _register_maintenance_tasks(huey: Huey) -> None:
+    """One periodic task per maintenance job, on the job's own schedule; a job whose setting
+    switches it off reports "skipped" and does nothing."""
+    from huey import crontab
+
+    from waymark.maintenance.jobs import jobs
+
+    for job in jobs():
+        def run(name: str = job.name) -> None:
+            from waymark.maintenance.jobs import run_jobs
+
+            rt = runtime()
+            run_jobs(rt.settings, rt.db, rt.store, [name])
+
+        huey.periodic_task(crontab(**job.schedule), name=f"maintenance_{job.name}")(run)

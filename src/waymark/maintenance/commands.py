@@ -59,3 +59,30 @@ def mode_status(as_json: bool) -> None:
     else:
         click.echo(f"read-only mode: ON since {state.since.isoformat(timespec='seconds')} "
                    f"(Retry-After {state.retry_after} s): {state.message}")
+
+
+@maintenance.command("run")
+@click.option("--only", multiple=True, metavar="NAME",
+              help="Run only this job (repeatable): database, staging_layers, live_history, "
+                   "sessions, config_backups, finished_jobs, history.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def run_cmd(only: tuple[str, ...], as_json: bool) -> None:
+    """Run the routine maintenance jobs now and report what each did; exit 1 if one failed."""
+    from waymark.cli import _settings
+    from waymark.maintenance.jobs import run_jobs
+    from waymark.storage.crypto import open_object_store
+
+    settings = _settings()
+    try:
+        reports = run_jobs(settings, _db(), open_object_store(settings), list(only) or None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2, default=str))
+    else:
+        for r in reports:
+            detail = ", ".join(f"{k}={v}" for k, v in r.detail.items())
+            click.echo(f"{r.job:<15} {r.outcome:<8} {r.items:>8} items {r.seconds:>7.2f} s  "
+                       f"{detail}")
+    if any(r.outcome == "failed" for r in reports):
+        raise SystemExit(1)

@@ -178,6 +178,11 @@ def revert_layer(session: Session, map_: Map, layer: Layer, user_id: int | None,
             1 <= to_version <= layer.version:
         raise Invalid(f"version must be an integer between 1 and {layer.version}",
                       details={"field": "version"})
+    if to_version < layer.revertible_from:
+        raise Invalid(f"the history of this layer before version {layer.revertible_from} was "
+                      f"compacted: revert to version {layer.revertible_from} or later",
+                      code="history_compacted",
+                      details={"field": "version", "revertible_from": layer.revertible_from})
     editor = LayerEditor(session, map_, layer, user_id)
     later = list(session.scalars(select(Change).where(Change.layer_id == layer.id,
                                                       Change.layer_version > to_version)
