@@ -5,7 +5,7 @@ UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test setup setup-dev assets lint clean
+.PHONY: run test setup setup-dev assets lint clean upgrade
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,6 +27,11 @@ run: setup
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Refresh uv.lock and package-lock.json within the declared ranges, print what changed, run
+# the audits and the tests (tools/upgrade.sh; docs/operations/maintenance.md).
+upgrade: $(UV)
+	tools/upgrade.sh
 
 lint: setup-dev
 	$(UV) run --frozen ruff check src tests

@@ -120,3 +120,50 @@ def test_container_serves_readyz_and_creates_a_map(container: tuple[str, str]) -
     stop = podman("stop", "-t", "30", name, timeout=60)
     assert stop.returncode == 0, stop.stderr
     assert podman("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "0"
+
+
+def _derived_base(base: str, tag: str, script: str) -> str:
+    """A copy of the base image changed by `script` (run inside it), committed as `tag`."""
+    buildah = require_binary("buildah", "buildah")
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([buildah, *args], capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    ctr = run("from", "--pull-never", base)
+    try:
+        run("run", "--isolation", "chroot", ctr, "--", "sh", "-c", script)
+        run("commit", "-q", ctr, tag)
+    finally:
+        run("rm", ctr)
+    return tag
+
+
+def test_base_image_has_the_security_archive_and_is_rebuilt_when_stale(image: str) -> None:
+    """build-base.sh never keeps a stale base: it checks the archives on every build and
+    rebuilds when Debian published updates (here: a package recorded at an older version)
+    or when the image predates the security archive in its sources."""
+    base = "localhost/waymark-base:bookworm"
+    check = [str(ROOT / "deploy" / "container" / "build-base.sh"), "--check"]
+    sources = podman("run", "--rm", *sandbox_options(), "--network", "host", base,
+                     "cat", "/etc/apt/sources.list")
+    assert "bookworm-security main" in sources.stdout and "bookworm-updates main" in sources.stdout
+    fresh = subprocess.run([*check, base], capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert fresh.returncode == 0 and "up to date" in fresh.stdout, fresh.stdout + fresh.stderr
+    stale = "localhost/waymark-base:stale-test"
+    old = "localhost/waymark-base:no-security-test"
+    try:
+        _derived_base(base, stale, 'sed -i "/^Package: base-files/,/^\\$/ s/^Version: .*/'
+                                   'Version: 1.0/" /var/lib/dpkg/status')
+        got = subprocess.run([*check, stale], capture_output=True, text=True, timeout=300,
+                             check=False)
+        assert got.returncode == 1 and "stale: 1 package update(s)" in got.stdout, got.stdout
+        _derived_base(base, old, "sed -i /-security/d /etc/apt/sources.list")
+        got = subprocess.run([*check, old], capture_output=True, text=True, timeout=300,
+                             check=False)
+        assert got.returncode == 1 and "stale: all" in got.stdout, got.stdout
+    finally:
+        podman("rmi", "-f", stale, old)

@@ -51,3 +51,25 @@ def test_security_job_scans_dependencies_code_and_manifests() -> None:
 def test_image_build_uses_the_repository_script() -> None:
     text = steps_text(workflow()["jobs"]["image"])
     assert "deploy/container/build.sh" in text and "COMMIT=" in text
+
+
+def test_weekly_security_build_rebuilds_scans_and_reports() -> None:
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "weekly.yml").read_text())
+    on = doc.pop(True, doc.get("on"))
+    assert on["schedule"][0]["cron"].split()[-1] == "1"  # weekly (Mondays)
+    jobs = doc["jobs"]
+    audit, image = steps_text(jobs["audit"]), steps_text(jobs["image"])
+    assert "pip-audit --strict" in audit and "npm audit" in audit
+    assert "REBUILD_BASE=1" in image and "NO_CACHE=1" in image
+    assert "deploy/container/build.sh" in image
+    assert "trivy" in image and "--exit-code 1" in image  # a finding fails the run
+    report = jobs["report"]
+    assert report["if"] == "failure()" and set(report["needs"]) == {"audit", "image"}
+    assert "gh issue create" in steps_text(report) and report["permissions"]["issues"] == "write"
+
+
+def test_base_image_script_uses_the_security_archive_and_checks_for_updates() -> None:
+    script = (ROOT / "deploy" / "container" / "build-base.sh").read_text()
+    assert "$SUITE-security main" in script and "apt-get -y" in script and "upgrade" in script
+    assert "apt-get -s upgrade" in script  # the staleness check on every build
+    assert "REBUILD_BASE" in script
