@@ -33,3 +33,17 @@ def test_readme_shows_the_two_commands_and_screenshot():
     assert "docs/screenshot.png" in text
     ci = (ROOT / ".ci/run").read_text()
     assert "make test" in ci
+
+
+def test_changelog_is_kept():
+    """CHANGELOG.md has an Unreleased section and one for the version in pyproject.toml."""
+    import re
+    import tomllib
+
+    text = (ROOT / "CHANGELOG.md").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert "## [Unreleased]" in text
+    assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.M), \
+        f"CHANGELOG.md has no section for version {version}"
+    headings = re.findall(r"^## \[(.+?)\]", text, re.M)
+    assert headings[0] == "Unreleased", "Unreleased comes first"

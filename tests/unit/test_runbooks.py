@@ -1,4 +1,4 @@
-"""The runbooks (docs/operations/backup.md, restore.md, disaster-recovery.md) name real
+"""The runbooks (docs/operations/backup.md, restore.md, disaster-recovery.md, maintenance.md) name real
 commands, real options and real tests: a renamed command or test breaks this, not a 3 a.m.
 recovery."""
 
@@ -14,7 +14,8 @@ from waymark.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = [ROOT / "docs" / "operations" / n for n in ("backup.md", "restore.md",
-                                                         "disaster-recovery.md")]
+                                                         "disaster-recovery.md",
+                                                         "maintenance.md")]
 # `waymark ...` at the start of a line or code span, or after `&&` / `$ ` / `=... `
 COMMAND = re.compile(r"(?:^\s*|(?<=`)|(?<=&& )|(?<=\$ )|(?<=\S=\S) ?)"
                      r"waymark((?: [a-z][a-z-]*)+)((?: (?:--?[a-z][a-z-]*|[^\s`|;#]+))*)")
@@ -77,3 +78,21 @@ def test_the_drills_run_the_documented_commands():
         words = " ".join(a.strip('"') for a in args.split(", "))
         assert f"waymark {words}" in (ROOT / "docs" / "operations" / "backup.md").read_text() \
             or f"waymark {words}" in restore, args
+
+
+def test_maintenance_runbook_names_every_job_with_its_setting():
+    """Each routine maintenance job is in the runbook's table with the setting that governs
+    it, and the schedule the worker really uses."""
+    from waymark.maintenance.jobs import jobs
+
+    text = (ROOT / "docs" / "operations" / "maintenance.md").read_text()
+    for job in jobs():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{job.name}` |")),
+                   None)
+        assert row is not None, f"maintenance.md has no row for the {job.name} job"
+        assert job.setting in row, f"maintenance.md: {job.name} row does not name {job.setting}"
+        hourly = set(job.schedule) == {"minute"}
+        assert ("hourly" in row) == hourly, f"maintenance.md: {job.name} schedule"
+    for tool in ("make upgrade", "deploy/container/build-base.sh --check", "weekly.yml",
+                 "CHANGELOG.md"):
+        assert tool in text, tool
