@@ -23,14 +23,15 @@ SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 
 # Packages of the cached image that have a newer version in its archives; "all" for an image
 # made before the security archive was in its sources; "unknown" when the archives cannot be
-# reached (then the cached image is used, and the build says so).
+# reached or apt cannot plan an upgrade (then the cached image is used, and the build says so).
 pending_updates() {
   local ctr count
   ctr=$(buildah from --pull-never "$IMAGE" 2>/dev/null) || { echo unknown; return; }
   count=$(buildah run --isolation chroot "$ctr" -- sh -c \
     'grep -qs -- "-security" /etc/apt/sources.list || { echo all; exit 0; }
      apt-get update -qq >/dev/null 2>&1 || exit 3
-     apt-get -s upgrade 2>/dev/null | grep -c "^Inst " || true' \
+     apt-get -s upgrade >/tmp/upgrade.txt 2>&1 || exit 3
+     grep -c "^Inst " /tmp/upgrade.txt || true' \
     2>/dev/null) || count=unknown
   buildah rm "$ctr" >/dev/null 2>&1 || true
   echo "${count:-unknown}"

@@ -155,15 +155,25 @@ def test_base_image_has_the_security_archive_and_is_rebuilt_when_stale(image: st
     assert fresh.returncode == 0 and "up to date" in fresh.stdout, fresh.stdout + fresh.stderr
     stale = "localhost/waymark-base:stale-test"
     old = "localhost/waymark-base:no-security-test"
+    broken = "localhost/waymark-base:broken-test"
+
+    def recorded_version(version: str) -> str:
+        return (f'sed -i "/^Package: base-files/,/^\\$/ s/^Version: .*/Version: {version}/" '
+                "/var/lib/dpkg/status")
+
     try:
-        _derived_base(base, stale, 'sed -i "/^Package: base-files/,/^\\$/ s/^Version: .*/'
-                                   'Version: 1.0/" /var/lib/dpkg/status')
+        _derived_base(base, stale, recorded_version("12.4"))  # bookworm ships 12.4+deb12uN
         got = subprocess.run([*check, stale], capture_output=True, text=True, timeout=300,
                              check=False)
         assert got.returncode == 1 and "stale: 1 package update(s)" in got.stdout, got.stdout
+        # apt unable to plan (a broken dependency here) is "could not check", never "up to date"
+        _derived_base(base, broken, recorded_version("1.0"))
+        got = subprocess.run([*check, broken], capture_output=True, text=True, timeout=300,
+                             check=False)
+        assert got.returncode == 2 and "could not check" in got.stdout, got.stdout
         _derived_base(base, old, "sed -i /-security/d /etc/apt/sources.list")
         got = subprocess.run([*check, old], capture_output=True, text=True, timeout=300,
                              check=False)
         assert got.returncode == 1 and "stale: all" in got.stdout, got.stdout
     finally:
-        podman("rmi", "-f", stale, old)
+        podman("rmi", "-f", stale, old, broken)
