@@ -4,6 +4,7 @@ rules live in accounts/admin.py, shared with the admin page)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,38 +77,36 @@ def user_show(user: str, as_json: bool) -> None:
         click.echo(f"{key:>14}: {value}")
 
 
-@click.command("disable")
-@click.argument("user")
-def user_disable(user: str) -> None:
-    """Disable an account: its sessions and API tokens end at once; it cannot log in."""
-    from waymark.accounts.admin import disable_user, find_user
+def _update(who: str, change: Callable[[Any, Any], Any]) -> str:
+    """Apply `change(session, user)` to one account in a write transaction; its e-mail."""
+    from waymark.accounts.admin import find_user
 
     _, db = _context()
     try:
         with db.write() as s:
-            account = find_user(s, user)
-            disable_user(s, account)
-            email = account.email
+            account = find_user(s, who)
+            change(s, account)
+            return account.email
     except ApiError as exc:
         raise _fail(exc) from None
-    click.echo(f"disabled {email}: sessions ended, API tokens revoked")
+
+
+@click.command("disable")
+@click.argument("user")
+def user_disable(user: str) -> None:
+    """Disable an account: its sessions and API tokens end at once; it cannot log in."""
+    from waymark.accounts.admin import disable_user
+
+    click.echo(f"disabled {_update(user, disable_user)}: sessions ended, API tokens revoked")
 
 
 @click.command("enable")
 @click.argument("user")
 def user_enable(user: str) -> None:
     """Let a disabled account log in again (its old tokens stay revoked)."""
-    from waymark.accounts.admin import enable_user, find_user
+    from waymark.accounts.admin import enable_user
 
-    _, db = _context()
-    try:
-        with db.write() as s:
-            account = find_user(s, user)
-            enable_user(s, account)
-            email = account.email
-    except ApiError as exc:
-        raise _fail(exc) from None
-    click.echo(f"enabled {email}")
+    click.echo(f"enabled {_update(user, enable_user)}")
 
 
 @click.command("set-admin")
@@ -115,16 +114,9 @@ def user_enable(user: str) -> None:
 @click.option("--remove", is_flag=True, help="Take the administrator role away instead.")
 def user_set_admin(user: str, remove: bool) -> None:
     """Make an account an administrator (admin page, account administration)."""
-    from waymark.accounts.admin import find_user, set_admin
+    from waymark.accounts.admin import set_admin
 
-    _, db = _context()
-    try:
-        with db.write() as s:
-            account = find_user(s, user)
-            set_admin(s, account, not remove)
-            email = account.email
-    except ApiError as exc:
-        raise _fail(exc) from None
+    email = _update(user, lambda s, account: set_admin(s, account, not remove))
     click.echo(f"{email} is {'no longer ' if remove else ''}an administrator")
 
 
