@@ -10,8 +10,8 @@ from anyio import to_thread
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
@@ -105,9 +105,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
     logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
-        route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
-                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *TILE_ROUTES,
-                        *observability.routes(settings), *realtime.routes],
+        route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES,
+                        *MAP_ROUTES, *FEATURE_ROUTES, *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES,
+                        *TILE_ROUTES, *observability.routes(settings), *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},
         middleware=[session_config.middleware, realtime.middleware(),
                     DefineMiddleware(ReadOnlyGuard, mode=services.read_only)],

@@ -72,7 +72,8 @@ def user_json(session: Session, user: User) -> dict[str, Any]:
             "disabled_at": iso(user.disabled_at), "maps_owned": owned, "active_tokens": tokens}
 
 
-def list_users(session: Session, q: str = "", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+def list_users(session: Session, q: str = "", limit: int = 50,
+               offset: int = 0) -> list[dict[str, Any]]:
     query = select(User).order_by(User.id)
     q = (q or "").strip().lower()
     if q:

@@ -50,11 +50,11 @@ def make_huey(settings: Settings) -> Huey:
 
     @huey.task(retries=0, name="import")
     def import_task(job_public_id: str) -> None:
-        from waymark.maintenance.mode import ReadOnlyMode
+        from waymark.maintenance.mode import read_state
         from waymark.maps.import_jobs import run_import_job
 
         rt = runtime()
-        if ReadOnlyMode(rt.db).current() is not None:  # accepted before: wait, do not fail
+        if read_state(rt.db) is not None:  # accepted before: wait, do not fail
             import_task.schedule((job_public_id,), delay=READ_ONLY_RETRY_SECONDS)
             return
         run_import_job(rt.db, rt.store, job_public_id)
