@@ -26,7 +26,7 @@ POINT = {"type": "Point", "coordinates": [-3.19, 55.95]}
 
 
 def items(job: str) -> float:
-    return REGISTRY.get_sample_value("waymark_maintenance_items_total", {"job": job}) or 0.0
+    return REGISTRY.get_sample_value("waymark_maintenance_items_total", {"task": job}) or 0.0
 
 
 def run_one(settings: Any, db: Database, name: str, now: datetime | None = None) -> Any:
@@ -35,7 +35,7 @@ def run_one(settings: Any, db: Database, name: str, now: datetime | None = None)
     assert report.outcome == "done", report
     assert items(name) - before == report.items  # the metric counts what the report says
     assert REGISTRY.get_sample_value("waymark_maintenance_last_success_timestamp_seconds",
-                                     {"job": name}) > 0
+                                     {"task": name}) > 0
     return report
 
 

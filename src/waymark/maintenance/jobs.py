@@ -2,8 +2,8 @@
 
 Each job has a setting (docs/configuration.md), a schedule (run periodically by the job
 worker, registered in jobs/queue.py like retention and backups), the metrics
-`waymark_maintenance_runs_total{job,outcome}`, `…_items_total{job}` and
-`…_last_success_timestamp_seconds{job}`, and a test. `waymark maintenance run [--only NAME]`
+`waymark_maintenance_runs_total{task,outcome}`, `…_items_total{task}` and
+`…_last_success_timestamp_seconds{task}` (label `task`: `job` is Prometheus's own), and a test. `waymark maintenance run [--only NAME]`
 runs them by hand. Nothing runs while the service is read-only: that is when operators copy
 or restore the database.
 """
@@ -136,10 +136,10 @@ def run_jobs(settings: Settings, db: Database, store: ObjectStore, only: list[st
             report = JobReport(job.name, "skipped", detail={"reason": f"off ({job.setting})"})
         else:
             report = _run_one(job, ctx)
-        metrics.MAINTENANCE_RUNS.labels(job=job.name, outcome=report.outcome).inc()
+        metrics.MAINTENANCE_RUNS.labels(task=job.name, outcome=report.outcome).inc()
         if report.outcome == "done":
-            metrics.MAINTENANCE_ITEMS.labels(job=job.name).inc(report.items)
-            metrics.MAINTENANCE_LAST_SUCCESS.labels(job=job.name).set(time.time())
+            metrics.MAINTENANCE_ITEMS.labels(task=job.name).inc(report.items)
+            metrics.MAINTENANCE_LAST_SUCCESS.labels(task=job.name).set(time.time())
         reports.append(report)
     return reports
 

@@ -202,18 +202,18 @@ MAINTENANCE_ITEMS = Counter(
     "Items handled by the routine maintenance jobs (maintenance/jobs.py), by job: pages "
     "vacuumed, staging layers, live positions, sessions, config backups, jobs, changes "
     "removed.",
-    ["job"],
+    ["task"],
 )
 MAINTENANCE_RUNS = Counter(
     "waymark_maintenance_runs_total",
     "Runs of the routine maintenance jobs, by job and outcome (done, failed, skipped: the "
     "service was read-only or the job is switched off).",
-    ["job", "outcome"],
+    ["task", "outcome"],
 )
 MAINTENANCE_LAST_SUCCESS = Gauge(
     "waymark_maintenance_last_success_timestamp_seconds",
     "Unix time each maintenance job last finished; 0 = never.",
-    ["job"],
+    ["task"],
     multiprocess_mode="max",
 )
 DB_FREE_PAGES = Gauge(
