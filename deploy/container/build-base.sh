@@ -25,16 +25,25 @@ SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 # made before the security archive was in its sources; "unknown" when the archives cannot be
 # reached or apt cannot plan an upgrade (then the cached image is used, and the build says so).
 pending_updates() {
-  local ctr count
-  ctr=$(buildah from --pull-never "$IMAGE" 2>/dev/null) || { echo unknown; return; }
-  count=$(buildah run --isolation chroot "$ctr" -- sh -c \
-    'grep -qs -- "-security" /etc/apt/sources.list || { echo all; exit 0; }
-     apt-get update -qq >/dev/null 2>&1 || exit 3
-     apt-get -s upgrade >/tmp/upgrade.txt 2>&1 || exit 3
-     grep -c "^Inst " /tmp/upgrade.txt || true' \
-    2>/dev/null) || count=unknown
-  buildah rm "$ctr" >/dev/null 2>&1 || true
-  echo "${count:-unknown}"
+  local ctr count err attempt
+  err=$(mktemp)
+  for attempt in 1 2; do  # once more on a failure: container storage may be busy
+    ctr=$(buildah from --pull-never "$IMAGE" 2>"$err") || ctr=
+    if [ -n "$ctr" ] && count=$(buildah run --isolation chroot "$ctr" -- sh -c \
+      'grep -qs -- "-security" /etc/apt/sources.list || { echo all; exit 0; }
+       apt-get update -qq >/dev/null 2>&1 || exit 3
+       apt-get -s upgrade >/tmp/upgrade.txt 2>&1 || exit 3
+       grep -c "^Inst " /tmp/upgrade.txt || true' 2>>"$err"); then
+      buildah rm "$ctr" >/dev/null 2>&1 || true
+      rm -f "$err"
+      echo "${count:-unknown}"
+      return
+    fi
+    [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1
+    echo "update check, attempt $attempt: buildah or apt failed: $(tail -n 3 "$err" | tr '\n' ' ')" >&2
+  done
+  rm -f "$err"
+  echo unknown
 }
 
 if [ $CHECK_ONLY = 1 ]; then

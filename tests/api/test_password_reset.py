@@ -151,7 +151,7 @@ def test_without_smtp_the_page_says_ask_an_administrator(app, anon) -> None:  # 
     page = anon.get("/forgot-password").text
     assert "Ask its administrator to reset your password" in page and "<form" not in page
     r = ask(anon, "alice@example.com")
-    assert r.status_code == 503 and r.json()["error"]["code"] == "mail_not_configured"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "mail_not_configured"
 
 
 def test_smtp_url_is_checked_and_kept_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -165,15 +165,16 @@ def test_base_image_has_the_security_archive_and_is_rebuilt_when_stale(image: st
         _derived_base(base, stale, recorded_version("12.4"))  # bookworm ships 12.4+deb12uN
         got = subprocess.run([*check, stale], capture_output=True, text=True, timeout=300,
                              check=False)
-        assert got.returncode == 1 and "stale: 1 package update(s)" in got.stdout, got.stdout
+        assert got.returncode == 1 and "stale: 1 package update(s)" in got.stdout, \
+            got.stdout + got.stderr
         # apt unable to plan (a broken dependency here) is "could not check", never "up to date"
         _derived_base(base, broken, recorded_version("1.0"))
         got = subprocess.run([*check, broken], capture_output=True, text=True, timeout=300,
                              check=False)
-        assert got.returncode == 2 and "could not check" in got.stdout, got.stdout
+        assert got.returncode == 2 and "could not check" in got.stdout, got.stdout + got.stderr
         _derived_base(base, old, "sed -i /-security/d /etc/apt/sources.list")
         got = subprocess.run([*check, old], capture_output=True, text=True, timeout=300,
                              check=False)
-        assert got.returncode == 1 and "stale: all" in got.stdout, got.stdout
+        assert got.returncode == 1 and "stale: all" in got.stdout, got.stdout + got.stderr
     finally:
         podman("rmi", "-f", stale, old, broken)

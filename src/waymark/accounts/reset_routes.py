@@ -3,8 +3,9 @@
 `POST /api/v1/auth/password-reset {"email"}` always answers 202 with the same message, for
 any well-formed address (no account enumeration, no timing difference: the mail is made and
 sent by a job). Throttled per IP (`reset`) and per address (`reset_address`: over it, no
-mail but the same answer). Without WAYMARK_SMTP_URL: 503 `mail_not_configured`, and the page
-says to ask an administrator.
+mail but the same answer). Without WAYMARK_SMTP_URL: 403 `mail_not_configured` (like a
+closed sign-up: this server refuses, it is not a passing outage), and the page says to ask
+an administrator.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _svc(request: Request) -> Services:
 def _mail_configured(svc: Services) -> None:
     if not svc.settings.smtp_url:
         raise ApiError("this server cannot send e-mail: ask its administrator to reset your "
-                       "password", code="mail_not_configured", status=503)
+                       "password", code="mail_not_configured", status=403)
 
 
 @post("/api/v1/auth/password-reset", status_code=202, tags=["auth"],
