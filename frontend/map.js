@@ -2,6 +2,7 @@
 import L from "./leaflet-setup.js";
 import "@geoman-io/leaflet-geoman-free";
 import { api } from "./api.js";
+import { initBasemap } from "./basemap.js";
 import { initControls } from "./controls.js";
 import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
@@ -169,7 +170,7 @@ export async function initMapPage() {
   performance.mark("waymark:map-init");
   const map = L.map(root, { zoomControl: true, worldCopyJump: true, keyboard: true });
   ctx.map = map;
-  L.tileLayer(root.dataset.basemapUrl, { attribution: root.dataset.basemapAttribution, maxZoom: 19 }).addTo(map);
+  ctx.basemap = initBasemap(map, root);
   map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="A JavaScript library for interactive maps">Leaflet</a>');
   const hashView = readHash();
   const fallback = hashView || WORLD;

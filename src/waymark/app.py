@@ -18,6 +18,8 @@ from litestar.stores.memory import MemoryStore
 from waymark import __version__
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.basemaps.presets import presets_of
+from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.errors import ApiError
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
@@ -38,7 +40,6 @@ from waymark.realtime.shutdown import close_websockets_on_stop
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.settings import Settings, load_settings
 from waymark.storage.crypto import open_object_store
-from waymark.tiles import ROUTES as TILE_ROUTES
 from waymark.web import Services, http_exception_to_api, provide_actor
 from waymark.web_assets import ROUTES as ASSET_ROUTES
 
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
-                        cache=realtime.cache)
+                        cache=realtime.cache, presets=presets_of(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
-                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *TILE_ROUTES,
+                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *BASEMAP_ROUTES,
                         *observability.routes(settings), *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},
         middleware=[session_config.middleware, realtime.middleware()],
@@ -125,6 +126,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # security headers on every response, routed or not (404, 405, 429 included); anonymous
     # reads of cached published layers are answered before the framework, with the same headers
     app.asgi_handler = PublishedReads(
-        SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url), services,
+        SecurityHeadersMiddleware(app.asgi_handler, services.presets), services,
         realtime.limiter, COOKIE, settings.trusted_proxies)
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

@@ -15,6 +15,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
+from waymark import jsonutil
 from waymark.accounts.actor import Actor
 from waymark.errors import NotFound
 from waymark.maps.access import load_map
@@ -50,9 +51,15 @@ def _page(request: Request, actor: Actor, name: str, status: int = 200, **contex
         if actor.user_id is not None else None
     return Template(template_name=name, status_code=status, headers=NO_STORE, context={
         "user": user, "csrf": _session(request).get("csrf", "") if user else "",
-        "allow_signup": settings.allow_signup, "basemap_url": settings.basemap_url,
-        "basemap_attribution": settings.basemap_attribution, "path": request.url.path,
-        **context})
+        "allow_signup": settings.allow_signup, "path": request.url.path, **context})
+
+
+def basemaps_json(services: Services) -> str:
+    """The basemap presets as the page's map reads them (data-basemaps)."""
+    builtin = asset_url("basemap.pmtiles")
+    presets = services.presets
+    return jsonutil.dumps({"default": presets.default,
+                           "presets": [b.client(builtin) for b in presets.items]})
 
 
 @get("/", include_in_schema=False)
@@ -115,7 +122,9 @@ def _map_page(request: Request, actor: Actor, map_id: str, template: str) -> Tem
     except NotFound:
         return _page(request, actor, "404.html", status=404, what="map")
     can_edit = role in ("owner", "editor") and template == "map.html"
-    return _page(request, actor, template, map=info, role=role, can_edit=can_edit)
+    svc = _svc(request)
+    return _page(request, actor, template, map=info, role=role, can_edit=can_edit,
+                 basemaps=basemaps_json(svc), basemap=svc.presets.get(info["basemap"]).name)
 
 
 @get("/m/{map_id:str}", include_in_schema=False)

@@ -32,6 +32,8 @@ class Services:
     snapshot_cache: Any  # ops.lru.BytesLRU
     edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
     cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
+    presets: Any = None  # basemaps.presets.Presets
+    geocoder: Any = None  # geocode.service.Geocoder
 
 
 F = TypeVar("F", bound=Callable[..., Any])
