@@ -1,5 +1,6 @@
 // The side panel that edits one feature's properties (name, description, any others).
 import { showPanel } from "./controls.js";
+import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
 let ctxRef = null;
@@ -36,14 +37,15 @@ function propRow(key = "", value = "") {
 }
 
 function collect(form, original) {
-  const props = {};
+  // importer internals are not shown in the form; they are kept as they were
+  const props = Object.fromEntries(Object.entries(original).filter(([k]) => isInternal(k)));
   const name = form.elements.name.value;
   const description = form.elements.description.value;
   if (name !== "" || "name" in original) props.name = name;
   if (description !== "" || "description" in original) props.description = description;
   for (const row of form.querySelectorAll(".prop-row")) {
     const key = row.querySelector(".prop-key").value.trim();
-    if (!key || key === "name" || key === "description") continue;
+    if (!key || key === "name" || key === "description" || isInternal(key)) continue;
     props[key] = parseValue(row.querySelector(".prop-value").value, original[key]);
   }
   return props;
@@ -59,7 +61,8 @@ function render(layer) {
     el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
     el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
     el("fieldset", { class: "props" }, el("legend", {}, "Other properties"),
-      el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description").map(([k, v]) => propRow(k, valueText(v)))),
+      el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description" && !isInternal(k))
+        .map(([k, v]) => propRow(k, valueText(v)))),
       el("button", { type: "button", id: "add-prop" }, "Add property")),
     el("div", { class: "form-actions" },
       el("button", { type: "submit", class: "primary" }, "Save properties"),
@@ -86,7 +89,7 @@ async function submit(form, layer, { force = false } = {}) {
     if (!saved) return; // a conflict: the panel shows it, the form keeps what was typed
     form.querySelector("#feature-version").textContent = String(saved.version);
     form.querySelector("#conflict").hidden = true;
-    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().setContent(layer.getPopup()._content);
+    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
     if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
     ctxRef.status(force ? "Saved your version" : "Properties saved");
     notify("Properties saved.", "ok", { timeout: 2500 });

@@ -9,7 +9,8 @@ import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
 import { initShare } from "./share.js";
 import { connectRealtime } from "./realtime.js";
-import { el, escapeHtml, notify } from "./ui.js";
+import { popupContent } from "./popup.js";
+import { escapeHtml, notify } from "./ui.js";
 
 const WORLD = { lat: 20, lon: 0, zoom: 2 };
 const markerIcon = (style = {}) => pinIcon(style.markerColor || style.color);
@@ -34,22 +35,25 @@ function writeHash(map) {
   if (hash !== window.location.hash) window.history.replaceState(null, "", hash);
 }
 
-/** Popup content: name, description and the other properties, built only when opened. */
-export function popupContent(layer) {
-  const props = (layer.feature && layer.feature.properties) || {};
-  const box = el("div", { class: "wm-popup" });
-  box.append(el("h3", {}, props.name ? String(props.name) : "(no name)"));
-  if (props.description) box.append(el("p", { class: "wm-popup-desc" }, String(props.description)));
-  const rows = Object.entries(props).filter(([k]) => k !== "name" && k !== "description");
-  if (rows.length) {
-    const table = el("table", { class: "wm-props" });
-    for (const [key, value] of rows.slice(0, 50)) {
-      const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
-      table.append(el("tr", {}, el("th", { scope: "row" }, key), el("td", {}, text)));
+/** Popups work from the keyboard: focus moves into an opened popup (its close button), Escape
+ * closes it and gives focus back to the marker it came from. */
+function initPopupKeys(map) {
+  map.on("popupopen", (e) => {
+    const box = e.popup.getElement();
+    const close = box && box.querySelector(".leaflet-popup-close-button");
+    if (close) {
+      close.setAttribute("aria-label", "Close popup");
+      close.setAttribute("role", "button");
+      close.focus({ preventScroll: true });
     }
-    box.append(table);
-  }
-  return box;
+    box?.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      const source = e.popup._source;
+      map.closePopup(e.popup);
+      if (source && source._icon) source._icon.focus();
+      else map.getContainer().focus();
+    });
+  });
 }
 
 class MapContext {
@@ -57,6 +61,7 @@ class MapContext {
     this.root = root;
     this.mapId = root.dataset.mapId;
     this.embed = root.dataset.embed === "1";
+    this.imageOrigins = JSON.parse(root.dataset.imageOrigins || "[]"); // images the CSP allows
     this.base = `/api/v1/maps/${this.mapId}`;
     this.layers = new Map(); // layer id -> {info, group, shown}
     this.activeLayerId = null;
@@ -94,7 +99,8 @@ class MapContext {
           title: feature.properties && feature.properties.name ? String(feature.properties.name) : "" })),
       onEachFeature: (feature, layer) => {
         layer._wmLayerId = info.id;
-        layer.bindPopup(() => popupContent(layer), { maxWidth: 320 });
+        layer.bindPopup(() => popupContent(layer.feature, (entry.info.style || {}).popup, ctx.imageOrigins),
+          { maxWidth: 340, minWidth: 200, autoPanPadding: [24, 24] });
         ctx.emit("featureLayer", layer);
       },
     });
@@ -203,6 +209,7 @@ export async function initMapPage() {
     if (info.default_view) map.setView([info.default_view.lat, info.default_view.lon], info.default_view.zoom, { animate: false });
     else ctx.fitToData({ animate: false });
   }
+  initPopupKeys(map);
   map.on("moveend", () => writeHash(map));
   window.addEventListener("hashchange", () => {
     const view = readHash();

@@ -21,6 +21,7 @@ from waymark.errors import NotFound
 from waymark.maps.access import load_map
 from waymark.maps.service import list_maps
 from waymark.maps.state import map_json
+from waymark.security.headers import image_origins
 from waymark.web import Services, threaded
 from waymark.web_assets import asset_url
 
@@ -124,7 +125,8 @@ def _map_page(request: Request, actor: Actor, map_id: str, template: str) -> Tem
     can_edit = role in ("owner", "editor") and template == "map.html"
     svc = _svc(request)
     return _page(request, actor, template, map=info, role=role, can_edit=can_edit,
-                 basemaps=basemaps_json(svc), basemap=svc.presets.get(info["basemap"]).name)
+                 basemaps=basemaps_json(svc), basemap=svc.presets.get(info["basemap"]).name,
+                 image_origins=jsonutil.dumps(image_origins(svc.presets)))
 
 
 @get("/m/{map_id:str}", include_in_schema=False)

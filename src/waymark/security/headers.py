@@ -39,11 +39,20 @@ def content_security_policy(image_origins: Sequence[str] = (), connect_origins: 
     return "; ".join(f"{k} {v}" for k, v in directives.items())
 
 
+def _origins(presets: Presets, raster: bool) -> list[str]:
+    found = (url_origin(b.url) for b in presets.items if (b.type != "pmtiles") == raster)
+    return list(dict.fromkeys(o for o in found if o))
+
+
+def image_origins(presets: Presets) -> list[str]:
+    """Other origins the pages may load images from (raster tile servers): popups show
+    images from these (and this origin) and link to the rest."""
+    return _origins(presets, raster=True)
+
+
 def basemap_csp(presets: Presets, frame_ancestors: str = "'none'") -> str:
     """The CSP for these basemap presets."""
-    images = [o for b in presets.items if b.type != "pmtiles" for o in [url_origin(b.url)] if o]
-    connect = [o for b in presets.items if b.type == "pmtiles" for o in [url_origin(b.url)] if o]
-    return content_security_policy(list(dict.fromkeys(images)), list(dict.fromkeys(connect)),
+    return content_security_policy(image_origins(presets), _origins(presets, raster=False),
                                    frame_ancestors)
 
 
