@@ -20,6 +20,8 @@ from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
+from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
+from waymark.geocode.service import make_geocoding
 from waymark.db.engine import Database
 from waymark.errors import ApiError
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
@@ -42,6 +44,7 @@ from waymark.settings import Settings, load_settings
 from waymark.storage.crypto import open_object_store
 from waymark.web import Services, http_exception_to_api, provide_actor
 from waymark.web_assets import ROUTES as ASSET_ROUTES
+from waymark.web_assets import gazetteer_path
 
 log = logging.getLogger("waymark")
 
@@ -83,7 +86,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
-                        cache=realtime.cache, presets=presets_of(settings))
+                        cache=realtime.cache, presets=presets_of(settings),
+                        geocoder=make_geocoding(settings, realtime.cache, gazetteer_path))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -103,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *MAP_ROUTES, *FEATURE_ROUTES,
-                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *BASEMAP_ROUTES,
+                        *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES, *BASEMAP_ROUTES, *GEOCODE_ROUTES,
                         *observability.routes(settings), *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},
         middleware=[session_config.middleware, realtime.middleware()],

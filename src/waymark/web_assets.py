@@ -69,9 +69,9 @@ def asset_url(name: str) -> str:
     return MANIFEST.url(name)
 
 
-def asset_path(name: str) -> Path:
-    """The built file behind a logical name (e.g. the offline gazetteer)."""
-    return DIST / MANIFEST.names()[name]
+def gazetteer_path() -> Path:
+    """The offline gazetteer built with the basemap (read on the first place search)."""
+    return DIST / "basemap" / "gazetteer.json"
 
 
 def assets_built(dist: Path = DIST) -> bool:
