@@ -4,6 +4,7 @@ import "@geoman-io/leaflet-geoman-free";
 import { api } from "./api.js";
 import { initBasemap } from "./basemap.js";
 import { initControls } from "./controls.js";
+import { initSearch } from "./search.js";
 import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
@@ -66,7 +67,7 @@ class MapContext {
     this.layers = new Map(); // layer id -> {info, group, shown}
     this.activeLayerId = null;
     this.canEdit = false;
-    this.listeners = { featureLayer: [], layersChanged: [] };
+    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [] };
   }
 
   on(name, fn) {
@@ -224,6 +225,7 @@ export async function initMapPage() {
   });
 
   initControls(ctx);
+  initSearch(ctx);
   initLayersPanel(ctx);
   if (!ctx.embed) initShare(ctx);
   if (ctx.canEdit) initEditor(ctx);
