@@ -64,8 +64,9 @@ function makeLayer(preset, names) {
   return leafletLayer({ url: preset.url, flavor: preset.flavor || "light", lang: document.documentElement.lang || "en", ...common });
 }
 
-/** Show the map's basemap and offer the others; returns {current(), names, show(name)}. */
-export function initBasemap(map, root, { control = true } = {}) {
+/** Show the map's basemap and offer the others; returns {current(), names, show(name),
+ * showControl(visible), presets, defaultName}. */
+export function initBasemap(map, root) {
   const config = JSON.parse(root.dataset.basemaps || '{"presets": []}');
   const names = new Set(); // labels the built-in basemap laid out
   const layers = new Map();
@@ -76,7 +77,7 @@ export function initBasemap(map, root, { control = true } = {}) {
   };
   let current = byName.has(root.dataset.basemap) ? root.dataset.basemap : config.default;
   const show = (name) => {
-    const preset = byName.get(name) || byName.get(config.default);
+    const preset = byName.get(name) || byName.get(config.default); // "default" or unknown
     if (!preset) return;
     for (const [other, layer] of layers) if (other !== preset.name && map.hasLayer(layer)) map.removeLayer(layer);
     const layer = layerOf(preset.name);
@@ -86,14 +87,21 @@ export function initBasemap(map, root, { control = true } = {}) {
     root.dataset.basemapShown = preset.name;
   };
   show(current);
-  if (control && config.presets.length > 1) {
+  let control = null;
+  if (config.presets.length > 1) {
     const bases = {};
     for (const preset of config.presets) bases[preset.title] = layerOf(preset.name);
-    L.control.layers(bases, null, { position: "topright" }).addTo(map);
+    control = L.control.layers(bases, null, { position: "topright" });
     map.on("baselayerchange", (e) => {
       const preset = config.presets.find((p) => layers.get(p.name) === e.layer);
       if (preset) show(preset.name);
     });
   }
-  return { current: () => current, names, show, presets: config.presets };
+  /** The layer control, for visitors to switch (when there is more than one preset). */
+  const showControl = (visible) => {
+    if (!control) return;
+    if (visible && !control._map) control.addTo(map);
+    else if (!visible && control._map) control.remove();
+  };
+  return { current: () => current, names, show, showControl, presets: config.presets, defaultName: config.default };
 }

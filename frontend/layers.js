@@ -142,6 +142,7 @@ function layerItem(ctx, entry) {
     entry.shown = toggle.checked;
     if (entry.shown) entry.group.addTo(ctx.map);
     else entry.group.remove();
+    ctx.emit("layerToggled", entry);
   });
   const item = el("li", { class: "layer-item", dataset: { layerId: info.id } });
   const head = el("div", { class: "layer-head" }, toggle,

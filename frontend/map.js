@@ -5,6 +5,8 @@ import { api } from "./api.js";
 import { initBasemap } from "./basemap.js";
 import { initControls } from "./controls.js";
 import { initSearch } from "./search.js";
+import { legendControl } from "./legend.js";
+import { applyMapInfo, initSettings } from "./settings.js";
 import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
@@ -67,7 +69,7 @@ class MapContext {
     this.layers = new Map(); // layer id -> {info, group, shown}
     this.activeLayerId = null;
     this.canEdit = false;
-    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [] };
+    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [], mapChanged: [], controlsChanged: [], layerToggled: [] };
   }
 
   on(name, fn) {
@@ -154,6 +156,16 @@ class MapContext {
     this.emit("layersChanged");
   }
 
+  /** Show the controls the map's settings ask for here (its page or its embed). */
+  applyControls() {
+    const wanted = (this.info.controls || {})[this.embed ? "embed" : "page"] || {};
+    if (this.search) this.search.box.hidden = wanted.search === false;
+    this.basemap.showControl(wanted.basemaps !== false);
+    if (wanted.legend && !this.legend._map) this.legend.addTo(this.map);
+    else if (!wanted.legend && this.legend._map) this.legend.remove();
+    this.emit("controlsChanged", wanted);
+  }
+
   dataBounds() {
     const bounds = L.latLngBounds([]);
     for (const entry of this.layers.values()) {
@@ -225,7 +237,11 @@ export async function initMapPage() {
   });
 
   initControls(ctx);
-  initSearch(ctx);
+  ctx.search = initSearch(ctx);
+  ctx.legend = legendControl(ctx);
+  ctx.applyControls();
+  if (ctx.canEdit) initSettings(ctx);
+  ctx.on("mapChanged", () => applyMapInfo(ctx));
   initLayersPanel(ctx);
   if (!ctx.embed) initShare(ctx);
   if (ctx.canEdit) initEditor(ctx);

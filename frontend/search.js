@@ -160,5 +160,5 @@ export function initSearch(ctx) {
   input.addEventListener("focus", () => {
     if (results.length) render();
   });
-  return { input, run };
+  return { input, run, box };
 }

@@ -7,10 +7,12 @@ basemap), never in inline scripts, so a strict Content-Security-Policy can apply
 from __future__ import annotations
 
 import hmac
+import re
 from pathlib import Path
 from typing import Any
 
 from litestar import Request, get, post
+from markupsafe import Markup, escape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
@@ -29,8 +31,24 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def linkify(text: str) -> Markup:
+    """Plain text, escaped, with its http(s) addresses as links (map descriptions)."""
+    parts, last = [], 0
+    for match in URL.finditer(text or ""):
+        parts.append(escape(text[last:match.start()]))
+        parts.append(Markup('<a href="{0}" target="_blank" rel="noopener noreferrer nofollow">{0}</a>')
+                     .format(match.group(0)))
+        last = match.end()
+    parts.append(escape((text or "")[last:]))
+    return Markup("").join(parts)
+
+
 def _configure(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals["asset"] = asset_url
+    engine.engine.filters["linkify"] = linkify
 
 
 def template_config() -> TemplateConfig:

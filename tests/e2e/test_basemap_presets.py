@@ -92,3 +92,51 @@ def test_the_maps_basemap_is_shown_on_its_page_and_in_the_embed(page: Page, pres
         center = page.evaluate("window.waymark.map.getCenter()")
         assert abs(center["lat"] - 45.76) < 0.01 and abs(center["lng"] - 4.84) < 0.01
     screenshot(page, "basemap-embed-aerial")
+
+
+def test_owner_sets_view_basemap_and_controls_and_the_embed_follows(page: Page, preset_server: LiveServer,
+                                                                   services: OutsideServices, screenshot) -> None:  # type: ignore[no-untyped-def]
+    map_id = make_map(page, preset_server)
+    page.goto(f"{preset_server.url}/m/{map_id}")
+    expect(page.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
+    search = page.get_by_role("combobox", name="Search places and features of this map")
+    search.fill("Lyon")
+    search.press("Enter")
+    page.wait_for_function("() => Math.abs(window.waymark.map.getCenter().lat - 45.76) < 0.05", timeout=15000)
+    page.get_by_role("button", name="Settings").click()
+    dialog = page.get_by_role("dialog", name="Map settings")
+    dialog.get_by_label("Title").fill("Lyon walks")
+    dialog.get_by_label("Description").fill("Walks by the rivers. More at https://example.org/lyon\n<b>not bold</b>")
+    dialog.get_by_role("button", name="Use the current view").click()
+    expect(dialog.locator("#settings-view")).to_contain_text("45.7")
+    dialog.get_by_label("Basemap", exact=True).select_option(label="Aerial (test WMTS)")
+    dialog.get_by_label("Search box in the embed").uncheck()
+    dialog.get_by_label("Legend in the embed").check()
+    screenshot(page, "map-settings")
+    dialog.get_by_role("button", name="Save settings").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator(".map-title")).to_have_text("Lyon walks")
+    description = page.locator("#map-description")
+    expect(description.get_by_role("link", name="https://example.org/lyon")).to_have_attribute("href", "https://example.org/lyon")
+    expect(description).to_contain_text("<b>not bold</b>")  # plain text stays plain
+    expect(page.locator("#map")).to_have_attribute("data-basemap-shown", "aerial")
+    saved = page.request.get(f"{preset_server.url}/api/v1/maps/{map_id}").json()
+    assert saved["basemap"] == "aerial" and abs(saved["default_view"]["lat"] - 45.76) < 0.05
+    assert saved["controls"]["embed"]["search"] is False
+
+    # the reloaded page shows the same, the description's link rendered by the server
+    page.goto(f"{preset_server.url}/m/{map_id}")
+    expect(page.locator("#map-description a[href='https://example.org/lyon']")).to_be_visible()
+    expect(page.locator("#map")).to_have_attribute("data-basemap-shown", "aerial")
+
+    embed = page.context.new_page()
+    embed.goto(f"{preset_server.url}/m/{map_id}/embed")
+    expect(embed.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
+    expect(embed.locator("#map")).to_have_attribute("data-basemap-shown", "aerial")
+    assert abs(embed.evaluate("window.waymark.map.getCenter().lat") - 45.76) < 0.05
+    assert embed.evaluate("window.waymark.map.getZoom()") == saved["default_view"]["zoom"]
+    expect(embed.get_by_role("combobox", name="Search places and features of this map")).to_be_hidden()
+    expect(embed.get_by_role("region", name="Legend")).to_be_visible()
+    embed.wait_for_function("() => document.querySelectorAll('#map img.leaflet-tile-loaded').length >= 4")
+    screenshot(embed, "embed-after-settings")
+    embed.close()
