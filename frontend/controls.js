@@ -2,7 +2,7 @@
 import L from "./leaflet-setup.js";
 import { el, icon, notify } from "./ui.js";
 
-function controlButton(label, text, onClick) {
+export function controlButton(label, text, onClick) {
   const button = el("button", { type: "button", class: "wm-control-button", title: label, "aria-label": label }, text);
   L.DomEvent.disableClickPropagation(button);
   button.addEventListener("click", (event) => {
@@ -12,7 +12,7 @@ function controlButton(label, text, onClick) {
   return button;
 }
 
-const ButtonBar = L.Control.extend({
+export const ButtonBar = L.Control.extend({
   options: { position: "topleft" },
   onAdd() {
     const bar = el("div", { class: "leaflet-bar wm-controls" });

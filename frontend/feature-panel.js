@@ -112,17 +112,16 @@ export function closeFeature(layer) {
 }
 
 /** Someone else saved this feature first: show their state, keep ours, let the user choose. */
-export function showConflict(ctx, layer, theirs, mine) {
+export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
   if (current !== layer) openFeature(ctx, layer);
   const box = document.getElementById("conflict");
   if (!box) return;
-  const who = "Someone else";
   const props = theirs.properties || {};
   const list = el("dl", { class: "their-props" }, Object.entries(props).slice(0, 20).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, valueText(v))]));
   const geometryChange = "geometry" in mine;
   box.replaceChildren(
-    el("strong", {}, "Not saved: this feature was changed by someone else."),
-    el("p", {}, `${who} saved version ${theirs.version} while you were editing. ` +
+    el("strong", {}, `Not saved: this feature was changed by ${who}.`),
+    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} while you were editing. ` +
       (geometryChange ? "Your shape is still on the map." : "Everything you typed is still in the form below.") +
       " Their version:"),
     Object.keys(props).length ? list : el("p", { class: "muted" }, "(no properties)"),

@@ -147,7 +147,7 @@ function layerItem(ctx, entry) {
   const item = el("li", { class: "layer-item", dataset: { layerId: info.id } });
   const head = el("div", { class: "layer-head" }, toggle,
     swatch(info.style),
-    el("span", { class: "layer-name" }, info.name), el("span", { class: "layer-count" }, `${count}`));
+    el("span", { class: "layer-name", title: info.name }, info.name), el("span", { class: "layer-count" }, `${count}`));
   item.append(head);
   if (!ctx.canEdit) return item;
   const active = el("input", { type: "radio", name: "active-layer", value: info.id, checked: ctx.activeLayerId === info.id,

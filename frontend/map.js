@@ -3,9 +3,10 @@ import L from "./leaflet-setup.js";
 import "@geoman-io/leaflet-geoman-free";
 import { api } from "./api.js";
 import { initBasemap } from "./basemap.js";
-import { initControls } from "./controls.js";
+import { ButtonBar, controlButton, initControls } from "./controls.js";
 import { initSearch } from "./search.js";
 import { legendControl } from "./legend.js";
+import { initTable } from "./table.js";
 import { applyMapInfo, initSettings } from "./settings.js";
 import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
@@ -13,7 +14,7 @@ import { initEditor } from "./editor.js";
 import { initShare } from "./share.js";
 import { connectRealtime } from "./realtime.js";
 import { popupContent } from "./popup.js";
-import { escapeHtml, notify } from "./ui.js";
+import { escapeHtml, icon, notify } from "./ui.js";
 
 const WORLD = { lat: 20, lon: 0, zoom: 2 };
 const markerIcon = (style = {}) => pinIcon(style.markerColor || style.color);
@@ -163,7 +164,25 @@ class MapContext {
     this.basemap.showControl(wanted.basemaps !== false);
     if (wanted.legend && !this.legend._map) this.legend.addTo(this.map);
     else if (!wanted.legend && this.legend._map) this.legend.remove();
+    if (wanted.table && !this.tableControl._map) this.tableControl.addTo(this.map);
+    else if (!wanted.table && this.tableControl._map) {
+      this.tableControl.remove();
+      this.table.open(false);
+    }
     this.emit("controlsChanged", wanted);
+  }
+
+  /** Go to a feature (by id, with its bbox [w, s, e, n]) and open its popup. */
+  showFeature(featureId, bbox) {
+    const layer = this.findFeature(featureId);
+    const [w, s, e, n] = bbox || [];
+    if (w !== undefined && (w !== e || s !== n)) this.map.flyToBounds([[s, w], [n, e]], { padding: [40, 40], maxZoom: 17, duration: 0.8 });
+    else if (w !== undefined) this.map.flyTo([s, w], Math.max(this.map.getZoom(), 16), { duration: 0.8 });
+    if (layer && layer.openPopup) {
+      if (w === undefined) layer.openPopup();
+      else this.map.once("moveend", () => layer.openPopup());
+    }
+    this.emit("featureSelected", featureId);
   }
 
   dataBounds() {
@@ -239,6 +258,11 @@ export async function initMapPage() {
   initControls(ctx);
   ctx.search = initSearch(ctx);
   ctx.legend = legendControl(ctx);
+  ctx.table = initTable(ctx);
+  const tableButton = controlButton("Feature table", icon("table"), () => ctx.table.toggle());
+  tableButton.setAttribute("aria-pressed", "false");
+  ctx.table.setButton(tableButton);
+  ctx.tableControl = new ButtonBar({ buttons: [tableButton] });
   ctx.applyControls();
   if (ctx.canEdit) initSettings(ctx);
   ctx.on("mapChanged", () => applyMapInfo(ctx));

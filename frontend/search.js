@@ -65,12 +65,7 @@ export function initSearch(ctx) {
     if (highlight) highlight.remove();
     highlight = null;
     if (result.feature) {
-      const layer = ctx.findFeature(result.feature.id);
-      const [w, s, e, n] = result.feature.bbox || [];
-      if (w !== undefined && (w !== e || s !== n)) ctx.map.flyToBounds([[s, w], [n, e]], { padding: [40, 40], maxZoom: 17, duration: 0.8 });
-      else if (w !== undefined) ctx.map.flyTo([s, w], Math.max(ctx.map.getZoom(), 16), { duration: 0.8 });
-      if (layer) ctx.map.once("moveend", () => layer.openPopup && layer.openPopup());
-      ctx.emit("featureSelected", result.feature.id);
+      ctx.showFeature(result.feature.id, result.feature.bbox);
     } else {
       const place = result.place;
       if (place.bbox && (place.kind === "country" || place.kind === "region" || place.source !== "builtin")) {

@@ -46,16 +46,23 @@ def test_conflict_keeps_what_was_typed(page: Page, console) -> None:  # type: ig
     form.get_by_label("Name", exact=True).fill("My careful name")
     form.get_by_label("Description").fill("Typed while someone else edited")
 
-    # someone else saves first
-    r = page.request.patch(f"/api/v1/maps/{map_id}/layers/{layer}/features/{feature['id']}",
-                           headers={"X-CSRF-Token": csrf, "If-Match": '"1"'},
-                           data={"properties": {"name": "Their name"}})
+    # someone else (an editor of the map, in their own browser) saves first
+    other = page.context.browser.new_context(base_url=page.url.split("/m/")[0])
+    r = other.request.post("/api/v1/auth/signup", data={
+        "email": f"bea-{id(page)}@example.com", "password": PASSWORD, "display_name": "Bea Other"})
+    other_csrf = r.json()["csrf_token"]
+    assert page.request.post(f"/api/v1/maps/{map_id}/members", headers={"X-CSRF-Token": csrf},
+                             data={"email": f"bea-{id(page)}@example.com", "role": "editor"}).ok
+    r = other.request.patch(f"/api/v1/maps/{map_id}/layers/{layer}/features/{feature['id']}",
+                            headers={"X-CSRF-Token": other_csrf, "If-Match": '"1"'},
+                            data={"properties": {"name": "Their name"}})
     assert r.status == 200
+    other.close()
 
     form.get_by_role("button", name="Save properties").click()
     conflict = page.locator("#conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text("changed by someone else")
+    expect(conflict).to_contain_text("changed by Bea Other")  # the name, not "someone else"
     expect(conflict).to_contain_text("Their name")
     expect(form.get_by_label("Name", exact=True)).to_have_value("My careful name")
     expect(form.get_by_label("Description")).to_have_value("Typed while someone else edited")

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from waymark import jsonutil
-from waymark.db.models import Change, Feature, Layer, Map, Member, as_utc
+from sqlalchemy import select
+
+from waymark.db.models import Change, Feature, Layer, Map, Member, User, as_utc
 
 # Which controls a map shows on its page and in its embed, unless its owner chose otherwise.
 DEFAULT_CONTROLS = {"page": {"search": True, "basemaps": True, "table": True, "legend": False},
@@ -32,6 +34,16 @@ def feature_json(f: Feature) -> dict[str, Any]:
     return {"type": "Feature", "id": f.uuid, "geometry": jsonutil.loads(f.geometry),
             "properties": jsonutil.loads(f.properties), "version": f.version,
             "updated_at": iso(f.updated_at)}
+
+
+def last_editor(conn: Any, row: Any) -> dict[str, Any] | None:
+    """Who saved this feature last ({id, display_name}), for the 412 of a stale edit: the
+    person whose edit was refused sees whom to ask rather than "someone else"."""
+    user_id = getattr(row, "updated_by", None)
+    if not user_id:
+        return None
+    name = conn.execute(select(User.display_name).where(User.id == user_id)).scalar()
+    return {"id": user_id, "display_name": name}
 
 
 def layer_state(layer: Layer) -> dict[str, Any]:
