@@ -131,6 +131,12 @@ class MapContext {
     return added;
   }
 
+  featureIds() {
+    const ids = [];
+    for (const entry of this.layers.values()) entry.group.eachLayer((layer) => layer.feature && ids.push(layer.feature.id));
+    return ids;
+  }
+
   findFeature(featureId) {
     for (const entry of this.layers.values()) {
       for (const layer of entry.group.getLayers()) if (layer.feature && layer.feature.id === featureId) return layer;
@@ -147,14 +153,19 @@ class MapContext {
     });
   }
 
+  /** Fetch a layer again and redraw it. The group is built anew, so a layer that became
+   * big (an import) is drawn as canvas dots at once, not as thousands of DOM pins. */
   async reloadLayer(layerId) {
-    const entry = this.layers.get(layerId);
+    const old = this.layers.get(layerId);
     const info = await api("GET", `${this.base}/layers/${layerId}`);
     const data = await api("GET", info.data_url);
-    entry.info = info;
-    entry.group.clearLayers();
-    entry.group.addData(data);
+    const current = this.layers.get(layerId);
+    if (!current || current !== old) return current; // deleted or rebuilt meanwhile
+    current.group.remove();
+    this.layers.delete(layerId);
+    const entry = this.addLayer({ ...info, visible: current.shown }, data.features || []);
     this.emit("layersChanged");
+    return entry;
   }
 
   /** Show the controls the map's settings ask for here (its page or its embed). */

@@ -125,7 +125,19 @@ def test_phone_sized_screen_and_keyboard(page: Page, screenshot) -> None:  # typ
     expect(sidebar).to_be_hidden()  # the map gets the screen
     toolbar = page.get_by_role("toolbar", name="Drawing tools")
     expect(toolbar.get_by_role("button", name="Point")).to_be_in_viewport()
+    expect(toolbar.get_by_role("button", name="Delete")).to_be_in_viewport()
+    # the header (one row) and the drawing toolbar (one row) leave the map most of the screen
+    header, bar = page.locator(".topbar").bounding_box(), toolbar.bounding_box()
+    assert header and bar and header["height"] + bar["height"] <= 0.13 * 844, (header, bar)
     screenshot(page, "08-phone-map")
+    # a tap on the point opens its form in a sheet that leaves most of the map visible
+    page.locator(".wm-pin").first.click()
+    expect(page.locator("#feature-form")).to_be_visible()
+    sheet, shell = sidebar.bounding_box(), page.locator(".map-shell").bounding_box()
+    assert sheet and shell and sheet["height"] <= 0.41 * shell["height"], (sheet, shell)
+    screenshot(page, "08b-phone-feature")
+    page.get_by_role("button", name="Panel").click()
+    expect(sidebar).to_be_hidden()
     page.get_by_role("button", name="Panel").click()
     expect(sidebar).to_be_visible()
     expect(page.locator(".layer-item")).to_have_count(1)
@@ -137,6 +149,7 @@ def test_phone_sized_screen_and_keyboard(page: Page, screenshot) -> None:  # typ
     expect(page.locator("#panel-feature")).to_be_visible()
     for label in ("Fit to data", "Show my location", "Full screen", "Zoom in", "Zoom out"):
         expect(page.get_by_role("button", name=label)).to_have_count(1)
+    page.get_by_text("More", exact=True).click()  # on a phone the other actions are in a menu
     page.get_by_role("button", name="Share").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("dialog")).to_be_visible()

@@ -4,6 +4,7 @@ versioned edit."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Page, expect
@@ -65,3 +66,25 @@ def test_filter_sort_page_select_and_edit(page: Page, screenshot) -> None:  # ty
     assert table["rows"][0]["properties"]["name"] == names[0] and table["rows"][0]["version"] == 2
     page.keyboard.press("Escape")
     expect(drawer).to_be_hidden()
+
+
+def test_a_big_import_is_drawn_as_dots_at_once_and_the_view_goes_there(page: Page) -> None:
+    map_id, csrf = start(page)
+    layer_id = page.request.get(f"/api/v1/maps/{map_id}").json()["layers"][0]["id"]
+    page.request.post(f"/api/v1/maps/{map_id}/layers/{layer_id}/features", headers={"X-CSRF-Token": csrf},
+                      data={"geometry": {"type": "Point", "coordinates": [-3.19, 55.95]}, "properties": {"name": "Far away"}})
+    points = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [4.80 + (i % 40) * 0.002, 45.74 + (i // 40) * 0.001]},
+         "properties": {"name": f"Stop {i}"}} for i in range(1535)]}
+    page.goto(f"/m/{map_id}")
+    expect(page.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
+    page.get_by_role("tab", name="Import").click()
+    page.locator("#import-target").select_option(layer_id)  # into the existing layer
+    page.locator("#import-file").set_input_files(files=[{"name": "stops.geojson", "mimeType": "application/geo+json",
+                                                         "buffer": json.dumps(points).encode()}])
+    expect(page.locator("#import-status")).to_contain_text("Imported 1535 feature(s)", timeout=30000)
+    # canvas dots, not 1,536 DOM pins; and the view moved to the imported stops
+    assert page.locator(".leaflet-marker-icon").count() < 10
+    assert page.locator("#map canvas.leaflet-zoom-animated").count() >= 1
+    page.wait_for_function("""() => { const b = window.waymark.map.getBounds();
+        return b.contains([45.75, 4.84]) && !b.contains([55.95, -3.19]); }""", timeout=15000)
