@@ -105,7 +105,7 @@ def test_dashboard_trash_and_restore(page: Page) -> None:
     mine = page.locator("#my-maps")
     expect(mine).to_contain_text("Bin me")
     page.once("dialog", lambda d: d.accept())
-    mine.get_by_role("button", name="Move Bin me to the trash").click()
+    mine.get_by_role("button", name="Delete Bin me (to the trash)").click()
     expect(page.locator("#trash-maps")).to_contain_text("Bin me")
     expect(mine).not_to_contain_text("Bin me")
     page.get_by_role("button", name="Restore Bin me").click()
