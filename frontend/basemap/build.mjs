@@ -19,7 +19,7 @@ import GeoJSONVT from "geojson-vt";
 import { feature as topoFeature, mesh as topoMesh } from "topojson-client";
 import vtpbf from "vt-pbf";
 import { writePmtiles } from "./pmtiles-writer.mjs";
-import { countryLabels, readPlaces } from "./sources.mjs";
+import { countryLabels, readPlaces, unwrapped } from "./sources.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BASEMAP_CACHE = join(root, "node_modules", ".cache", "waymark-basemap");
@@ -84,11 +84,11 @@ function build() {
   const rivers = readJson("basemap/rivers.geojson");
   const places = readPlaces(readFileSync(join(root, "basemap/places.csv"), "utf8"));
 
-  const earthCoarse = tiler(topoFeature(land110, land110.objects.land), 3);
-  const earth = tiler(topoFeature(land50, land50.objects.land), 4);
-  const earthFine = tiler(topoFeature(land10, land10.objects.land), 4);
-  const borders = tiler(topoMesh(countries, countries.objects.countries, (a, b) => a !== b), 4);
-  const bordersFine = tiler(topoMesh(countries10, countries10.objects.countries, (a, b) => a !== b), 4);
+  const earthCoarse = tiler(unwrapped(topoFeature(land110, land110.objects.land)), 3);
+  const earth = tiler(unwrapped(topoFeature(land50, land50.objects.land)), 4);
+  const earthFine = tiler(unwrapped(topoFeature(land10, land10.objects.land)), 4);
+  const borders = tiler(unwrapped(topoMesh(countries, countries.objects.countries, (a, b) => a !== b)), 4);
+  const bordersFine = tiler(unwrapped(topoMesh(countries10, countries10.objects.countries, (a, b) => a !== b)), 4);
   const riverTiles = tiler({ ...rivers, features: rivers.features.filter((f) => f.properties.scalerank <= 8) }, 4);
   const countryFeatures = topoFeature(countries, countries.objects.countries).features;
   const labels = countryLabels(countryFeatures);

@@ -118,3 +118,49 @@ export function countryLabels(features) {
   }
   return out;
 }
+
+/** A ring or line of world-atlas (spherical: it may cross the antimeridian) made continuous
+ * in longitude (values past ±180 are fine: geojson-vt wraps them). A ring around a pole
+ * (Antarctica) is closed along the pole. Without this, a crossing becomes an edge across
+ * the whole map (Chukotka at 66° N, Fiji at 17° S). */
+function unwrap(coords, ring) {
+  const out = [coords[0].slice()];
+  let offset = 0;
+  for (let i = 1; i < coords.length; i++) {
+    let lon = coords[i][0] + offset;
+    const prev = out[out.length - 1][0];
+    if (lon - prev > 180) {
+      offset -= 360;
+      lon -= 360;
+    } else if (lon - prev < -180) {
+      offset += 360;
+      lon += 360;
+    }
+    out.push([lon, coords[i][1]]);
+  }
+  if (ring && Math.abs(offset) >= 180) { // around a pole
+    const pole = out.reduce((sum, c) => sum + c[1], 0) < 0 ? -90 : 90;
+    const last = out[out.length - 1][0];
+    out.push([last, pole], [out[0][0], pole], out[0].slice());
+  }
+  return out;
+}
+
+/** The same geometry with its rings and lines unwrapped (see unwrap). */
+export function unwrapGeometry(geometry) {
+  const rings = (polygon) => polygon.map((ring) => unwrap(ring, true));
+  switch (geometry.type) {
+    case "Polygon": return { ...geometry, coordinates: rings(geometry.coordinates) };
+    case "MultiPolygon": return { ...geometry, coordinates: geometry.coordinates.map(rings) };
+    case "LineString": return { ...geometry, coordinates: unwrap(geometry.coordinates, false) };
+    case "MultiLineString": return { ...geometry, coordinates: geometry.coordinates.map((l) => unwrap(l, false)) };
+    default: return geometry;
+  }
+}
+
+/** A FeatureCollection, Feature or geometry with unwrapped geometries. */
+export function unwrapped(data) {
+  if (data.type === "FeatureCollection") return { ...data, features: data.features.map(unwrapped) };
+  if (data.type === "Feature") return { ...data, geometry: data.geometry && unwrapGeometry(data.geometry) };
+  return unwrapGeometry(data);
+}
