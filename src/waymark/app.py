@@ -20,10 +20,10 @@ from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
-from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
-from waymark.geocode.service import make_geocoding
 from waymark.db.engine import Database
 from waymark.errors import ApiError
+from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
+from waymark.geocode.service import make_geocoding
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request, get, post
-from markupsafe import Markup, escape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor

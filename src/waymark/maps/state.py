@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from waymark import jsonutil
 from sqlalchemy import select
 
+from waymark import jsonutil
 from waymark.db.models import Change, Feature, Layer, Map, Member, User, as_utc
 
 # Which controls a map shows on its page and in its embed, unless its owner chose otherwise.
