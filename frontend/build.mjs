@@ -45,7 +45,7 @@ function addBasemap() {
   const archive = `basemap/natural-earth-${info.archive_sha256.slice(0, 12)}.pmtiles`;
   copyFileSync(join(BASEMAP_CACHE, "natural-earth.pmtiles"), join(outdir, archive));
   copyFileSync(join(BASEMAP_CACHE, "gazetteer.json"), join(outdir, "basemap", "gazetteer.json"));
-  return { "basemap.pmtiles": archive, "basemap/gazetteer.json": "basemap/gazetteer.json" };
+  return { "basemap.pmtiles": archive };
 }
 
 function writeManifest(result) {

@@ -5,6 +5,7 @@ console error and fail the test)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from tests.servers import stop_process
 from tests.stand_ins import OutsideServices, outside_services
 
 PASSWORD = "correct horse battery staple"
+_makers = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def preset_server(tmp_path_factory: pytest.TempPathFactory, services: OutsideSer
 
 def make_map(page: Page, server: LiveServer, **fields) -> str:  # type: ignore[no-untyped-def]
     r = page.request.post(server.url + "/api/v1/auth/signup", data={
-        "email": f"maker{len(fields)}-{id(page)}@example.com", "password": PASSWORD, "display_name": "Maker"})
+        "email": f"maker{next(_makers)}@example.com", "password": PASSWORD, "display_name": "Maker"})
     assert r.ok, r.text()
     csrf = r.json()["csrf_token"]
     r = page.request.post(server.url + "/api/v1/maps", data={"title": "Preset map", "visibility": "public", **fields},

@@ -5,11 +5,14 @@ run, nothing shown as code) — and a layer's popup template picks, orders and l
 
 from __future__ import annotations
 
+import itertools
+
 from playwright.sync_api import Page, expect
 
 from tests.conftest import GEO_DATA
 
 PASSWORD = "correct horse battery staple"
+_users = itertools.count()
 KML = b"""<?xml version="1.0" encoding="UTF-8"?>
 <kml xmlns="http://www.opengis.net/kml/2.2"><Document>
 <Style id="red"><IconStyle><color>ff0000ff</color></IconStyle></Style>
@@ -24,7 +27,7 @@ KML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def start(page: Page) -> tuple[str, str]:
-    r = page.request.post("/api/v1/auth/signup", data={"email": f"popups-{id(page)}@example.com",
+    r = page.request.post("/api/v1/auth/signup", data={"email": f"popups-{next(_users)}@example.com",
                                                        "password": PASSWORD, "display_name": "Popper"})
     assert r.ok, r.text()
     csrf = r.json()["csrf_token"]
