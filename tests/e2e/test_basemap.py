@@ -85,6 +85,8 @@ def test_demo_map_shows_named_places_with_no_network(page: Page, demo_map: str, 
     expect(page.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
     wait_for_labels(page, "Edinburgh")
     assert page.locator("#map").get_attribute("data-basemap-shown") == "natural-earth"
+    expect(page.locator("#map-description")).to_contain_text("A few places")
+    assert "`" not in page.locator("#map-description").inner_text()  # no raw markup in the demo
 
     show(page, 30, 10, 2)
     wait_for_labels(page, "Tokyo", "Paris", "Cairo", "New York")

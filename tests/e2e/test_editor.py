@@ -149,6 +149,9 @@ def test_phone_sized_screen_and_keyboard(page: Page, screenshot) -> None:  # typ
     expect(page.locator("#panel-feature")).to_be_visible()
     for label in ("Fit to data", "Show my location", "Full screen", "Zoom in", "Zoom out"):
         expect(page.get_by_role("button", name=label)).to_have_count(1)
+    icons = [page.get_by_role("button", name=label).locator("path").get_attribute("d")
+             for label in ("Fit to data", "Full screen")]
+    assert icons[0] != icons[1]  # two different pictures for two different things
     page.get_by_text("More", exact=True).click()  # on a phone the other actions are in a menu
     page.get_by_role("button", name="Share").focus()
     page.keyboard.press("Enter")

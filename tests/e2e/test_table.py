@@ -20,6 +20,9 @@ def test_filter_sort_page_select_and_edit(page: Page, screenshot) -> None:  # ty
     layer = next(lay for lay in result["layers"] if lay["feature_count"] > 50)
     page.goto(f"/m/{map_id}")
     expect(page.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
+    name = page.locator(".layer-name", has_text="fells_loop")
+    box = name.bounding_box()
+    assert box and box["height"] < 2 * float(name.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")), box  # one line
     page.get_by_role("button", name="Feature table").click()
     drawer = page.get_by_role("region", name="Feature table")
     expect(drawer).to_be_visible()
