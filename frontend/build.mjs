@@ -6,11 +6,15 @@
 // Writes manifest.json ({"main.js": "main-HASH.js", "main.css": "main-HASH.css", ...}) from
 // the esbuild metafile, so the server maps logical names to hashed files, and a .gz and .br
 // copy of every text file, so the server sends compressed bytes without compressing per request.
+// The built-in basemap (frontend/basemap/build.mjs, cached by input hash) is copied in as
+// basemap/natural-earth-HASH.pmtiles ("basemap.pmtiles" in the manifest) and
+// basemap/gazetteer.json (read by the server's offline place search).
 import * as esbuild from "esbuild";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { BASEMAP_CACHE, buildBasemap } from "./basemap/build.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "src", "waymark", "static", "dist");
@@ -34,8 +38,18 @@ const options = {
   logLevel: "warning",
 };
 
+/** Build (or reuse) the basemap and copy it into the bundle; returns its manifest entries. */
+function addBasemap() {
+  const info = buildBasemap();
+  mkdirSync(join(outdir, "basemap"), { recursive: true });
+  const archive = `basemap/natural-earth-${info.archive_sha256.slice(0, 12)}.pmtiles`;
+  copyFileSync(join(BASEMAP_CACHE, "natural-earth.pmtiles"), join(outdir, archive));
+  copyFileSync(join(BASEMAP_CACHE, "gazetteer.json"), join(outdir, "basemap", "gazetteer.json"));
+  return { "basemap.pmtiles": archive };
+}
+
 function writeManifest(result) {
-  const manifest = {};
+  const manifest = { ...basemapEntries };
   for (const [file, info] of Object.entries(result.metafile.outputs)) {
     const rel = relative(outdir, join(root, file)).split("\\").join("/");
     if (info.entryPoint) {
@@ -66,6 +80,7 @@ function precompress(result) {
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
+const basemapEntries = addBasemap();
 
 if (watch) {
   const ctx = await esbuild.context({
@@ -87,7 +102,7 @@ if (watch) {
   const manifest = writeManifest(result);
   precompress(result);
   for (const [name, file] of Object.entries(manifest)) {
-    if (!name.startsWith("assets/")) {
+    if (!name.startsWith("assets/") && !name.startsWith("basemap")) {
       const size = readFileSync(join(outdir, file)).length;
       const gz = readFileSync(join(outdir, file + ".gz")).length;
       console.log(`${name.padEnd(9)} ${file}  ${(size / 1024).toFixed(1)} KiB (${(gz / 1024).toFixed(1)} KiB gzip)`);

@@ -2,7 +2,7 @@
 import L from "./leaflet-setup.js";
 import { el, icon, notify } from "./ui.js";
 
-function controlButton(label, text, onClick) {
+export function controlButton(label, text, onClick) {
   const button = el("button", { type: "button", class: "wm-control-button", title: label, "aria-label": label }, text);
   L.DomEvent.disableClickPropagation(button);
   button.addEventListener("click", (event) => {
@@ -12,7 +12,7 @@ function controlButton(label, text, onClick) {
   return button;
 }
 
-const ButtonBar = L.Control.extend({
+export const ButtonBar = L.Control.extend({
   options: { position: "topleft" },
   onAdd() {
     const bar = el("div", { class: "leaflet-bar wm-controls" });
@@ -105,6 +105,28 @@ function initMenus() {
   });
 }
 
+/** On a phone the header is one row: the map's title, the panel button and a "More" menu
+ * holding the other actions (settings, share, export, account), so the map keeps the screen. */
+function initPhoneHeader() {
+  const nav = document.querySelector(".page-map .topbar nav");
+  if (!nav || !window.matchMedia("(max-width: 700px)").matches) return;
+  const list = el("ul", {});
+  const menu = el("details", { class: "menu more-menu" }, el("summary", { "aria-label": "More actions" }, "More"), list);
+  for (const node of [...nav.children]) {
+    if (node.id === "toggle-panel" || node.classList.contains("hide-small")) continue;
+    if (node.id === "export-menu") { // its formats become items of this menu
+      for (const link of node.querySelectorAll("a")) {
+        link.textContent = `Export ${link.textContent}`;
+        list.append(el("li", {}, link));
+      }
+      node.remove();
+      continue;
+    }
+    list.append(el("li", {}, node));
+  }
+  nav.append(menu); // buttons revealed later (share, settings) show up inside it
+}
+
 export function initControls(ctx) {
   const buttons = [
     controlButton("Fit to data", icon("fit"), () => {
@@ -118,4 +140,5 @@ export function initControls(ctx) {
   initTabs();
   initSidebarToggle(ctx);
   initMenus();
+  initPhoneHeader();
 }

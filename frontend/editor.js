@@ -8,7 +8,7 @@ import { initFeaturePanel, openFeature, showConflict, closeFeature } from "./fea
 import { initImport } from "./importer.js";
 import { initHistory } from "./history.js";
 import { createLayer } from "./layers.js";
-import { notify } from "./ui.js";
+import { changedBy, notify } from "./ui.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
 
@@ -32,7 +32,7 @@ export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
       return updated;
     } catch (exc) {
       if (exc.status === 412 && exc.details.current) {
-        showConflict(ctx, layer, exc.details.current, changes);
+        showConflict(ctx, layer, exc.details.current, changes, changedBy(exc.details));
         if (!force) return null;
       }
       throw exc;
@@ -89,7 +89,7 @@ async function removeFeature(ctx, layer) {
     const current = exc.details && exc.details.current;
     const back = current ? ctx.addFeature(layer._wmLayerId, current) : (entry && entry.group.addLayer(layer) && layer);
     notify(exc.status === 412
-      ? "Not deleted: someone else changed this feature meanwhile. Their version is shown; delete again if you still want to."
+      ? `Not deleted: ${changedBy(exc.details)} changed this feature meanwhile. Their version is shown; delete again if you still want to.`
       : `Cannot delete the feature: ${exc.message}`, "error");
     if (back && current) openFeature(ctx, back);
   }

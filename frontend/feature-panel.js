@@ -1,5 +1,6 @@
 // The side panel that edits one feature's properties (name, description, any others).
 import { showPanel } from "./controls.js";
+import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
 let ctxRef = null;
@@ -36,14 +37,15 @@ function propRow(key = "", value = "") {
 }
 
 function collect(form, original) {
-  const props = {};
+  // importer internals are not shown in the form; they are kept as they were
+  const props = Object.fromEntries(Object.entries(original).filter(([k]) => isInternal(k)));
   const name = form.elements.name.value;
   const description = form.elements.description.value;
   if (name !== "" || "name" in original) props.name = name;
   if (description !== "" || "description" in original) props.description = description;
   for (const row of form.querySelectorAll(".prop-row")) {
     const key = row.querySelector(".prop-key").value.trim();
-    if (!key || key === "name" || key === "description") continue;
+    if (!key || key === "name" || key === "description" || isInternal(key)) continue;
     props[key] = parseValue(row.querySelector(".prop-value").value, original[key]);
   }
   return props;
@@ -59,7 +61,8 @@ function render(layer) {
     el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
     el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
     el("fieldset", { class: "props" }, el("legend", {}, "Other properties"),
-      el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description").map(([k, v]) => propRow(k, valueText(v)))),
+      el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description" && !isInternal(k))
+        .map(([k, v]) => propRow(k, valueText(v)))),
       el("button", { type: "button", id: "add-prop" }, "Add property")),
     el("div", { class: "form-actions" },
       el("button", { type: "submit", class: "primary" }, "Save properties"),
@@ -86,7 +89,7 @@ async function submit(form, layer, { force = false } = {}) {
     if (!saved) return; // a conflict: the panel shows it, the form keeps what was typed
     form.querySelector("#feature-version").textContent = String(saved.version);
     form.querySelector("#conflict").hidden = true;
-    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().setContent(layer.getPopup()._content);
+    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
     if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
     ctxRef.status(force ? "Saved your version" : "Properties saved");
     notify("Properties saved.", "ok", { timeout: 2500 });
@@ -109,17 +112,16 @@ export function closeFeature(layer) {
 }
 
 /** Someone else saved this feature first: show their state, keep ours, let the user choose. */
-export function showConflict(ctx, layer, theirs, mine) {
+export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
   if (current !== layer) openFeature(ctx, layer);
   const box = document.getElementById("conflict");
   if (!box) return;
-  const who = "Someone else";
   const props = theirs.properties || {};
   const list = el("dl", { class: "their-props" }, Object.entries(props).slice(0, 20).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, valueText(v))]));
   const geometryChange = "geometry" in mine;
   box.replaceChildren(
-    el("strong", {}, "Not saved: this feature was changed by someone else."),
-    el("p", {}, `${who} saved version ${theirs.version} while you were editing. ` +
+    el("strong", {}, `Not saved: this feature was changed by ${who}.`),
+    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} while you were editing. ` +
       (geometryChange ? "Your shape is still on the map." : "Everything you typed is still in the form below.") +
       " Their version:"),
     Object.keys(props).length ? list : el("p", { class: "muted" }, "(no properties)"),

@@ -1,5 +1,6 @@
 // Import by file picker or drag-and-drop: upload with progress, follow the job if the
 // server queues one, then show the new features. Errors say what was wrong with the file.
+import L from "./leaflet-setup.js";
 import { api, upload } from "./api.js";
 import { showPanel } from "./controls.js";
 import { el, notify } from "./ui.js";
@@ -86,8 +87,17 @@ export function initImport(ctx) {
         });
       }
       progress.value = 100;
+      const before = new Set(ctx.featureIds());
       await refreshLayers(ctx);
-      ctx.fitToData();
+      // go to what was imported, not to everything on the map
+      const added = L.latLngBounds([]);
+      for (const entry of ctx.layers.values()) {
+        entry.group.eachLayer((layer) => {
+          if (layer.feature && !before.has(layer.feature.id)) added.extend(layer.getLatLng ? layer.getLatLng() : layer.getBounds());
+        });
+      }
+      if (added.isValid()) ctx.map.fitBounds(added, { padding: [24, 24], maxZoom: 17 });
+      else ctx.fitToData();
       const warnings = (result.warnings || []).length ? ` ${result.warnings.length} warning(s): ${result.warnings.slice(0, 3).join("; ")}` : "";
       say(`Imported ${result.imported} feature(s) from ${file.name}.${warnings}`, "ok");
       ctx.status && ctx.status(`Imported ${file.name}`);

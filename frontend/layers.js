@@ -2,10 +2,59 @@
 // rename, restyle, reorder and delete layers.
 import { api } from "./api.js";
 import { DEFAULT_STYLE, safeColor } from "./style.js";
+import { isInternal } from "./popup.js";
 import { el, icon, notify } from "./ui.js";
 
 function field(label, input) {
   return el("label", { class: "field" }, el("span", {}, label), input);
+}
+
+/** Property keys of the layer's features, in first-seen order (at most 60). */
+function propertyKeys(entry) {
+  const keys = new Set();
+  for (const layer of entry.group.getLayers()) {
+    for (const key of Object.keys((layer.feature && layer.feature.properties) || {})) {
+      if (key !== "name") keys.add(key);
+      if (keys.size >= 60) return [...keys];
+    }
+  }
+  return [...keys];
+}
+
+/** The popup template editor: which fields show, their order and labels. */
+function popupFieldset(entry) {
+  const template = (entry.info.style || {}).popup;
+  const keys = propertyKeys(entry);
+  const chosen = template && template.fields.length ? template.fields : keys.filter((k) => !isInternal(k)).map((key) => ({ key, label: key }));
+  const rows = [...chosen.filter((f) => keys.includes(f.key)).map((f) => ({ ...f, show: true })),
+    ...keys.filter((k) => !chosen.some((f) => f.key === k)).map((key) => ({ key, label: key, show: false }))];
+  const list = el("ol", { class: "popup-fields" });
+  const row = (f) => {
+    const item = el("li", { dataset: { key: f.key } },
+      el("input", { type: "checkbox", class: "pf-show", checked: f.show, "aria-label": `Show ${f.key} in popups` }),
+      el("span", { class: "pf-key", title: f.key }, f.key),
+      el("input", { class: "pf-label", value: f.label, maxlength: "100", "aria-label": `Label of ${f.key}` }),
+      el("button", { type: "button", class: "icon", "aria-label": `Move ${f.key} up`, onclick: () => {
+        if (item.previousElementSibling) item.previousElementSibling.before(item);
+        item.querySelector("button").focus();
+      } }, icon("up")),
+      el("button", { type: "button", class: "icon", "aria-label": `Move ${f.key} down`, onclick: () => {
+        if (item.nextElementSibling) item.nextElementSibling.after(item);
+        item.querySelectorAll("button")[1].focus();
+      } }, icon("down")));
+    return item;
+  };
+  list.append(...rows.map(row));
+  const others = el("input", { type: "checkbox", name: "popupOthers", checked: Boolean(template && template.others) });
+  const box = el("fieldset", { class: "popup-template" }, el("legend", {}, "Popup"),
+    keys.length ? list : el("p", { class: "muted" }, "The features of this layer have no properties yet."),
+    el("label", { class: "field-check" }, others, el("span", {}, "Then the other fields")));
+  box.read = () => ({
+    fields: [...list.children].filter((li) => li.querySelector(".pf-show").checked)
+      .map((li) => ({ key: li.dataset.key, label: li.querySelector(".pf-label").value.trim() || li.dataset.key })),
+    others: others.checked,
+  });
+  return box;
 }
 
 function styleForm(ctx, entry) {
@@ -18,18 +67,21 @@ function styleForm(ctx, entry) {
   const fillColor = el("input", { type: "color", name: "fillColor", value: safeColor(s.fillColor, "#3388ff") });
   const fillOpacity = el("input", { type: "number", name: "fillOpacity", min: "0", max: "1", step: "0.05", value: String(s.fillOpacity) });
   const markerColor = el("input", { type: "color", name: "markerColor", value: safeColor(s.markerColor, "#3388ff") });
+  const popup = popupFieldset(entry);
   const form = el("form", { class: "layer-settings", "aria-label": `Settings of layer ${entry.info.name}` },
     field("Name", name),
     el("fieldset", {}, el("legend", {}, "Style"),
       field("Line colour", color), field("Line weight", weight), field("Opacity", opacity),
       el("label", { class: "field field-check" }, fill, el("span", {}, "Fill areas")),
       field("Fill colour", fillColor), field("Fill opacity", fillOpacity), field("Marker colour", markerColor)),
+    popup,
     el("button", { type: "submit" }, "Save layer"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const style = {
       color: color.value, weight: Number(weight.value), opacity: Number(opacity.value), fill: fill.checked,
       fillColor: fillColor.value, fillOpacity: Number(fillOpacity.value), markerColor: markerColor.value,
+      popup: popup.read(),
     };
     try {
       entry.info = await api("PATCH", `${ctx.base}/layers/${entry.info.id}`, { json: { name: name.value.trim(), style } });
@@ -90,11 +142,12 @@ function layerItem(ctx, entry) {
     entry.shown = toggle.checked;
     if (entry.shown) entry.group.addTo(ctx.map);
     else entry.group.remove();
+    ctx.emit("layerToggled", entry);
   });
   const item = el("li", { class: "layer-item", dataset: { layerId: info.id } });
   const head = el("div", { class: "layer-head" }, toggle,
     swatch(info.style),
-    el("span", { class: "layer-name" }, info.name), el("span", { class: "layer-count" }, `${count}`));
+    el("span", { class: "layer-name", title: info.name }, info.name), el("span", { class: "layer-count" }, `${count}`));
   item.append(head);
   if (!ctx.canEdit) return item;
   const active = el("input", { type: "radio", name: "active-layer", value: info.id, checked: ctx.activeLayerId === info.id,
@@ -108,7 +161,7 @@ function layerItem(ctx, entry) {
     el("button", { type: "button", class: "icon move-up", "aria-label": `Move layer ${info.name} up`, title: "Move up", onclick: () => move(ctx, entry, -1) }, icon("up")),
     el("button", { type: "button", class: "icon move-down", "aria-label": `Move layer ${info.name} down`, title: "Move down", onclick: () => move(ctx, entry, 1) }, icon("down")),
     el("button", { type: "button", class: "icon danger", "aria-label": `Delete layer ${info.name}`, title: "Delete layer", onclick: () => remove(ctx, entry) }, icon("trash")));
-  item.append(el("details", { class: "layer-details" }, el("summary", {}, "Name and style"), styleForm(ctx, entry)));
+  item.append(el("details", { class: "layer-details" }, el("summary", {}, "Name, style and popup"), styleForm(ctx, entry)));
   return item;
 }
 

@@ -2,13 +2,19 @@
 import L from "./leaflet-setup.js";
 import "@geoman-io/leaflet-geoman-free";
 import { api } from "./api.js";
-import { initControls } from "./controls.js";
+import { initBasemap } from "./basemap.js";
+import { ButtonBar, controlButton, initControls } from "./controls.js";
+import { initSearch } from "./search.js";
+import { legendControl } from "./legend.js";
+import { initTable } from "./table.js";
+import { applyMapInfo, initSettings } from "./settings.js";
 import { dotStyle, featureStyle, pinIcon } from "./style.js";
 import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
 import { initShare } from "./share.js";
 import { connectRealtime } from "./realtime.js";
-import { el, escapeHtml, notify } from "./ui.js";
+import { popupContent } from "./popup.js";
+import { escapeHtml, icon, notify } from "./ui.js";
 
 const WORLD = { lat: 20, lon: 0, zoom: 2 };
 const markerIcon = (style = {}) => pinIcon(style.markerColor || style.color);
@@ -33,22 +39,25 @@ function writeHash(map) {
   if (hash !== window.location.hash) window.history.replaceState(null, "", hash);
 }
 
-/** Popup content: name, description and the other properties, built only when opened. */
-export function popupContent(layer) {
-  const props = (layer.feature && layer.feature.properties) || {};
-  const box = el("div", { class: "wm-popup" });
-  box.append(el("h3", {}, props.name ? String(props.name) : "(no name)"));
-  if (props.description) box.append(el("p", { class: "wm-popup-desc" }, String(props.description)));
-  const rows = Object.entries(props).filter(([k]) => k !== "name" && k !== "description");
-  if (rows.length) {
-    const table = el("table", { class: "wm-props" });
-    for (const [key, value] of rows.slice(0, 50)) {
-      const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
-      table.append(el("tr", {}, el("th", { scope: "row" }, key), el("td", {}, text)));
+/** Popups work from the keyboard: focus moves into an opened popup (its close button), Escape
+ * closes it and gives focus back to the marker it came from. */
+function initPopupKeys(map) {
+  map.on("popupopen", (e) => {
+    const box = e.popup.getElement();
+    const close = box && box.querySelector(".leaflet-popup-close-button");
+    if (close) {
+      close.setAttribute("aria-label", "Close popup");
+      close.setAttribute("role", "button");
+      close.focus({ preventScroll: true });
     }
-    box.append(table);
-  }
-  return box;
+    box?.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      const source = e.popup._source;
+      map.closePopup(e.popup);
+      if (source && source._icon) source._icon.focus();
+      else map.getContainer().focus();
+    });
+  });
 }
 
 class MapContext {
@@ -56,11 +65,12 @@ class MapContext {
     this.root = root;
     this.mapId = root.dataset.mapId;
     this.embed = root.dataset.embed === "1";
+    this.imageOrigins = JSON.parse(root.dataset.imageOrigins || "[]"); // images the CSP allows
     this.base = `/api/v1/maps/${this.mapId}`;
     this.layers = new Map(); // layer id -> {info, group, shown}
     this.activeLayerId = null;
     this.canEdit = false;
-    this.listeners = { featureLayer: [], layersChanged: [] };
+    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [], mapChanged: [], controlsChanged: [], layerToggled: [] };
   }
 
   on(name, fn) {
@@ -93,7 +103,8 @@ class MapContext {
           title: feature.properties && feature.properties.name ? String(feature.properties.name) : "" })),
       onEachFeature: (feature, layer) => {
         layer._wmLayerId = info.id;
-        layer.bindPopup(() => popupContent(layer), { maxWidth: 320 });
+        layer.bindPopup(() => popupContent(layer.feature, (entry.info.style || {}).popup, ctx.imageOrigins),
+          { maxWidth: 340, minWidth: 200, autoPanPadding: [24, 24] });
         ctx.emit("featureLayer", layer);
       },
     });
@@ -120,6 +131,12 @@ class MapContext {
     return added;
   }
 
+  featureIds() {
+    const ids = [];
+    for (const entry of this.layers.values()) entry.group.eachLayer((layer) => layer.feature && ids.push(layer.feature.id));
+    return ids;
+  }
+
   findFeature(featureId) {
     for (const entry of this.layers.values()) {
       for (const layer of entry.group.getLayers()) if (layer.feature && layer.feature.id === featureId) return layer;
@@ -136,14 +153,47 @@ class MapContext {
     });
   }
 
+  /** Fetch a layer again and redraw it. The group is built anew, so a layer that became
+   * big (an import) is drawn as canvas dots at once, not as thousands of DOM pins. */
   async reloadLayer(layerId) {
-    const entry = this.layers.get(layerId);
+    const old = this.layers.get(layerId);
     const info = await api("GET", `${this.base}/layers/${layerId}`);
     const data = await api("GET", info.data_url);
-    entry.info = info;
-    entry.group.clearLayers();
-    entry.group.addData(data);
+    const current = this.layers.get(layerId);
+    if (!current || current !== old) return current; // deleted or rebuilt meanwhile
+    current.group.remove();
+    this.layers.delete(layerId);
+    const entry = this.addLayer({ ...info, visible: current.shown }, data.features || []);
     this.emit("layersChanged");
+    return entry;
+  }
+
+  /** Show the controls the map's settings ask for here (its page or its embed). */
+  applyControls() {
+    const wanted = (this.info.controls || {})[this.embed ? "embed" : "page"] || {};
+    if (this.search) this.search.box.hidden = wanted.search === false;
+    this.basemap.showControl(wanted.basemaps !== false);
+    if (wanted.legend && !this.legend._map) this.legend.addTo(this.map);
+    else if (!wanted.legend && this.legend._map) this.legend.remove();
+    if (wanted.table && !this.tableControl._map) this.tableControl.addTo(this.map);
+    else if (!wanted.table && this.tableControl._map) {
+      this.tableControl.remove();
+      this.table.open(false);
+    }
+    this.emit("controlsChanged", wanted);
+  }
+
+  /** Go to a feature (by id, with its bbox [w, s, e, n]) and open its popup. */
+  showFeature(featureId, bbox) {
+    const layer = this.findFeature(featureId);
+    const [w, s, e, n] = bbox || [];
+    if (w !== undefined && (w !== e || s !== n)) this.map.flyToBounds([[s, w], [n, e]], { padding: [40, 40], maxZoom: 17, duration: 0.8 });
+    else if (w !== undefined) this.map.flyTo([s, w], Math.max(this.map.getZoom(), 16), { duration: 0.8 });
+    if (layer && layer.openPopup) {
+      if (w === undefined) layer.openPopup();
+      else this.map.once("moveend", () => layer.openPopup());
+    }
+    this.emit("featureSelected", featureId);
   }
 
   dataBounds() {
@@ -169,7 +219,7 @@ export async function initMapPage() {
   performance.mark("waymark:map-init");
   const map = L.map(root, { zoomControl: true, worldCopyJump: true, keyboard: true });
   ctx.map = map;
-  L.tileLayer(root.dataset.basemapUrl, { attribution: root.dataset.basemapAttribution, maxZoom: 19 }).addTo(map);
+  ctx.basemap = initBasemap(map, root);
   map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="A JavaScript library for interactive maps">Leaflet</a>');
   const hashView = readHash();
   const fallback = hashView || WORLD;
@@ -203,6 +253,7 @@ export async function initMapPage() {
     if (info.default_view) map.setView([info.default_view.lat, info.default_view.lon], info.default_view.zoom, { animate: false });
     else ctx.fitToData({ animate: false });
   }
+  initPopupKeys(map);
   map.on("moveend", () => writeHash(map));
   window.addEventListener("hashchange", () => {
     const view = readHash();
@@ -217,6 +268,16 @@ export async function initMapPage() {
   });
 
   initControls(ctx);
+  ctx.search = initSearch(ctx);
+  ctx.legend = legendControl(ctx);
+  ctx.table = initTable(ctx);
+  const tableButton = controlButton("Feature table", icon("table"), () => ctx.table.toggle());
+  tableButton.setAttribute("aria-pressed", "false");
+  ctx.table.setButton(tableButton);
+  ctx.tableControl = new ButtonBar({ buttons: [tableButton] });
+  ctx.applyControls();
+  if (ctx.canEdit) initSettings(ctx);
+  ctx.on("mapChanged", () => applyMapInfo(ctx));
   initLayersPanel(ctx);
   if (!ctx.embed) initShare(ctx);
   if (ctx.canEdit) initEditor(ctx);

@@ -68,7 +68,10 @@ export function applyEdit(ctx, ev) {
       }
       break;
     case "map.update":
-      if (ev.data) ctx.info = { ...ctx.info, ...ev.data, role: ctx.info.role };
+      if (ev.data) {
+        ctx.info = { ...ctx.info, ...ev.data, role: ctx.info.role };
+        ctx.emit("mapChanged");
+      }
       break;
     case "map.reload":
       resync(ctx);

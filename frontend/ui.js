@@ -44,9 +44,10 @@ export function escapeHtml(text) {
 }
 
 const ICONS = {
-  fit: "M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5",
+  fit: "M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5M9 10h6v4H9z",
   locate: "M12 2v3M12 19v3M2 12h3M19 12h3M12 7a5 5 0 1 0 0 10a5 5 0 1 0 0-10z",
-  fullscreen: "M3 8V3h5M16 3h5v5M21 16v5h-5M8 21H3v-5",
+  fullscreen: "M14 4h6v6M20 4l-7 7M10 20H4v-6M4 20l7-7",
+  table: "M3 5h18v14H3zM3 10h18M3 15h18M9 10v9",
   trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6",
   up: "M6 15l6-6 6 6",
   down: "M6 9l6 6 6-6",
@@ -62,4 +63,13 @@ export function icon(name) {
   path.setAttribute("d", ICONS[name]);
   svg.append(path);
   return svg;
+}
+
+/** Who saved the state a 412 returned (its details.updated_by): "you (in another window)",
+ * their name, or "someone else". */
+export function changedBy(details) {
+  const who = details && details.updated_by;
+  const me = document.querySelector('meta[name="user-id"]')?.content;
+  if (who && me && String(who.id) === me) return "you (in another window)";
+  return (who && who.display_name) || "someone else";
 }

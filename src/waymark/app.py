@@ -21,8 +21,12 @@ from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
 from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.basemaps.presets import presets_of
+from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.errors import ApiError
+from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
+from waymark.geocode.service import make_geocoding
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
@@ -42,9 +46,9 @@ from waymark.realtime.shutdown import close_websockets_on_stop
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.settings import Settings, load_settings
 from waymark.storage.crypto import open_object_store
-from waymark.tiles import ROUTES as TILE_ROUTES
 from waymark.web import Services, http_exception_to_api, provide_actor
 from waymark.web_assets import ROUTES as ASSET_ROUTES
+from waymark.web_assets import gazetteer_path
 
 log = logging.getLogger("waymark")
 
@@ -86,7 +90,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
-                        cache=realtime.cache, read_only=ReadOnlyMode(db))
+                        cache=realtime.cache, read_only=ReadOnlyMode(db),
+                        presets=presets_of(settings),
+                        geocoder=make_geocoding(settings, realtime.cache, gazetteer_path))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -107,7 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES,
                         *MAP_ROUTES, *FEATURE_ROUTES, *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES,
-                        *TILE_ROUTES, *observability.routes(settings), *realtime.routes],
+                        *BASEMAP_ROUTES, *GEOCODE_ROUTES, *observability.routes(settings),
+                        *realtime.routes],
         dependencies={"actor": Provide(observability.track_user(provide_actor))},
         middleware=[session_config.middleware, realtime.middleware(),
                     DefineMiddleware(ReadOnlyGuard, mode=services.read_only)],
@@ -130,6 +137,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # security headers on every response, routed or not (404, 405, 429 included); anonymous
     # reads of cached published layers are answered before the framework, with the same headers
     app.asgi_handler = PublishedReads(
-        SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url), services,
+        SecurityHeadersMiddleware(app.asgi_handler, services.presets), services,
         realtime.limiter, COOKIE, settings.trusted_proxies)
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

@@ -7,6 +7,7 @@ basemap), never in inline scripts, so a strict Content-Security-Policy can apply
 from __future__ import annotations
 
 import hmac
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,15 @@ from litestar import Request, get, post
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
+from markupsafe import Markup, escape
 
+from waymark import jsonutil
 from waymark.accounts.actor import Actor
 from waymark.errors import NotFound
 from waymark.maps.access import load_map
 from waymark.maps.service import list_maps
 from waymark.maps.state import map_json
+from waymark.security.headers import image_origins
 from waymark.web import Services, threaded
 from waymark.web_assets import asset_url
 
@@ -27,8 +31,24 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def linkify(text: str) -> Markup:
+    """Plain text, escaped, with its http(s) addresses as links (map descriptions)."""
+    parts, last = [], 0
+    for match in URL.finditer(text or ""):
+        parts.append(escape(text[last:match.start()]))
+        parts.append(Markup('<a href="{0}" target="_blank" rel="noopener noreferrer nofollow">{0}</a>')
+                     .format(match.group(0)))
+        last = match.end()
+    parts.append(escape((text or "")[last:]))
+    return Markup("").join(parts)
+
+
 def _configure(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals["asset"] = asset_url
+    engine.engine.filters["linkify"] = linkify
 
 
 def template_config() -> TemplateConfig:
@@ -52,9 +72,15 @@ def _page(request: Request, actor: Actor, name: str, status: int = 200, **contex
     return Template(template_name=name, status_code=status, headers=NO_STORE, context={
         "user": user, "csrf": _session(request).get("csrf", "") if user else "",
         "read_only": read_only.message if read_only else "",
-        "allow_signup": settings.allow_signup, "basemap_url": settings.basemap_url,
-        "basemap_attribution": settings.basemap_attribution, "path": request.url.path,
-        **context})
+        "allow_signup": settings.allow_signup, "path": request.url.path, **context})
+
+
+def basemaps_json(services: Services) -> str:
+    """The basemap presets as the page's map reads them (data-basemaps)."""
+    builtin = asset_url("basemap.pmtiles")
+    presets = services.presets
+    return jsonutil.dumps({"default": presets.default,
+                           "presets": [b.client(builtin) for b in presets.items]})
 
 
 @get("/", include_in_schema=False)
@@ -119,9 +145,12 @@ def _map_page(request: Request, actor: Actor, map_id: str, template: str) -> Tem
             info = map_json(map_, role)
     except NotFound:
         return _page(request, actor, "404.html", status=404, what="map")
+    svc = _svc(request)
     can_edit = role in ("owner", "editor") and template == "map.html" \
-        and _svc(request).read_only.current() is None
-    return _page(request, actor, template, map=info, role=role, can_edit=can_edit)
+        and svc.read_only.current() is None
+    return _page(request, actor, template, map=info, role=role, can_edit=can_edit,
+                 basemaps=basemaps_json(svc), basemap=svc.presets.get(info["basemap"]).name,
+                 image_origins=jsonutil.dumps(image_origins(svc.presets)))
 
 
 @get("/m/{map_id:str}", include_in_schema=False)

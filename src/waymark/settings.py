@@ -59,8 +59,15 @@ class Settings:
     live_ttl_seconds: int = 600  # a silent device's latest position and track expire after this
     live_track_points: int = 50  # points kept in each device's short track
     live_flush_seconds: int = 5  # live position history is written to the database this often
-    basemap_url: str = "/tiles/{z}/{x}/{y}.png"  # Leaflet tile URL template of the basemap
-    basemap_attribution: str = "Waymark test tiles"  # HTML shown in the map corner
+    # ---- basemaps and place search (basemaps/, geocode/) ---------------------------
+    basemaps: str = ""  # JSON list of basemap presets (basemaps/presets.py); built-in always there
+    default_basemap: str = ""  # preset for maps whose basemap is "default"; empty: natural-earth
+    basemap_url: str = ""  # one raster XYZ template, offered as preset "custom" (older setting)
+    basemap_attribution: str = ""  # attribution of basemap_url
+    geocoder: str = "builtin"  # builtin (offline gazetteer) | nominatim | photon
+    geocoder_url: str = ""  # base URL of the Nominatim or Photon service
+    geocoder_rate_per_second: int = 1  # requests per second to that service (Nominatim: 1)
+    geocoder_cache_seconds: int = 86400  # how long its answers are reused
 
     # ---- observability (docs/operations/monitoring.md) ---------------------------
     metrics_port: int = 9464  # `waymark serve` serves /metrics here (0: no listener)
@@ -265,6 +272,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                             "progress use staging layers)")
     if settings.password_reset_minutes <= 0:
         raise SettingsError("WAYMARK_PASSWORD_RESET_MINUTES must be positive")
+    from waymark.basemaps.presets import PresetError, presets_of
+
+    try:
+        presets_of(settings)
+    except PresetError as exc:
+        raise SettingsError(str(exc)) from None
+    if settings.geocoder not in ("builtin", "nominatim", "photon"):
+        raise SettingsError("WAYMARK_GEOCODER must be builtin, nominatim or photon")
+    if settings.geocoder != "builtin" and not settings.geocoder_url.startswith(("http://", "https://")):
+        raise SettingsError(f"WAYMARK_GEOCODER={settings.geocoder} needs WAYMARK_GEOCODER_URL "
+                            "(http(s)://host/path of the service)")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
     return settings

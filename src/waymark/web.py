@@ -33,6 +33,8 @@ class Services:
     edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
     cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
     read_only: Any = None  # maintenance.mode.ReadOnlyMode: the switch every write path checks
+    presets: Any = None  # basemaps.presets.Presets
+    geocoder: Any = None  # geocode.service.Geocoder
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,6 +18,7 @@ from pathlib import Path
 from litestar import Request, Response, get
 
 from waymark import jsonutil
+from waymark.basemaps.ranges import byte_range, partial_response
 from waymark.errors import NotFound
 
 DIST = Path(__file__).resolve().parent / "static" / "dist"
@@ -25,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 IMMUTABLE = "public, max-age=31536000, immutable"
 BUILD_HINT = "run `npm ci && npm run build` in the repository root"
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+UNHASHED = {"manifest.json", "gazetteer.json"}
 
 
 class AssetsMissing(RuntimeError):
@@ -65,6 +67,11 @@ MANIFEST = Manifest()
 
 def asset_url(name: str) -> str:
     return MANIFEST.url(name)
+
+
+def gazetteer_path() -> Path:
+    """The offline gazetteer built with the basemap (read on the first place search)."""
+    return DIST / "basemap" / "gazetteer.json"
 
 
 def assets_built(dist: Path = DIST) -> bool:
@@ -125,8 +132,15 @@ def serve_dist(request: Request, path: str) -> Response:
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if media_type.startswith("text/") or media_type in ("application/javascript", "image/svg+xml"):
         media_type += "; charset=utf-8" if "charset" not in media_type else ""
-    cache = "no-cache" if target.name == "manifest.json" else IMMUTABLE
+    cache = "no-cache" if target.name in UNHASHED else IMMUTABLE
     headers = {"Cache-Control": cache, "Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff"}
+    if target.suffix == ".pmtiles":  # a tile archive: read piecewise by the basemap
+        data = _read(target)
+        span = byte_range(request.headers.get("range"), len(data))
+        headers["Accept-Ranges"] = "bytes"
+        if span is None:
+            return Response(data, media_type=media_type, headers=headers)
+        return partial_response(data[span[0]:span[1] + 1], span[0], len(data), media_type, headers)
     accepted = _accepts(request)
     for encoding, suffix in _ENCODINGS:
         packed = target.with_name(target.name + suffix)

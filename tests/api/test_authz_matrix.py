@@ -81,6 +81,7 @@ SPEC: list[Endpoint] = [
     Endpoint("DELETE", MAP_PREFIX, "own", 204),
     Endpoint("POST", MAP_PREFIX + "/restore", "own", 200, trashed=True),
     Endpoint("GET", MAP_PREFIX + "/history", "view", 200),
+    Endpoint("GET", MAP_PREFIX + "/search", "view", 200, query="?q=point"),
     # members
     Endpoint("GET", MAP_PREFIX + "/members", "member", 200),
     Endpoint("POST", MAP_PREFIX + "/members", "own", 201,
@@ -101,6 +102,7 @@ SPEC: list[Endpoint] = [
     Endpoint("GET", L + "/snapshots/{sha}", "view", 200),
     # features
     Endpoint("GET", L + "/features", "view", 200),
+    Endpoint("GET", L + "/table", "view", 200),
     Endpoint("POST", L + "/features", "edit", 201, json={"geometry": POINT, "properties": {}}),
     Endpoint("GET", L + "/features/{feature_id}", "view", 200),
     Endpoint("PUT", L + "/features/{feature_id}", "edit", 200,

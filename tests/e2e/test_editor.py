@@ -46,16 +46,23 @@ def test_conflict_keeps_what_was_typed(page: Page, console) -> None:  # type: ig
     form.get_by_label("Name", exact=True).fill("My careful name")
     form.get_by_label("Description").fill("Typed while someone else edited")
 
-    # someone else saves first
-    r = page.request.patch(f"/api/v1/maps/{map_id}/layers/{layer}/features/{feature['id']}",
-                           headers={"X-CSRF-Token": csrf, "If-Match": '"1"'},
-                           data={"properties": {"name": "Their name"}})
+    # someone else (an editor of the map, in their own browser) saves first
+    other = page.context.browser.new_context(base_url=page.url.split("/m/")[0])
+    r = other.request.post("/api/v1/auth/signup", data={
+        "email": f"bea-{id(page)}@example.com", "password": PASSWORD, "display_name": "Bea Other"})
+    other_csrf = r.json()["csrf_token"]
+    assert page.request.post(f"/api/v1/maps/{map_id}/members", headers={"X-CSRF-Token": csrf},
+                             data={"email": f"bea-{id(page)}@example.com", "role": "editor"}).ok
+    r = other.request.patch(f"/api/v1/maps/{map_id}/layers/{layer}/features/{feature['id']}",
+                            headers={"X-CSRF-Token": other_csrf, "If-Match": '"1"'},
+                            data={"properties": {"name": "Their name"}})
     assert r.status == 200
+    other.close()
 
     form.get_by_role("button", name="Save properties").click()
     conflict = page.locator("#conflict")
     expect(conflict).to_be_visible()
-    expect(conflict).to_contain_text("changed by someone else")
+    expect(conflict).to_contain_text("changed by Bea Other")  # the name, not "someone else"
     expect(conflict).to_contain_text("Their name")
     expect(form.get_by_label("Name", exact=True)).to_have_value("My careful name")
     expect(form.get_by_label("Description")).to_have_value("Typed while someone else edited")
@@ -98,7 +105,7 @@ def test_dashboard_trash_and_restore(page: Page) -> None:
     mine = page.locator("#my-maps")
     expect(mine).to_contain_text("Bin me")
     page.once("dialog", lambda d: d.accept())
-    mine.get_by_role("button", name="Move Bin me to the trash").click()
+    mine.get_by_role("button", name="Delete Bin me (to the trash)").click()
     expect(page.locator("#trash-maps")).to_contain_text("Bin me")
     expect(mine).not_to_contain_text("Bin me")
     page.get_by_role("button", name="Restore Bin me").click()
@@ -118,7 +125,19 @@ def test_phone_sized_screen_and_keyboard(page: Page, screenshot) -> None:  # typ
     expect(sidebar).to_be_hidden()  # the map gets the screen
     toolbar = page.get_by_role("toolbar", name="Drawing tools")
     expect(toolbar.get_by_role("button", name="Point")).to_be_in_viewport()
+    expect(toolbar.get_by_role("button", name="Delete")).to_be_in_viewport()
+    # the header (one row) and the drawing toolbar (one row) leave the map most of the screen
+    header, bar = page.locator(".topbar").bounding_box(), toolbar.bounding_box()
+    assert header and bar and header["height"] + bar["height"] <= 0.13 * 844, (header, bar)
     screenshot(page, "08-phone-map")
+    # a tap on the point opens its form in a sheet that leaves most of the map visible
+    page.locator(".wm-pin").first.click()
+    expect(page.locator("#feature-form")).to_be_visible()
+    sheet, shell = sidebar.bounding_box(), page.locator(".map-shell").bounding_box()
+    assert sheet and shell and sheet["height"] <= 0.41 * shell["height"], (sheet, shell)
+    screenshot(page, "08b-phone-feature")
+    page.get_by_role("button", name="Panel").click()
+    expect(sidebar).to_be_hidden()
     page.get_by_role("button", name="Panel").click()
     expect(sidebar).to_be_visible()
     expect(page.locator(".layer-item")).to_have_count(1)
@@ -130,6 +149,10 @@ def test_phone_sized_screen_and_keyboard(page: Page, screenshot) -> None:  # typ
     expect(page.locator("#panel-feature")).to_be_visible()
     for label in ("Fit to data", "Show my location", "Full screen", "Zoom in", "Zoom out"):
         expect(page.get_by_role("button", name=label)).to_have_count(1)
+    icons = [page.get_by_role("button", name=label).locator("path").get_attribute("d")
+             for label in ("Fit to data", "Full screen")]
+    assert icons[0] != icons[1]  # two different pictures for two different things
+    page.get_by_text("More", exact=True).click()  # on a phone the other actions are in a menu
     page.get_by_role("button", name="Share").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("dialog")).to_be_visible()

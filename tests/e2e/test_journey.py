@@ -128,7 +128,7 @@ def test_new_user_journey(page: Page, browser, console, screenshot, base_url: st
     # ---- style the layer ---------------------------------------------------------------
     page.get_by_role("tab", name="Layers").click()
     layer_item = page.locator(".layer-item").first
-    layer_item.get_by_text("Name and style").click()
+    layer_item.get_by_text("Name, style and popup").click()
     layer_item.get_by_label("Name", exact=True).fill("Our places")
     layer_item.get_by_label("Line colour").fill("#d6336c")
     layer_item.get_by_label("Line weight").fill("5")

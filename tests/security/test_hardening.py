@@ -12,7 +12,8 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_settings
 from waymark.app import create_app
-from waymark.security.headers import content_security_policy
+from waymark.basemaps.presets import load_presets
+from waymark.security.headers import basemap_csp, content_security_policy
 from waymark.settings import load_settings
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "waymark" / "templates"
@@ -98,9 +99,9 @@ def test_login_is_throttled_by_default(tmp_path, sqlite_url) -> None:  # type: i
 
 
 def test_basemap_origin_is_the_only_extra_image_source() -> None:
-    csp = content_security_policy("https://{s}.tile.example.org/{z}/{x}/{y}.png")
-    assert "img-src 'self' data: blob: https://*.tile.example.org;" in csp
-    assert "img-src 'self' data: blob:;" in content_security_policy("/tiles/{z}/{x}/{y}.png")
+    presets = load_presets("", legacy_url="https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: blob: https://*.tile.example.org;" in basemap_csp(presets)
+    assert "img-src 'self' data: blob:;" in content_security_policy()
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES.glob("*.html")), ids=lambda p: p.name)

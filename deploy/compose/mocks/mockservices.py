@@ -1,9 +1,9 @@
 """Development stand-ins for external services: a tile server and a fake geocoder.
 
     python mockservices.py --port 8090
-    GET /tiles/{z}/{x}/{y}.png   a 256x256 PNG labelled z/x/y (waymark.tiles)
+    GET /tiles/{z}/{x}/{y}.png   a 256x256 PNG labelled z/x/y (tile_grid.py)
     GET /geocode?q=text          a GeoJSON FeatureCollection with one deterministic point
-Standard library plus Waymark itself (it runs from the Waymark image); never for production.
+Standard library only (it runs from the Waymark image); never for production.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from waymark.tiles import render_tile
+from tile_grid import render_tile  # beside this file
 
 TILE = re.compile(r"^/tiles/(\d{1,2})/(\d+)/(\d+)\.png$")
 

@@ -47,6 +47,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def fold_text(value: Any) -> Any:
+    """Unicode lower case ("CAFÉ" -> "café"), as PostgreSQL's ILIKE compares."""
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -57,6 +62,8 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+        # SQLite's lower() and LIKE fold ASCII only; text filters use this (maps/table.py)
+        dbapi_conn.create_function("wm_fold", 1, fold_text, deterministic=True)
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -73,6 +73,8 @@ class Map(Base):
     visibility: Mapped[str] = mapped_column(String(10), default="private")
     default_view: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {lat, lon, zoom}
     basemap: Mapped[str] = mapped_column(String(50), default="default")
+    # JSON {"page": {control: bool}, "embed": {...}}; null: the defaults (maps/state.py)
+    controls: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

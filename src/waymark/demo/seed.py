@@ -32,8 +32,9 @@ def seed_demo(db: Database) -> tuple[str, str | None]:
             return existing.public_id, password
         map_ = create_map(s, user.id, {
             "title": DEMO_TITLE, "visibility": "public",
-            "description": "A few places, a walk and a park in Edinburgh, made by `waymark seed-demo`.",
-            "default_view": {"lat": 55.9486, "lon": -3.1999, "zoom": 14}}, with_default_layer=False)
+            "description": "A few places, a walk and a park in Edinburgh. Click a pin or the walk "
+                           "to read about it; sign up to make a map of your own.",
+            "default_view": {"lat": 55.9486, "lon": -3.1999, "zoom": 13}}, with_default_layer=False)
         map_id, public_id, uid = map_.id, map_.public_id, user.id
     data = files("waymark.demo").joinpath("edinburgh.geojson").read_bytes()
     import_result(db, map_id, read(data, "geojson"), uid, default_name="Edinburgh walk")

@@ -17,7 +17,7 @@ from waymark import jsonutil
 from waymark.db.models import Change, Feature, Layer, Map, utcnow
 from waymark.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from waymark.formats.geometry import geometry_bbox, validate_geometry
-from waymark.maps.state import feature_json, feature_state
+from waymark.maps.state import feature_json, feature_state, last_editor
 
 UNSET: Any = object()
 _maps = Map.__table__
@@ -168,7 +168,8 @@ class LayerEditor:
         if expected is not None and expected != feature.version:
             raise PreconditionFailed(
                 f"feature {feature.uuid} is at version {feature.version}, not {expected}",
-                details=_where(index, id=feature.uuid, current=feature_json(feature)),
+                details=_where(index, id=feature.uuid, current=feature_json(feature),
+                               updated_by=last_editor(self.session.connection(), feature)),
                 headers={"ETag": f'"{feature.version}"'},
             )
 

@@ -66,7 +66,8 @@ def make_bundle(session: Session, map_: Map) -> dict[str, Any]:
     return {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
             "map": {"title": map_.title, "description": map_.description,
                     "visibility": map_.visibility, "basemap": map_.basemap,
-                    "default_view": jsonutil.loads(map_.default_view)},
+                    "default_view": jsonutil.loads(map_.default_view),
+                    "controls": jsonutil.loads(map_.controls) if map_.controls else None},
             "layers": layers}
 
 

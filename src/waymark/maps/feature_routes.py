@@ -23,6 +23,7 @@ from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
 from waymark.maps.events import feature_event, layer_event
 from waymark.maps.routes import LAYER, _publish, _schedule, _svc
 from waymark.maps.state import feature_json, layer_json
+from waymark.maps.table import table_page
 from waymark.web import if_match_version, int_query, json_object, run_write, threaded
 
 FEATURES = LAYER + "/features"
@@ -85,6 +86,24 @@ def list_features(request: Request, actor: Actor, map_id: str, layer_id: str) ->
         return {"type": "FeatureCollection", "layer_version": layer.version,
                 "features": [feature_json(f) for f in rows],
                 "next": rows[-1].uuid if more else None}
+
+
+@get(LAYER + "/table", tags=["features"])
+@threaded
+def feature_table(request: Request, actor: Actor, map_id: str, layer_id: str) -> dict[str, Any]:
+    """One page of the layer's features as table rows: `offset`, `limit` (≤ 500), `sort` (a
+    property), `order` (asc|desc), `q` (text in any shown property). With `total` and the
+    layer's `columns`; a 100,000-feature layer is paged in the database."""
+    q = request.query_params
+    order = q.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise Invalid("order must be asc or desc", details={"field": "order"})
+    with _svc(request).db.read() as s:
+        map_, _ = load_map(s, map_id, actor)
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        return table_page(s, layer, offset=int_query(request, "offset", 0),
+                          limit=int_query(request, "limit", 50), sort=q.get("sort") or None,
+                          descending=order == "desc", text=q.get("q", "")[:200])
 
 
 @post(FEATURES, status_code=201, tags=["features"])
@@ -221,5 +240,5 @@ def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any
     return out
 
 
-ROUTES = [list_features, create_feature, get_feature, replace_feature, patch_feature,
+ROUTES = [list_features, feature_table, create_feature, get_feature, replace_feature, patch_feature,
           delete_feature, batch, layer_history, revert]

@@ -29,7 +29,7 @@ from waymark.maps.editing import (
     check_properties,
     parse_feature_id,
 )
-from waymark.maps.state import feature_json, feature_state
+from waymark.maps.state import feature_json, feature_state, last_editor
 
 _m, _l, _f = Map.__table__, Layer.__table__, Feature.__table__
 _members, _changes = Member.__table__, Change.__table__
@@ -51,8 +51,8 @@ _BUMP_LAYER = (update(_l).where(_l.c.id == bindparam("layer_pk"))
                        updated_at=bindparam("now"))
                .returning(_l.c.version, _l.c.minx, _l.c.miny, _l.c.maxx, _l.c.maxy))
 _FEATURE = select(_f.c.id, _f.c.uuid, _f.c.geometry, _f.c.properties, _f.c.version,
-                  _f.c.created_version, _f.c.updated_at, _f.c.minx, _f.c.miny, _f.c.maxx,
-                  _f.c.maxy).where(_f.c.uuid == bindparam("uuid"),
+                  _f.c.created_version, _f.c.updated_at, _f.c.updated_by, _f.c.minx, _f.c.miny,
+                  _f.c.maxx, _f.c.maxy).where(_f.c.uuid == bindparam("uuid"),
                                    _f.c.layer_id == bindparam("layer_pk"))
 _UPDATE_FEATURE = (update(_f).where(_f.c.id == bindparam("pk"))
                    .values(geometry=bindparam("geometry"), properties=bindparam("properties"),
@@ -161,7 +161,8 @@ def _locked_feature(conn: Connection, fid: str, layer_pk: int, expected: int | N
         raise NotFound(f"feature {fid} not found in this layer", details={"id": fid})
     if expected is not None and expected != row.version:
         raise PreconditionFailed(f"feature {fid} is at version {row.version}, not {expected}",
-                                 details={"id": fid, "current": feature_json(row)},
+                                 details={"id": fid, "current": feature_json(row),
+                                          "updated_by": last_editor(conn, row)},
                                  headers={"ETag": f'"{row.version}"'})
     return row
 

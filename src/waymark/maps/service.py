@@ -14,7 +14,7 @@ from waymark.db.models import Change, Layer, Map, Member, User, utcnow
 from waymark.errors import Conflict, Forbidden, Invalid, NotFound
 from waymark.ids import clamp_to_row_range, is_row_id, new_public_id, new_uuid
 from waymark.maps.access import ROLES, VISIBILITIES
-from waymark.maps.state import DEFAULT_STYLE, map_json
+from waymark.maps.state import DEFAULT_CONTROLS, DEFAULT_STYLE, map_json
 
 TRASH_DAYS = 30  # default; create_app applies WAYMARK_TRASH_DAYS through set_trash_days
 MAX_TITLE = 200
@@ -45,6 +45,23 @@ def _check_view(view: Any) -> str | None:
     return jsonutil.dumps({"lat": lat, "lon": lon, "zoom": zoom})
 
 
+def _check_controls(value: Any) -> str | None:
+    """{"page": {"search": bool, …}, "embed": {…}} (any part may be left out) -> JSON text."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(DEFAULT_CONTROLS):
+        raise Invalid('controls must be {"page": {...}, "embed": {...}}', details={"field": "controls"})
+    out: dict[str, dict[str, bool]] = {}
+    for where, choices in value.items():
+        names = DEFAULT_CONTROLS[where]
+        if not isinstance(choices, dict) or set(choices) - set(names) or \
+                not all(isinstance(v, bool) for v in choices.values()):
+            raise Invalid(f"controls.{where} maps {', '.join(names)} to true or false",
+                          details={"field": f"controls.{where}"})
+        out[where] = dict(choices)
+    return jsonutil.dumps(out)
+
+
 def check_visibility(value: Any) -> str:
     if value not in VISIBILITIES:
         raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}",
@@ -65,7 +82,8 @@ def create_map(session: Session, owner_id: int, data: dict[str, Any], *,
                description=str(data.get("description") or "")[:MAX_DESCRIPTION],
                visibility=check_visibility(data.get("visibility", "private")),
                default_view=_check_view(data.get("default_view")),
-               basemap=str(data.get("basemap") or "default")[:50])
+               basemap=str(data.get("basemap") or "default")[:50],
+               controls=_check_controls(data.get("controls")))
     session.add(map_)
     session.flush()
     session.add(Member(map_id=map_.id, user_id=owner_id, role="owner"))
@@ -80,9 +98,7 @@ def create_map(session: Session, owner_id: int, data: dict[str, Any], *,
 
 def update_map(session: Session, map_: Map, role: str | None, user_id: int,
                data: dict[str, Any]) -> Map:
-    before = {"title": map_.title, "description": map_.description,
-              "visibility": map_.visibility, "basemap": map_.basemap,
-              "default_view": jsonutil.loads(map_.default_view)}
+    before = _settings_state(map_)
     if "visibility" in data and data["visibility"] != map_.visibility:
         if role != "owner":
             raise Forbidden("only the map's owner may change its visibility", code="owner_required")
@@ -100,13 +116,22 @@ def update_map(session: Session, map_: Map, role: str | None, user_id: int,
         if not isinstance(data["basemap"], str) or not data["basemap"]:
             raise Invalid("basemap must be a basemap name", details={"field": "basemap"})
         map_.basemap = data["basemap"][:50]
+    if "controls" in data:
+        current = jsonutil.loads(map_.controls) if map_.controls else {}
+        changes = jsonutil.loads(_check_controls(data["controls"]) or "{}")
+        merged = {w: {**current.get(w, {}), **changes.get(w, {})} for w in DEFAULT_CONTROLS}
+        map_.controls = jsonutil.dumps({w: c for w, c in merged.items() if c})
     map_.version += 1
     map_.updated_at = utcnow()
-    after = {k: v for k, v in {"title": map_.title, "description": map_.description,
-                                "visibility": map_.visibility, "basemap": map_.basemap,
-                                "default_view": jsonutil.loads(map_.default_view)}.items()}
-    record_map_op(session, map_, user_id, "map.update", before, after)
+    record_map_op(session, map_, user_id, "map.update", before, _settings_state(map_))
     return map_
+
+
+def _settings_state(map_: Map) -> dict[str, Any]:
+    """What map history records of a settings change."""
+    return {"title": map_.title, "description": map_.description, "visibility": map_.visibility,
+            "basemap": map_.basemap, "default_view": jsonutil.loads(map_.default_view),
+            "controls": jsonutil.loads(map_.controls) if map_.controls else None}
 
 
 def trash_map(session: Session, map_: Map, user_id: int) -> None:

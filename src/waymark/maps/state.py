@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from waymark import jsonutil
-from waymark.db.models import Change, Feature, Layer, Map, Member, as_utc
+from sqlalchemy import select
 
+from waymark import jsonutil
+from waymark.db.models import Change, Feature, Layer, Map, Member, User, as_utc
+
+# Which controls a map shows on its page and in its embed, unless its owner chose otherwise.
+DEFAULT_CONTROLS = {"page": {"search": True, "basemaps": True, "table": True, "legend": False},
+                    "embed": {"search": True, "basemaps": True, "table": False, "legend": True}}
 DEFAULT_STYLE = {"color": "#3388ff", "weight": 3, "opacity": 1.0, "fillColor": "#3388ff",
                  "fillOpacity": 0.2, "markerColor": "#3388ff"}
 
@@ -31,6 +36,16 @@ def feature_json(f: Feature) -> dict[str, Any]:
             "updated_at": iso(f.updated_at)}
 
 
+def last_editor(conn: Any, row: Any) -> dict[str, Any] | None:
+    """Who saved this feature last ({id, display_name}), for the 412 of a stale edit: the
+    person whose edit was refused sees whom to ask rather than "someone else"."""
+    user_id = getattr(row, "updated_by", None)
+    if not user_id:
+        return None
+    name = conn.execute(select(User.display_name).where(User.id == user_id)).scalar()
+    return {"id": user_id, "display_name": name}
+
+
 def layer_state(layer: Layer) -> dict[str, Any]:
     return {"name": layer.name, "style": jsonutil.loads(layer.style), "visible": layer.visible,
             "position": layer.position}
@@ -50,10 +65,16 @@ def layer_json(layer: Layer, map_public_id: str) -> dict[str, Any]:
             "snapshot_url": snapshot_url, "updated_at": iso(layer.updated_at)}
 
 
+def map_controls(m: Map) -> dict[str, dict[str, bool]]:
+    """The map's controls: its stored choices over the defaults."""
+    stored = jsonutil.loads(m.controls) if m.controls else {}
+    return {where: {**defaults, **(stored.get(where) or {})} for where, defaults in DEFAULT_CONTROLS.items()}
+
+
 def map_json(m: Map, role: str | None = None) -> dict[str, Any]:
     return {"id": m.public_id, "title": m.title, "description": m.description,
             "visibility": m.visibility, "default_view": jsonutil.loads(m.default_view),
-            "basemap": m.basemap, "version": m.version,
+            "basemap": m.basemap, "controls": map_controls(m), "version": m.version,
             "owner": {"id": m.owner_id, "display_name": m.owner.display_name},
             "role": role, "created_at": iso(m.created_at), "updated_at": iso(m.updated_at),
             "deleted_at": iso(m.deleted_at), "url": f"/m/{m.public_id}"}

@@ -40,9 +40,9 @@ log = logging.getLogger("waymark.ratelimit")
 
 DEFAULT_LIMITS = ("login=10/minute,signup=5/hour,write=600/minute,upload=30/hour,"
                   "anon_read=3000/minute,ws_message=120/minute,reset=10/hour,"
-                  "reset_address=3/hour")
+                  "reset_address=3/hour,search=120/minute")
 CLASSES = ("login", "signup", "write", "upload", "anon_read", "ws_message", "reset",
-           "reset_address")
+           "reset_address", "search")
 RESET_PATHS = ("/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm")
 UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
          "hour": 3600, "d": 86400, "day": 86400}
@@ -217,6 +217,8 @@ def identity(scope: dict[str, Any], ip: str) -> tuple[str, bool]:
 def classify(method: str, path: str, authenticated: bool) -> str | None:
     if path.startswith(EXEMPT_PREFIXES):
         return None
+    if method == "GET" and (path == "/api/v1/geocode" or path.endswith("/search")):
+        return "search"  # for everyone: each may reach an outside geocoding service
     if method in SAFE:
         return None if authenticated else "anon_read"
     if path == "/api/v1/auth/login":

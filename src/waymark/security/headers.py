@@ -10,36 +10,26 @@ by other sites; every other response forbids framing (frame-ancestors 'none' + X
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+
+from waymark.basemaps.presets import Presets, url_origin
 
 EMBED_PATH = re.compile(r"^/m/[^/]+/embed/?$")
 REFERRER_POLICY = b"strict-origin-when-cross-origin"
 
 
-def _origin(url: str) -> str | None:
-    """scheme://host[:port] of an absolute http(s) URL template, else None (same origin)."""
-    parts = urlsplit(url.replace("{s}", "a").replace("{z}", "0").replace("{x}", "0")
-                     .replace("{y}", "0").replace("{r}", ""))
-    if parts.scheme in ("http", "https") and parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[-1]
-        if "{s}" in url:  # subdomain template such as https://{s}.tile.example.org
-            host = "*." + host.split(".", 1)[1]
-        return f"{parts.scheme}://{host}"
-    return None
-
-
-def content_security_policy(basemap_url: str = "", frame_ancestors: str = "'none'") -> str:
-    img = ["'self'", "data:", "blob:"]
-    basemap = _origin(basemap_url)
-    if basemap:
-        img.append(basemap)
+def content_security_policy(image_origins: Sequence[str] = (), connect_origins: Sequence[str] = (),
+                            frame_ancestors: str = "'none'") -> str:
+    """The CSP: same origin only, plus the basemap presets' origins (raster tiles are images,
+    vector archives are fetched) and nothing else."""
     directives = {
         "default-src": "'self'",
         "script-src": "'self'",
         "style-src": "'self' 'unsafe-inline'",
-        "img-src": " ".join(img),
-        "connect-src": "'self'",  # CSP3: 'self' also matches ws:/wss: to this host
+        "img-src": " ".join(["'self'", "data:", "blob:", *image_origins]),
+        # CSP3: 'self' also matches ws:/wss: to this host
+        "connect-src": " ".join(["'self'", *connect_origins]),
         "font-src": "'self'",
         "object-src": "'none'",
         "base-uri": "'self'",
@@ -49,20 +39,37 @@ def content_security_policy(basemap_url: str = "", frame_ancestors: str = "'none
     return "; ".join(f"{k} {v}" for k, v in directives.items())
 
 
+def _origins(presets: Presets, raster: bool) -> list[str]:
+    found = (url_origin(b.url) for b in presets.items if (b.type != "pmtiles") == raster)
+    return list(dict.fromkeys(o for o in found if o))
+
+
+def image_origins(presets: Presets) -> list[str]:
+    """Other origins the pages may load images from (raster tile servers): popups show
+    images from these (and this origin) and link to the rest."""
+    return _origins(presets, raster=True)
+
+
+def basemap_csp(presets: Presets, frame_ancestors: str = "'none'") -> str:
+    """The CSP for these basemap presets."""
+    return content_security_policy(image_origins(presets), _origins(presets, raster=False),
+                                   frame_ancestors)
+
+
 class SecurityHeadersMiddleware:
     """Plain ASGI middleware, outermost, so even responses that never reach a handler
     (rate-limited, 404, 413) carry the headers. A header a handler set itself is kept."""
 
-    def __init__(self, app: Any, basemap_url: str = "") -> None:
+    def __init__(self, app: Any, presets: Presets) -> None:
         self.app = app
         common = [(b"x-content-type-options", b"nosniff"),
                   (b"referrer-policy", REFERRER_POLICY),
                   (b"cross-origin-opener-policy", b"same-origin")]
         self.default = [*common, (b"x-frame-options", b"DENY"),
                         (b"content-security-policy",
-                         content_security_policy(basemap_url).encode())]
+                         basemap_csp(presets).encode())]
         self.embed = [*common, (b"content-security-policy",
-                                content_security_policy(basemap_url, "*").encode())]
+                                basemap_csp(presets, "*").encode())]
 
     def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
         """The headers a response to `path` gets (for ASGI layers that answer before this one)."""

@@ -30,7 +30,7 @@ from .keys import validate_key, validate_prefix
 _BACKEND_ERRORS = (BaseError, OSError, NotImplementedError, ValueError, RuntimeError)
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
 _PING_PREFIX = "__waymark_ping__"
-_READ_OPS = frozenset({"get", "head", "delete"})
+_READ_OPS = frozenset({"get", "get_range", "head", "delete"})
 _NO_BUCKET = "NoSuchBucket"
 
 
@@ -100,6 +100,13 @@ class ObjectStore:
         with self._errors("get", key):
             result = await obstore.get_async(self._inner, key)
             return bytes(await result.bytes_async())
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the object as stored (no decryption: for public archives such
+        as a basemap, which are uploaded unencrypted and read piecewise)."""
+        validate_key(key)
+        with self._errors("get_range", key):
+            return bytes(await obstore.get_range_async(self._inner, key, start=start, end=end))
 
     async def head(self, key: str) -> ObjectInfo:
         """Return the object's metadata; ObjectNotFound if missing."""

@@ -1,19 +1,12 @@
-"""A local basemap for development and tests: generated 256x256 PNG tiles.
-
-Each tile is a light grid with its z/x/y written on it, so a screenshot shows where the map
-is without any tile server on the internet. Real deployments point `basemap_url` at their
-tile source (WAYMARK_BASEMAP_URL, WAYMARK_BASEMAP_ATTRIBUTION).
-"""
+"""Generated 256x256 PNG tiles for the raster tile stand-ins (mockservices.py, and the
+loopback tile server of the tests): a light grid with its z/x/y written on it, so a
+screenshot shows which tile is where. Standard library only."""
 
 from __future__ import annotations
 
 import struct
 import zlib
 from functools import lru_cache
-
-from litestar import Response, get
-
-from waymark.errors import NotFound
 
 SIZE = 256
 # palette: 0 background, 1 alternate background, 2 minor grid, 3 major grid, 4 text
@@ -68,19 +61,3 @@ def render_tile(z: int, x: int, y: int) -> bytes:
     width = len(label) * 4 * SCALE - SCALE
     _text(rows, label, max(4, (SIZE - width) // 2), SIZE // 2 - 5 * SCALE // 2)
     return _png(rows)
-
-
-@get("/tiles/{z:int}/{x:int}/{name:str}", include_in_schema=False, sync_to_thread=False)
-def tile(z: int, x: int, name: str) -> Response:
-    """GET /tiles/{z}/{x}/{y}.png: a generated tile; cacheable for a day."""
-    y_text = name.removesuffix(".png")
-    if not y_text.isdigit() or not 0 <= z <= 22:
-        raise NotFound("no such tile")
-    y = int(y_text)
-    if not (0 <= x < 2 ** z and 0 <= y < 2 ** z):
-        raise NotFound("no such tile")
-    return Response(render_tile(z, x, y), media_type="image/png",
-                    headers={"Cache-Control": "public, max-age=86400", "ETag": f'"t{z}-{x}-{y}"'})
-
-
-ROUTES = [tile]
