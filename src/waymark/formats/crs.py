@@ -48,7 +48,7 @@ class SourceCrs:
         """True when coordinates are already WGS84 longitude/latitude (nothing to do)."""
         from pyproj import CRS
 
-        crs = self.crs.to_2D() if len(self.crs.axis_info) > 2 else self.crs
+        crs = self.crs.to_2d() if len(self.crs.axis_info) > 2 else self.crs
         if crs.equals(CRS.from_user_input("OGC:CRS84"), ignore_axis_order=True):
             return not self.authority_order or _lon_first(self.crs)
         return False

@@ -55,41 +55,56 @@ def read_shapefile(data: bytes, *, skip_invalid: bool = False,
     with archive.open_zip(data, "Shapefile") as zf:
         members = archive.files(zf)
         by_name = {m.filename.lower(): m for m in members}
-        shps = [m for m in members if m.filename.lower().endswith(".shp")]
-        if not shps:
-            raise FormatError("the zip holds no .shp file (a Shapefile is a .shp with its "
-                              ".shx and .dbf)")
         inflater = archive.Inflater(zf)
         manifest = _manifest(inflater, by_name.get(MANIFEST))
-        stems = {m.filename.lower()[:-4] for m in shps}
-        tables = [m for m in members  # a .dbf alone: features without geometry
-                  if m.filename.lower().endswith(".dbf") and m.filename.lower()[:-4] not in stems]
         layers: dict[str, ParsedLayer] = {}
         reprojected = None
-        for shp in sorted(shps + tables, key=lambda m: m.filename):
-            stem = shp.filename[:-4]
-            parts = {}
-            needed = (".shx", ".dbf") if shp in shps else (".dbf",)
-            for ext in _PARTS:
-                info = by_name.get((stem + ext).lower())
-                if info is None and ext in needed:
-                    raise FormatError(f"{posixpath.basename(stem)}{ext} is missing next to it "
-                                      "(a Shapefile needs .shp, .shx and .dbf)",
-                                      member=shp.filename)
-                if info is not None:
-                    parts[ext] = inflater.read(info)
+        for main, infos in datasets(members):
+            parts = {ext: inflater.read(info) for ext, info in infos.items()}
             if ".shp" in parts and parts[".shp"][:4] != _SHP_MAGIC:
-                raise FormatError("not a Shapefile .shp (bad file header)", member=shp.filename)
-            base = posixpath.basename(stem)
+                raise FormatError("not a Shapefile .shp (bad file header)", member=main.filename)
+            base = posixpath.basename(main.filename[:-4])
             layer, crs_from = read_layer(
                 _flat_zip(parts), driver=DRIVER, what="Shapefile", layer=None, options=options,
                 skip_invalid=skip_invalid, warnings_out=warnings, name=base,
-                location={"member": shp.filename})
+                location={"member": main.filename})
             reprojected = reprojected or crs_from
             _restore(layer, manifest.get(base.lower()))
             group = layers.setdefault(layer.name or base, ParsedLayer(layer.name or base))
             group.features.extend(layer.features)
     return ImportResult(list(layers.values()), warnings.result(), reprojected)
+
+
+def datasets(members: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, dict]]:
+    """(main member, {extension: member}) for each .shp (and each .dbf without one)."""
+    by_name = {m.filename.lower(): m for m in members}
+    shps = [m for m in members if m.filename.lower().endswith(".shp")]
+    if not shps:
+        raise FormatError("the zip holds no .shp file (a Shapefile is a .shp with its "
+                          ".shx and .dbf)")
+    stems = {m.filename.lower()[:-4] for m in shps}
+    tables = [m for m in members  # a .dbf alone: features without geometry
+              if m.filename.lower().endswith(".dbf") and m.filename.lower()[:-4] not in stems]
+    out = []
+    for main in sorted(shps + tables, key=lambda m: m.filename):
+        stem = main.filename[:-4]
+        needed = (".shx", ".dbf") if main in shps else (".dbf",)
+        infos = {}
+        for ext in _PARTS:
+            info = by_name.get((stem + ext).lower())
+            if info is None and ext in needed:
+                raise FormatError(f"{posixpath.basename(stem)}{ext} is missing next to it "
+                                  "(a Shapefile needs .shp, .shx and .dbf)", member=main.filename)
+            if info is not None:
+                infos[ext] = info
+        out.append((main, infos))
+    return out
+
+
+def check_shapefile(data: bytes) -> None:
+    """The archive's structure (members, names, parts present), without inflating it."""
+    with archive.open_zip(data, "Shapefile") as zf:
+        datasets(archive.files(zf))
 
 
 def _flat_zip(parts: dict[str, bytes]) -> bytes:

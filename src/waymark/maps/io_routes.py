@@ -12,13 +12,15 @@ from waymark import jsonutil
 from waymark.accounts.actor import Actor
 from waymark.db.models import Job, Layer, Map, Upload
 from waymark.errors import Invalid, NotFound
-from waymark.formats import FormatError, ParsedFeature, detect_format, read
+from waymark.formats import FormatError, ParsedFeature, ReadOptions, check_head, detect_format, read
+from waymark.formats.csv_reader import csv_preview
+from waymark.formats.geopackage import gpkg_tables
 from waymark.formats.geometry import validate_geometry
 from waymark.ids import new_uuid
 from waymark.jobs.queue import enqueue_import
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
-from waymark.maps.access import load_map
+from waymark.maps.access import OPEN_CORS, cors_headers, load_map
 from waymark.maps.events import layer_event, map_event
 from waymark.maps.import_jobs import create_import_job, job_json
 from waymark.maps.imports import import_groups, import_result
@@ -54,6 +56,28 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
     return data, request.query_params.get("filename") or "upload"
 
 
+_CHOICES = {"missing": ("skip", "keep"), "route_points": ("properties", "points"),
+            "decimal": (".", ",", "comma", "point")}
+
+
+def read_options(request: Request) -> ReadOptions:
+    """What the query string says about the file (see ReadOptions and docs/api.md)."""
+    q = request.query_params
+    for name, allowed in _CHOICES.items():
+        if q.get(name) is not None and q.get(name) not in allowed:
+            raise Invalid(f"{name} must be one of {', '.join(allowed)}", details={"field": name})
+    header = (q.get("header") or "true").lower()
+    if header not in ("true", "false", "1", "0", "yes", "no"):
+        raise Invalid("header must be true or false", details={"field": "header"})
+    layers = tuple(t for t in (q.get("layers") or "").split(",") if t) or None
+    return ReadOptions(crs=q.get("crs") or None, layers=layers, lat=q.get("lat") or None,
+                       lon=q.get("lon") or None, wkt=q.get("wkt") or None,
+                       header=header in ("true", "1", "yes"), delimiter=q.get("delimiter") or None,
+                       decimal="," if q.get("decimal") in (",", "comma") else ".",
+                       missing=q.get("missing") or "skip",
+                       route_points=q.get("route_points") or "properties")
+
+
 def _detect(request: Request, filename: str, data: bytes) -> str:
     if not data:
         raise Invalid("the file is empty", code="invalid_file")
@@ -70,6 +94,7 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     fmt = _detect(request, filename, data)
     skip_invalid = request.query_params.get("skip_invalid", "").lower() in ("1", "true", "yes")
     layer_name = request.query_params.get("layer_name")
+    options = read_options(request)
 
     def check_access() -> tuple[int, int | None, str, int]:
         with svc.db.read() as s:
@@ -82,11 +107,14 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     key = upload_key(map_public, upload_id, filename)
     as_job = len(data) > svc.settings.import_job_bytes
 
-    if not as_job:  # parse before anything is written: bad input changes nothing
-        try:
-            result = await to_thread.run_sync(lambda: read(data, fmt, skip_invalid=skip_invalid))
-        except FormatError as exc:
-            raise format_error(exc) from None
+    try:  # parse before anything is written: bad input changes nothing
+        if as_job:  # a big file: its head at least, so header problems never wait in the queue
+            await to_thread.run_sync(lambda: check_head(data, fmt, options))
+        else:
+            result = await to_thread.run_sync(
+                lambda: read(data, fmt, skip_invalid=skip_invalid, options=options))
+    except FormatError as exc:
+        raise format_error(exc) from None
     await svc.store.put(key, data)
 
     def record() -> tuple[int, str | None]:
@@ -99,7 +127,8 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
             if as_job:
                 job = create_import_job(s, map_pk, uid, {
                     "upload_id": upload.id, "upload_public_id": upload_id, "layer_id": layer_pk,
-                    "skip_invalid": skip_invalid, "layer_name": layer_name})
+                    "skip_invalid": skip_invalid, "layer_name": layer_name,
+                    "options": options_json(options)})
             return upload.id, job.public_id if job else None
 
     upload_pk, job_id = await to_thread.run_sync(record)
@@ -129,6 +158,13 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     return Response(out, status_code=201)
 
 
+def options_json(options: ReadOptions) -> dict[str, Any]:
+    """The options as stored with a queued job (ReadOptions(**...) reads them back)."""
+    out = {k: getattr(options, k) for k in ReadOptions.__dataclass_fields__}
+    out["layers"] = list(options.layers) if options.layers else None
+    return out
+
+
 def _forget_upload(svc: Services, upload_pk: int) -> None:
     """A failed inline import leaves nothing behind: not even the record of its upload."""
     with svc.db.write() as s:
@@ -153,6 +189,36 @@ async def import_into_map(request: Request, actor: Actor, map_id: str) -> Respon
     return await _import(request, actor, map_id, None)
 
 
+@post(MAP + "/import/preview", status_code=200, tags=["import"])
+async def import_preview(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
+    """What the importer needs to ask before importing: a CSV's first rows and the columns
+    detection found (or why it found none), a GeoPackage's tables. Nothing is stored."""
+    svc: Services = _svc(request)
+    data, filename = await _read_upload(request)
+    fmt = _detect(request, filename, data)
+    options = read_options(request)
+
+    def check() -> None:
+        with svc.db.read() as s:
+            load_map(s, map_id, actor, "edit")
+        actor.require_write()
+
+    await to_thread.run_sync(check)
+
+    def look() -> dict[str, Any]:
+        if fmt == "csv":
+            return {"format": fmt, "csv": csv_preview(data, options)}
+        if fmt == "gpkg":
+            return {"format": fmt, "tables": gpkg_tables(data)}
+        check_head(data, fmt, options)
+        return {"format": fmt}
+
+    try:
+        return await to_thread.run_sync(look)
+    except FormatError as exc:
+        raise format_error(exc) from None
+
+
 @get("/api/v1/jobs/{job_id:str}", tags=["import"])
 @threaded
 def get_job(request: Request, actor: Actor, job_id: str) -> dict[str, Any]:
@@ -166,35 +232,41 @@ def get_job(request: Request, actor: Actor, job_id: str) -> dict[str, Any]:
 
 
 # ---- export ----------------------------------------------------------------------------
-def _download(data: bytes, content_type: str, filename: str) -> Response:
+def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Response:
     return Response(data, media_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "private, no-store"})
+                             "Cache-Control": "private, no-store", **cors_headers(actor)})
 
 
 @get(LAYER + "/export", tags=["export"])
 @threaded
 def export_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
-    """Download the layer as ?format=geojson (default), csv, gpx or kml."""
+    """Download the layer as ?format=geojson (default), csv, gpx, kml, kmz, shapefile (zip),
+    gpkg or fgb; ?crs=EPSG:<code> reprojects Shapefile, GeoPackage, FlatGeobuf and CSV."""
     fmt = exports.check_format(request.query_params.get("format", "geojson"))
+    crs = request.query_params.get("crs") or None
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
-        return _download(*exports.export_layers(s, [layer], fmt, f"{map_.title}-{layer.name}"))
+        return _download(actor, *exports.export_layers(s, [layer], fmt,
+                                                       f"{map_.title}-{layer.name}", crs))
 
 
 @get(MAP + "/export", tags=["export"])
 @threaded
 def export_map(request: Request, actor: Actor, map_id: str) -> Response:
-    """Download all layers as ?format=geojson|csv|gpx|kml, or the whole map as format=bundle."""
+    """Download all layers as ?format=geojson|csv|gpx|kml|kmz|shapefile|gpkg|fgb (?crs= as
+    for a layer), or the whole map as format=bundle."""
     fmt = request.query_params.get("format", "bundle")
+    crs = request.query_params.get("crs") or None
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         if fmt == "bundle":
-            return _download(jsonutil.dumpb(exports.make_bundle(s, map_)), "application/json",
-                             f"{exports._slug(map_.title)}.waymark.json")
+            return _download(actor, jsonutil.dumpb(exports.make_bundle(s, map_)),
+                             "application/json", f"{exports._slug(map_.title)}.waymark.json")
         fmt = exports.check_format(fmt)
-        return _download(*exports.export_layers(s, layer_ops.list_layers(s, map_), fmt, map_.title))
+        return _download(actor, *exports.export_layers(s, layer_ops.list_layers(s, map_), fmt,
+                                                       map_.title, crs))
 
 
 @post("/api/v1/maps/import-bundle", tags=["import"])
@@ -249,10 +321,11 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
 
 
 def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
-                    cache_control: str) -> Response:
+                    cache_control: str, actor: Actor) -> Response:
     status, headers, body = snapshot_reply(
         gz, sha, cache_control, if_none_match=request.headers.get("if-none-match", ""),
         accept_encoding=request.headers.get("accept-encoding", ""), lru=svc.snapshot_cache)
+    headers.update(cors_headers(actor))
     media_type = headers.pop("Content-Type", None)
     return Response(body if status == 200 else None, status_code=status, headers=headers,
                     media_type=media_type)
@@ -279,7 +352,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
         if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE and row[1]:
             sha = row[1]
             gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
-            return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
+            return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
@@ -299,7 +372,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
 
         sha, gz = await to_thread.run_sync(load)
         await _cache_put(svc, sha, gz, public)
-    return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
+    return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
 
 async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
@@ -333,8 +406,8 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)
     return _serve_snapshot(request, svc, gz, sha,
-                           IMMUTABLE if public else PRIVATE_IMMUTABLE)
+                           IMMUTABLE if public else PRIVATE_IMMUTABLE, actor)
 
 
-ROUTES = [import_into_layer, import_into_map, get_job, export_layer, export_map, import_bundle,
+ROUTES = [import_into_layer, import_into_map, import_preview, get_job, export_layer, export_map, import_bundle,
           layer_data, layer_snapshot]
