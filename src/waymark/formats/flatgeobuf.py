@@ -1,7 +1,10 @@
 """FlatGeobuf: one layer per file, read and written with GDAL.
 
 An export of several layers is one file with a ``layer`` column (as in the CSV export);
-the file's own coordinate system is honoured on import.
+the file's own coordinate system is honoured on import. A FlatGeobuf file is 2D or 3D as a
+whole, and GDAL writes elevations only for a file of one geometry type: there a layer that
+mixes 2D and 3D gets elevation 0 on its 2D positions; a file of several geometry types is
+written 2D (elevations are kept by GeoJSON, GPX, KML, GeoPackage and Shapefile exports).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from waymark.formats.model import (
     ReadOptions,
     WarningCollector,
 )
-from waymark.formats.ogr_io import read_layer, scratch_dir, write_layer
+from waymark.formats.ogr_io import has_z, read_layer, scratch_dir, write_layer
 
 DRIVER = "FlatGeobuf"
 SIGNATURE = b"fgb\x03"
@@ -42,7 +45,11 @@ def write_fgb(layers: list[ExportLayer], crs: SourceCrs | None = None) -> bytes:
         path = Path(tmp) / "export.fgb"
         # GDAL's spatial index cannot hold features without geometry
         index = all(f.get("geometry") for f in features)
-        write_layer(path, name, features, driver=DRIVER, geometry_type="Unknown", crs=crs,
+        types = {f["geometry"]["type"] for f in features if f.get("geometry")}
+        gtype = types.pop() if len(types) == 1 else "Unknown"
+        if gtype != "Unknown" and any(f.get("geometry") and has_z(f["geometry"]) for f in features):
+            gtype += " Z"
+        write_layer(path, name, features, driver=DRIVER, geometry_type=gtype, crs=crs,
                     transform=from_wgs84(crs) if crs is not None else None,
                     layer_options={"SPATIAL_INDEX": "YES" if index else "NO"})
         return path.read_bytes()

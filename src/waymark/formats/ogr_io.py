@@ -117,6 +117,8 @@ def _geometries(wkb: Any, count: int) -> list[dict | None]:
     if wkb is None or len(wkb) == 0:
         return [None] * count
     shapes = shapely.from_wkb(wkb, on_invalid="ignore")
+    # RFC 7946 ring order (outer counter-clockwise): Shapefiles store outer rings clockwise
+    shapes = shapely.orient_polygons(shapes, exterior_cw=False)
     empty = shapely.is_missing(shapes) | shapely.is_empty(shapes)
     texts = shapely.to_geojson(np.where(empty, None, shapes))
     return [None if t is None else _decode(t) for t in texts.tolist()]

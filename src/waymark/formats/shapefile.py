@@ -7,7 +7,8 @@ must sit next to it. Only those five members are inflated (with the archive limi
 
 Writing: a Shapefile holds one geometry type and names of at most 10 bytes. Each layer is
 written as one file per geometry type present (``<layer>_points``, ``_lines``,
-``_polygons``, ``_multipoints``; features without geometry go to a ``.dbf`` alone); a
+``_polygons``, ``_multipoints``, with ``_3d`` for those with elevations; features without
+geometry go to a ``.dbf`` alone); a
 GeometryCollection is split into its members, each with the feature's attributes.
 Attribute names are truncated (and made unique) and the archive's ``fields.csv`` lists
 every ``file, layer, field, shapefile_field``: people see what was renamed, and this
@@ -175,8 +176,9 @@ def _groups(layer: ExportLayer) -> dict[str, list[dict]]:
         parts = split_geometry(f.get("geometry"))
         if not parts:
             groups.setdefault("none", []).append(f)
-        for geom in parts:
-            groups.setdefault(_KINDS[geom["type"]], []).append({**f, "geometry": geom})
+        for geom in parts:  # a file is 2D or 3D: mixed layers get a "_3d" file too
+            kind = _KINDS[geom["type"]] + ("_3d" if has_z(geom) else "")
+            groups.setdefault(kind, []).append({**f, "geometry": geom})
     return groups
 
 
@@ -196,8 +198,8 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
                     k for f in features for k in (f.get("properties") or {})))
                 names = short_names(keys)
                 renamed += sum(k != n for k, n in zip(keys, names))
-                gtype = _GDAL_TYPE[kind]
-                if gtype != "None" and any(has_z(f["geometry"]) for f in features):
+                gtype = _GDAL_TYPE[kind.removesuffix("_3d")]
+                if kind.endswith("_3d"):
                     gtype += " Z"
                 write_layer(Path(tmp) / f"{file_stem}.shp", file_stem, features, driver=DRIVER,
                             geometry_type=gtype, crs=crs, transform=transform, keys=keys,
