@@ -131,10 +131,14 @@ class Transform:
     """Reprojects whole lists of GeoJSON geometries in one PROJ call (fast for 100k)."""
 
     def __init__(self, source: Any, target: Any, *, always_xy: bool, label: str) -> None:
+        import warnings
+
         from pyproj import Transformer
 
         self.label = label
-        self._t = Transformer.from_crs(source, target, always_xy=always_xy)
+        with warnings.catch_warnings():  # "best transformation is not available": no grids
+            warnings.simplefilter("ignore", UserWarning)
+            self._t = Transformer.from_crs(source, target, always_xy=always_xy)
 
     def geometries(self, geoms: list[dict | None], on_bad: Any = None) -> list[dict | None]:
         """New geometry dicts (inputs untouched). ``on_bad(i)`` is called for a geometry

@@ -29,7 +29,7 @@ def detect_format(filename: str | None, data: bytes) -> str:
     if not stripped:
         raise FormatError("file is empty")
     if head.startswith(b"PK\x03\x04"):
-        return _zip_kind(data)
+        return _zip_kind(filename, data)
     if head.startswith(b"SQLite format 3\x00"):
         return "gpkg"
     if head.startswith(b"fgb\x03"):
@@ -57,15 +57,19 @@ def detect_format(filename: str | None, data: bytes) -> str:
     )
 
 
-def _zip_kind(data: bytes) -> str:
-    """A zip holding a .shp is a Shapefile, anything else is taken for a KMZ."""
+def _zip_kind(filename: str | None, data: bytes) -> str:
+    """A zip holding a .kml is a KMZ, one holding a .shp or .dbf a Shapefile; otherwise
+    the file name decides (the reader then says what the archive lacks)."""
     import io
     import zipfile
 
+    ext = os.path.splitext(filename or "")[1].lower()
     try:
-        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        names = [n.lower() for n in zipfile.ZipFile(io.BytesIO(data)).namelist()]
     except (zipfile.BadZipFile, ValueError, EOFError):
-        return "kmz"  # the reader reports the broken archive
-    if any(n.lower().endswith(".shp") for n in names):
+        names = []  # the reader reports the broken archive
+    if any(n.endswith(".kml") for n in names):
+        return "kmz"
+    if any(n.endswith((".shp", ".dbf")) for n in names):
         return "shapefile"
-    return "kmz"
+    return "kmz" if ext == ".kmz" else "shapefile" if ext == ".zip" else "kmz"

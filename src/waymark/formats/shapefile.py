@@ -22,6 +22,7 @@ import csv
 import io
 import posixpath
 import re
+import struct
 import zipfile
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def read_shapefile(data: bytes, *, skip_invalid: bool = False,
             parts = {ext: inflater.read(info) for ext, info in infos.items()}
             if ".shp" in parts and parts[".shp"][:4] != _SHP_MAGIC:
                 raise FormatError("not a Shapefile .shp (bad file header)", member=main.filename)
+            _check_dbf(parts[".dbf"], infos[".dbf"].filename,
+                       (len(parts[".shx"]) - 100) // 8 if ".shx" in parts else None)
             base = posixpath.basename(main.filename[:-4])
             layer, crs_from = read_layer(
                 _flat_zip(parts), driver=DRIVER, what="Shapefile", layer=None, options=options,
@@ -100,6 +103,19 @@ def datasets(members: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, dict
                 infos[ext] = info
         out.append((main, infos))
     return out
+
+
+def _check_dbf(dbf: bytes, name: str, shapes: int | None) -> None:
+    """GDAL reads a damaged .dbf as a table without columns: refuse it instead, so that no
+    import silently loses every attribute."""
+    if len(dbf) < 32:
+        raise FormatError("the .dbf is too short to be a dBASE table", member=name)
+    records, header_len, record_len = struct.unpack("<IHH", dbf[4:12])
+    if header_len < 33 or record_len < 1 or header_len + records * record_len > len(dbf):
+        raise FormatError("the .dbf header does not match the file (truncated, or not a "
+                          "dBASE table)", member=name)
+    if shapes is not None and records != shapes:
+        raise FormatError(f"the .dbf has {records} rows for {shapes} shapes", member=name)
 
 
 def check_shapefile(data: bytes) -> None:
