@@ -208,7 +208,7 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
         for layer in layers:
             groups = _groups(layer)
             stem = _unique(_slug(layer.name), used)
-            for kind, features in groups.items() or [("none", [])]:
+            for kind, features in groups.items() or [("points", [])]:  # empty: a .shp of 0
                 file_stem = stem if len(groups) == 1 else f"{stem}_{kind}"
                 keys = list(dict.fromkeys(
                     k for f in features for k in (f.get("properties") or {})))
