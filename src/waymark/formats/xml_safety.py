@@ -20,21 +20,31 @@ from waymark.formats.model import FormatError
 ENTITY_ERROR = "XML entities/DTDs are not allowed"
 
 
+_NO_ATTRIBUTES: dict = {}
+_NO_CHILDREN: tuple = ()
+
+
 class Node:
+    """One element. Memory matters (a 100,000-placemark KML is a million nodes): elements
+    without attributes share one empty dict, children and text are only allocated when
+    there are some."""
+
     __slots__ = ("tag", "ns", "attrib", "_text", "children", "line")
 
     def __init__(self, tag: str, ns: str, attrib: dict, line: int) -> None:
         self.tag = tag
         self.ns = ns
-        self.attrib = attrib
-        self._text: list[str] | str = []
-        self.children: list[Node] = []
+        self.attrib = attrib or _NO_ATTRIBUTES
+        self._text: list[str] | str | None = None
+        self.children: list[Node] | tuple = _NO_CHILDREN
         self.line = line
 
     @property
     def text(self) -> str:
         """Direct text content (CDATA included), not stripped."""
         t = self._text
+        if t is None:
+            return ""
         if isinstance(t, list):
             t = self._text = "".join(t)
         return t
@@ -92,18 +102,27 @@ class _Builder:
         local = local.rpartition(":")[2]  # undeclared prefix, e.g. "gx:Track" without xmlns
         node = Node(local, ns, attrib, self.parser.parser.CurrentLineNumber)
         if self.stack:
-            self.stack[-1].children.append(node)
+            parent = self.stack[-1]
+            if parent.children is _NO_CHILDREN:
+                parent.children = [node]
+            else:
+                parent.children.append(node)
         else:
             self.root = node
         self.stack.append(node)
 
     def end(self, tag: str) -> None:
-        self.stack.pop()
+        node = self.stack.pop()
+        if isinstance(node._text, list):  # one string per element, not a list of pieces
+            node._text = "".join(node._text)
 
     def data(self, text: str) -> None:
         if self.stack:
-            t = self.stack[-1]._text
-            if isinstance(t, list):
+            node = self.stack[-1]
+            t = node._text
+            if t is None:
+                node._text = [text]
+            elif isinstance(t, list):
                 t.append(text)
 
     def close(self) -> Node | None:
