@@ -22,7 +22,7 @@ _FORMATS_TESTS = Path(__file__).resolve().parents[1] / "unit" / "formats"
 if str(_FORMATS_TESTS) not in sys.path:
     sys.path.insert(0, str(_FORMATS_TESTS))
 
-from _new_formats import NEW_DATA, close  # noqa: E402
+from _new_formats import NEW_DATA, close
 
 JOB_BYTES = 4096
 

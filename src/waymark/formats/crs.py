@@ -27,10 +27,10 @@ from typing import Any
 from waymark.formats.model import FormatError
 
 _CRS84 = re.compile(r"^(?:urn:ogc:def:crs:OGC:(?:1\.3|):CRS84|(?:OGC:)?CRS:?84|"
-                    r"https?://www\.opengis\.net/def/crs/OGC/1\.3/CRS84)$", re.I)
+                    r"https?://www\.opengis\.net/def/crs/OGC/1\.3/CRS84)$", re.IGNORECASE)
 _URN = re.compile(r"^(?:urn:ogc:def:crs:EPSG:[\d.]*:(\d+)|"
-                  r"https?://www\.opengis\.net/def/crs/EPSG/[\d.]+/(\d+))$", re.I)
-_LEGACY = re.compile(r"^EPSG:+(\d+)$", re.I)
+                  r"https?://www\.opengis\.net/def/crs/EPSG/[\d.]+/(\d+))$", re.IGNORECASE)
+_LEGACY = re.compile(r"^EPSG:+(\d+)$", re.IGNORECASE)
 _DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2,
           "MultiPolygon": 3}
 

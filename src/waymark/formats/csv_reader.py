@@ -27,7 +27,7 @@ import sys
 from dataclasses import replace
 from itertools import islice
 
-from waymark.formats.crs import parse_crs, to_wgs84
+from waymark.formats.crs import Transform, parse_crs, to_wgs84
 from waymark.formats.csv_columns import (
     Columns,
     header_names,
@@ -220,7 +220,8 @@ def _row_geometry(row: list[str], cols: Columns, header: list[str], decimal: str
         raise exc.with_context(field=header[cols.wkt]) from None
 
 
-def _reproject(features: list[ParsedFeature], lines: list[int], transform, skip_invalid: bool,  # noqa: ANN001
+def _reproject(features: list[ParsedFeature], lines: list[int], transform: Transform,
+               skip_invalid: bool,
                warnings: WarningCollector) -> None:
     geoms = transform.geometries([f.geometry for f in features])
     for f, g, line in zip(features, geoms, lines):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 
-
 from waymark.formats._writer_util import value_text
 from waymark.formats.crs import SourceCrs, from_wgs84
 from waymark.formats.model import ExportLayer

@@ -20,9 +20,9 @@ from __future__ import annotations
 import io
 import json
 import struct
+import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 import zipfile
 import zlib
-import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 
 from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
 from waymark.formats.kml_reader import WAYMARK_NS

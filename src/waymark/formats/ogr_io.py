@@ -24,7 +24,13 @@ import msgspec
 from waymark.formats._writer_util import value_text
 from waymark.formats.crs import SourceCrs, Transform, parse_crs, to_wgs84
 from waymark.formats.geometry import validate_geometry
-from waymark.formats.model import FormatError, ParsedFeature, ParsedLayer, ReadOptions, WarningCollector
+from waymark.formats.model import (
+    FormatError,
+    ParsedFeature,
+    ParsedLayer,
+    ReadOptions,
+    WarningCollector,
+)
 
 MAX_FIELDS = 1000  # columns of one layer
 MAX_CELLS = 20_000_000  # features x columns of one layer: bounds memory on huge tables
@@ -140,7 +146,7 @@ def _properties(names: list[str], ogr_types: list[str], subtypes: list[str],
         values = col.tolist()
         if col.dtype.kind == "f":  # NaN is GDAL's null in float columns (nullable ints too)
             integer = ogr_type in ("OFTInteger", "OFTInteger64")
-            values = [None if v != v else (int(v) if integer and math.isfinite(v) else v)
+            values = [None if math.isnan(v) else (int(v) if integer and math.isfinite(v) else v)
                       for v in values]
         if subtype == "OFSTBoolean":
             values = [None if v is None else bool(v) for v in values]

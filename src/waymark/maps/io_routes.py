@@ -14,13 +14,13 @@ from waymark.db.models import Job, Layer, Map, Upload
 from waymark.errors import Invalid, NotFound
 from waymark.formats import FormatError, ParsedFeature, ReadOptions, check_head, detect_format, read
 from waymark.formats.csv_reader import csv_preview
-from waymark.formats.geopackage import gpkg_tables
 from waymark.formats.geometry import validate_geometry
+from waymark.formats.geopackage import gpkg_tables
 from waymark.ids import new_uuid
 from waymark.jobs.queue import enqueue_import
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
-from waymark.maps.access import OPEN_CORS, cors_headers, load_map
+from waymark.maps.access import cors_headers, load_map
 from waymark.maps.events import layer_event, map_event
 from waymark.maps.import_jobs import create_import_job, job_json
 from waymark.maps.imports import import_groups, import_result

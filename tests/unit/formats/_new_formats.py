@@ -70,7 +70,7 @@ def sample_layer(name: str = "Places & routes") -> ExportLayer:
     return ExportLayer(name, {"color": "#ff0000"}, feats)
 
 
-def close(a, b, tol: float = 1e-7) -> bool:  # noqa: ANN001
+def close(a, b, tol: float = 1e-7) -> bool:
     """Coordinates (nested lists) equal within ``tol`` degrees."""
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) <= tol

@@ -59,7 +59,7 @@ def test_legacy_epsg_4326_and_crs84_are_longitude_first() -> None:
         assert result.reprojected_from is None
 
 
-def test_british_national_grid_file_matches_its_wgs84_twin(geo_data) -> None:  # noqa: ANN001
+def test_british_national_grid_file_matches_its_wgs84_twin(geo_data) -> None:
     """The corpus has the same boundary from ogr2ogr in EPSG:27700 and in CRS84."""
     bng = read((geo_data / "geojson/librarieswest/boundary_poole_bng.geojson").read_bytes(),
                "geojson")

@@ -9,7 +9,7 @@ from waymark.formats import FormatError, ReadOptions, check_head, read
 from waymark.formats.csv_reader import csv_preview
 
 
-def _coords(data: bytes, **options) -> list[list[float]]:  # noqa: ANN003
+def _coords(data: bytes, **options) -> list[list[float]]:
     result = read(data, "csv", options=ReadOptions(**options))
     return [f.geometry["coordinates"] if f.geometry else None for f in result.layers[0].features]
 

@@ -28,7 +28,7 @@ FILES = {
 }
 
 
-def _read(rel: str, **kw):  # noqa: ANN202
+def _read(rel: str, **kw):
     data = (NEW_DATA / rel).read_bytes()
     return read(data, detect_format(rel, data), **kw)
 
@@ -61,7 +61,7 @@ def test_geopackage_tables_can_be_picked() -> None:
     assert result.reprojected_from is None  # EPSG:4979 is WGS84
 
 
-def _by_name(result) -> dict[str, object]:  # noqa: ANN001
+def _by_name(result) -> dict[str, object]:
     out = {}
     for layer in result.layers:
         for f in layer.features:
@@ -97,7 +97,7 @@ def test_round_trip_keeps_features_properties_and_geometry(fmt: str) -> None:
         assert close(coords, want)
 
 
-def _drop_z(c):  # noqa: ANN001, ANN202
+def _drop_z(c):
     if c and isinstance(c[0], (int, float)):
         return c[:2]
     return [_drop_z(x) for x in c]

@@ -40,7 +40,7 @@ def test_route_points_become_per_point_lists_of_the_route() -> None:
 
 def test_route_points_as_points_of_their_own() -> None:
     features = read(TURNS, "gpx", options=ReadOptions(route_points="points")).layers[0].features
-    route, *points, cafe = features
+    route, *points, _cafe = features
     assert route.properties["gpx_type"] == "route"
     assert [p.properties for p in points] == [
         {"name": "Start", "desc": "Head north on Main Street", "turn": "C",
