@@ -120,6 +120,18 @@ class ReadOptions:
     missing: str = "skip"
     route_points: str = "properties"
 
+    def as_dict(self) -> dict:
+        """JSON-ready (stored with a queued import job); ``from_dict`` reads it back."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["layers"] = list(self.layers) if self.layers else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> ReadOptions:
+        data = dict(data or {})
+        data["layers"] = tuple(data.get("layers") or ()) or None
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass(slots=True)
 class ExportLayer:

@@ -78,10 +78,8 @@ def _run(db: Database, store: ObjectStore, job_id: int, params: dict[str, Any], 
 
     try:
         data = store.get_sync(object_key)
-        options = ReadOptions(**{**(params.get("options") or {}),
-                                 "layers": tuple((params.get("options") or {}).get("layers") or ())
-                                 or None})
-        result = read(data, fmt, skip_invalid=bool(params.get("skip_invalid")), options=options)
+        result = read(data, fmt, skip_invalid=bool(params.get("skip_invalid")),
+                      options=ReadOptions.from_dict(params.get("options")))
         summary = import_result(db, map_id, result, user_id, layer=layer,
                                 default_name=params.get("layer_name") or filename,
                                 info={"upload": params["upload_public_id"], "filename": filename},
