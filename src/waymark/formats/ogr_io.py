@@ -1,7 +1,7 @@
 """The bridge to GDAL/OGR (through pyogrio) for Shapefile, GeoPackage and FlatGeobuf.
 
 Why GDAL: one maintained library reads and writes all three exactly as desktop GIS does
-(decision 0013). What stays ours: the bytes GDAL sees (archives are unpacked and checked
+(decision 0017). What stays ours: the bytes GDAL sees (archives are unpacked and checked
 in ``shapefile.py``; every buffer is checked for its format's signature before GDAL opens
 it and the driver GDAL picked is checked again, so no other driver, and none that can
 reach the network, ever parses an upload), limits on attribute tables, feature-level
