@@ -38,6 +38,7 @@ from waymark.formats.csv_columns import (
 )
 from waymark.formats.geometry import MAX_LAT, MAX_LON, close_ring, validate_geometry
 from waymark.formats.model import (
+    MAX_COLUMNS,
     FormatError,
     ImportResult,
     ParsedFeature,
@@ -133,6 +134,8 @@ class CsvHead:
             self.header = numbered(width)
         else:
             self.header = header_names(first)
+        if len(self.header) > MAX_COLUMNS:
+            raise FormatError(f"too many columns ({len(self.header)} > {MAX_COLUMNS})", line=1)
         self.columns: Columns = resolve(self.header, self.sample, options, self.decimal,
                                         self.headerless)
         if self.headerless and self.columns.detected:

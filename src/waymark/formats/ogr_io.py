@@ -25,6 +25,7 @@ from waymark.formats._writer_util import value_text
 from waymark.formats.crs import SourceCrs, Transform, parse_crs, to_wgs84
 from waymark.formats.geometry import validate_geometry
 from waymark.formats.model import (
+    MAX_COLUMNS,
     FormatError,
     ParsedFeature,
     ParsedLayer,
@@ -32,7 +33,6 @@ from waymark.formats.model import (
     WarningCollector,
 )
 
-MAX_FIELDS = 1000  # columns of one layer
 MAX_CELLS = 20_000_000  # features x columns of one layer: bounds memory on huge tables
 _decode = msgspec.json.Decoder().decode
 
@@ -77,8 +77,8 @@ def read_layer(data: bytes, *, driver: str, what: str, layer: str | None,
             if info.get("driver") != driver:
                 raise FormatError(f"not a {what} (GDAL sees {info.get('driver')!r})", **where)
             nfields, count = len(info["fields"]), int(info.get("features") or 0)
-            if nfields > MAX_FIELDS:
-                raise FormatError(f"too many attribute columns ({nfields} > {MAX_FIELDS})",
+            if nfields > MAX_COLUMNS:
+                raise FormatError(f"too many attribute columns ({nfields} > {MAX_COLUMNS})",
                                   **where)
             if nfields * count > MAX_CELLS:
                 raise FormatError(f"attribute table too large ({count} features x {nfields} "

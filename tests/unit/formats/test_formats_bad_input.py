@@ -214,3 +214,11 @@ def test_unknown_geopackage_table_lists_the_tables() -> None:
 def test_a_lone_shp_is_explained() -> None:
     with pytest.raises(FormatError, match="upload the .shp, .shx, .dbf"):
         detect_format("roads.shp", b"\x00\x00\x27\x0a" + b"\x00" * 96)
+
+
+def test_a_csv_with_a_huge_header_is_refused_at_its_first_line() -> None:
+    data = b",".join(b"c%d" % i for i in range(5000)) + b"\n1,2\n"
+    for check in (lambda: read(data, "csv"), lambda: check_head(data, "csv")):
+        with pytest.raises(FormatError, match="too many columns \\(5000 > 1000\\)") as info:
+            check()
+        assert info.value.line == 1
