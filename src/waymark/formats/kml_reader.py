@@ -256,9 +256,13 @@ class _Reader:
         if folder:
             props["folder"] = " / ".join(folder)
         ext = pm.find("ExtendedData")
-        if ext is not None:
-            for d in ext.iter("Data"):
-                name = d.get("name")
+        if ext is not None:  # Data, and SimpleData inside SchemaData (KML 2.2 §9.3)
+            simple = []
+            for d in ext.children:
+                if d.tag == "SchemaData":
+                    simple.extend(c for c in d.children if c.tag == "SimpleData")
+                    continue
+                name = d.get("name") if d.tag == "Data" else None
                 if name is not None:
                     value = d.find("value")
                     v = value.text.strip() if value is not None else ""
@@ -268,7 +272,7 @@ class _Reader:
                         except ValueError:
                             pass
                     props[name] = v
-            for d in ext.iter("SimpleData"):
+            for d in simple:
                 if d.get("name") is not None:
                     props[d.get("name")] = d.text.strip()
         inline = pm.find("Style")

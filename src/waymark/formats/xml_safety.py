@@ -90,17 +90,23 @@ class Node:
 
 class _Builder:
     def __init__(self) -> None:
-        self.parser = None
+        self.expat = None  # the expat parser, for line numbers
         self.stack: list[Node] = []
         self.root: Node | None = None
+        self.names: dict[str, tuple[str, str]] = {}  # "{ns}tag" -> (local name, ns)
 
-    def start(self, tag: str, attrib: dict) -> None:
+    def _name(self, tag: str) -> tuple[str, str]:
         if tag[0] == "{":
             ns, _, local = tag[1:].partition("}")
         else:
             ns, local = "", tag
-        local = local.rpartition(":")[2]  # undeclared prefix, e.g. "gx:Track" without xmlns
-        node = Node(local, ns, attrib, self.parser.parser.CurrentLineNumber)
+        # undeclared prefix, e.g. "gx:Track" without xmlns
+        name = self.names[tag] = (local.rpartition(":")[2], ns)
+        return name
+
+    def start(self, tag: str, attrib: dict) -> None:
+        local, ns = self.names.get(tag) or self._name(tag)
+        node = Node(local, ns, attrib, self.expat.CurrentLineNumber)
         if self.stack:
             parent = self.stack[-1]
             if parent.children is _NO_CHILDREN:
@@ -135,7 +141,7 @@ def parse_xml(data: bytes) -> Node:
         raise FormatError("file is empty")
     builder = _Builder()
     parser = DefusedXMLParser(target=builder, forbid_dtd=True)
-    builder.parser = parser
+    builder.expat = parser.parser
     try:
         parser.feed(data)
         root = parser.close()
