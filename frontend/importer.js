@@ -1,9 +1,21 @@
 // Import by file picker or drag-and-drop: upload with progress, follow the job if the
 // server queues one, then show the new features. Errors say what was wrong with the file.
+// A GeoPackage's tables are picked first; a CSV whose coordinate columns cannot be found
+// shows its first rows so that the person can pick them (import-choices.js).
 import L from "./leaflet-setup.js";
 import { api, upload } from "./api.js";
 import { showPanel } from "./controls.js";
+import { pickColumns, pickTables } from "./import-choices.js";
 import { el, notify } from "./ui.js";
+
+const CSV_NAME = /\.(csv|tsv|txt)$/i;
+
+/** The url with the query parameters that are set. */
+function withParams(url, params) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ""));
+  const text = query.toString();
+  return text ? `${url}?${text}` : url;
+}
 
 function describeError(exc) {
   const d = exc.details || {};
@@ -58,6 +70,10 @@ export function initImport(ctx) {
   const target = document.getElementById("import-target");
   const progress = document.getElementById("import-progress");
   const status = document.getElementById("import-status");
+  const choice = document.getElementById("import-choice");
+  const crs = document.getElementById("import-crs");
+  const routePoints = document.getElementById("import-route-points");
+  const missing = document.getElementById("import-missing");
   if (!panel || !input) return;
   targetOptions(ctx, target);
   ctx.on("layersChanged", () => targetOptions(ctx, target));
@@ -68,16 +84,56 @@ export function initImport(ctx) {
     status.setAttribute("role", kind === "error" ? "alert" : "status");
   };
 
-  async function importFile(file) {
-    showPanel("import");
-    const url = target.value ? `${ctx.base}/layers/${target.value}/import` : `${ctx.base}/import`;
+  /** Options chosen in the panel, as query parameters of every import. */
+  function options() {
+    const keep = missing && missing.value === "keep";
+    return { crs: crs && crs.value.trim(), route_points: routePoints && routePoints.value,
+      missing: keep ? "keep" : "", skip_invalid: keep ? "true" : "" };
+  }
+
+  /** Ask what the file needs before it is imported: null when the person cancelled. */
+  async function choices(file) {
+    if (!/\.gpkg$/i.test(file.name)) return {};
+    say(`Reading the tables of ${file.name}…`);
+    const { data } = await upload(withParams(`${ctx.base}/import/preview`, options()), file, () => {});
+    if (data.tables.length < 2) return {};
+    say("");
+    return pickTables(choice, file.name, data.tables);
+  }
+
+  async function send(file, params) {
+    const base = target.value ? `${ctx.base}/layers/${target.value}/import` : `${ctx.base}/import`;
     progress.hidden = false;
     progress.value = 0;
     say(`Uploading ${file.name}…`);
     try {
-      const { status: code, data } = await upload(url, file, (fraction) => {
+      return await upload(withParams(base, { ...options(), ...params }), file, (fraction) => {
         progress.value = fraction * 50;
       });
+    } catch (exc) {
+      const columns = exc.code === "invalid_file" && CSV_NAME.test(file.name) && !params.lat && !params.wkt
+        && /coordinate columns/.test(exc.message);
+      if (!columns) throw exc;
+      // detection failed: show the first rows and let the person pick the columns
+      progress.hidden = true;
+      const { data } = await upload(withParams(`${ctx.base}/import/preview`, options()), file, () => {});
+      say("");
+      const picked = await pickColumns(choice, file.name, data.csv);
+      return picked ? send(file, { ...params, ...picked }) : null;
+    }
+  }
+
+  async function importFile(file) {
+    showPanel("import");
+    try {
+      const params = await choices(file);
+      const sent = params && await send(file, params);
+      if (!sent) {
+        progress.hidden = true;
+        say(`Import of ${file.name} cancelled.`);
+        return;
+      }
+      const { status: code, data } = sent;
       let result = data;
       if (code === 202) {
         say("Importing…");
@@ -99,7 +155,8 @@ export function initImport(ctx) {
       if (added.isValid()) ctx.map.fitBounds(added, { padding: [24, 24], maxZoom: 17 });
       else ctx.fitToData();
       const warnings = (result.warnings || []).length ? ` ${result.warnings.length} warning(s): ${result.warnings.slice(0, 3).join("; ")}` : "";
-      say(`Imported ${result.imported} feature(s) from ${file.name}.${warnings}`, "ok");
+      const from = result.reprojected_from ? ` (coordinates converted from ${result.reprojected_from})` : "";
+      say(`Imported ${result.imported} feature(s) from ${file.name}${from}.${warnings}`, "ok");
       ctx.status && ctx.status(`Imported ${file.name}`);
     } catch (exc) {
       progress.hidden = true;
@@ -132,7 +189,7 @@ export function initImport(ctx) {
       shell.classList.remove("dragging");
       const files = [...(event.dataTransfer?.files || [])];
       if (!files.length) {
-        notify("Drop a file (GeoJSON, GPX, KML/KMZ or CSV) to import it.", "error");
+        notify("Drop a file (GeoJSON, GPX, KML/KMZ, CSV, zipped Shapefile, GeoPackage or FlatGeobuf) to import it.", "error");
         return;
       }
       for (const file of files) importFile(file);

@@ -214,7 +214,8 @@ for _command in USER_COMMANDS:
 @click.option("--map", "map_id", help="Import into this map (public id); else a new map is made.")
 @click.option("--layer", "layer_id", help="Import into this layer; else new layer(s).")
 @click.option("--owner", help="E-mail of the owner of a new map (required without --map).")
-@click.option("--format", "fmt", default=None, help="geojson, csv, gpx, kml or kmz (else detected).")
+@click.option("--format", "fmt", default=None,
+              help="geojson, csv, gpx, kml, kmz, shapefile, gpkg or fgb (else detected).")
 @click.option("--skip-invalid", is_flag=True, help="Skip bad features/rows instead of failing.")
 def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str | None,
                fmt: str | None, skip_invalid: bool) -> None:
@@ -278,7 +279,8 @@ def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str 
 @click.option("--map", "map_id", required=True)
 @click.option("--layer", "layer_id", default=None)
 @click.option("--format", "fmt", default="geojson", show_default=True,
-              type=click.Choice(["geojson", "csv", "gpx", "kml", "bundle"]))
+              type=click.Choice(["geojson", "csv", "gpx", "kml", "kmz", "shapefile", "gpkg", "fgb",
+                                 "bundle"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output file (default: standard output).")
 def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None) -> None:

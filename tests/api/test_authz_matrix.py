@@ -114,6 +114,8 @@ SPEC: list[Endpoint] = [
     Endpoint("POST", L + "/import", "edit", 201, content=GEOJSON, query="?filename=a.geojson"),
     Endpoint("POST", MAP_PREFIX + "/import", "edit", 201, content=GEOJSON,
              query="?filename=a.geojson"),
+    Endpoint("POST", MAP_PREFIX + "/import/preview", "edit", 200, content=GEOJSON,
+             query="?filename=a.geojson"),
     Endpoint("GET", L + "/export", "view", 200, query="?format=geojson"),
     Endpoint("GET", MAP_PREFIX + "/export", "view", 200),
     # real time and live data

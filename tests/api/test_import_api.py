@@ -29,6 +29,7 @@ _FORMATS_TESTS = Path(__file__).resolve().parents[1] / "unit" / "formats"
 if str(_FORMATS_TESTS) not in sys.path:
     sys.path.insert(0, str(_FORMATS_TESTS))
 
+from _bad_files import BAD_FILES  # noqa: E402
 from _geo_corpus import corpus_files, parse_gdal_summary  # noqa: E402
 from test_formats_corpus import BROKEN, EXCEPTIONS  # noqa: E402
 
@@ -280,6 +281,23 @@ def test_bad_input_is_refused_and_changes_nothing(name: str, filename: str, data
         assert err["details"].get(key) == value, err
         assert f"{key.replace('_index', '')} {value}" in err["message"], err
     assert text.lower() in err["message"].lower(), err
+    assert row_counts(inline_app) == before
+    assert stored_objects(inline_app) == objects
+
+
+@pytest.mark.parametrize("name,filename,data,text,details", BAD_FILES,
+                         ids=[b[0] for b in BAD_FILES])
+def test_bad_gis_files_are_refused_and_change_nothing(name: str, filename: str, data: bytes,
+                                                      text: str, details: dict, owner: ApiClient,
+                                                      a_map: dict[str, Any],
+                                                      inline_app: Litestar) -> None:
+    """Zip bombs, path traversal, missing or damaged members, plain SQLite, huge attribute
+    tables, truncated files: a 422 naming the member, layer or feature; nothing written."""
+    before, objects = row_counts(inline_app), stored_objects(inline_app)
+    err = assert_error(upload(owner, f"/api/v1/maps/{a_map['id']}/import", filename, data),
+                       422, "invalid_file")
+    assert text in err["message"], err
+    assert {k: err["details"].get(k) for k in details} == details, err
     assert row_counts(inline_app) == before
     assert stored_objects(inline_app) == objects
 

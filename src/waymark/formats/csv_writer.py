@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 import io
 
-
 from waymark.formats._writer_util import value_text
+from waymark.formats.crs import SourceCrs, from_wgs84
 from waymark.formats.model import ExportLayer
 
 
@@ -43,7 +43,14 @@ def to_wkt(geom: dict | None) -> str:
     return shapely.to_wkt(shp, rounding_precision=-1, output_dimension=3, trim=True)
 
 
-def write_csv(layers: list[ExportLayer]) -> bytes:
+def write_csv(layers: list[ExportLayer], crs: SourceCrs | None = None) -> bytes:
+    """CSV with a WKT column: WGS84 longitude/latitude, or x/y (easting first) in ``crs``."""
+    transform = from_wgs84(crs) if crs is not None else None
+    if transform is not None:
+        layers = [ExportLayer(layer.name, layer.style, [
+            {**f, "geometry": g} for f, g in zip(
+                layer.features, transform.geometries([f.get("geometry") for f in layer.features]))
+        ]) for layer in layers]
     keys: dict[str, None] = {}
     for layer in layers:
         for f in layer.features:

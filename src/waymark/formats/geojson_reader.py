@@ -8,8 +8,9 @@ in well under a second with memory close to the decoded object's own size.
 Accepted top levels: FeatureCollection, Feature, bare geometry (including
 GeometryCollection) and, leniently, a JSON array of Features. Foreign members
 are ignored; a FeatureCollection ``name`` member (ogr2ogr, our own writer)
-becomes the layer name. Only WGS84 lon/lat is supported: a ``crs`` naming
-anything other than CRS84/EPSG:4326 is rejected rather than plotted wrongly.
+becomes the layer name. A legacy ``crs`` member (or the importer's ``?crs=``)
+naming another coordinate system is reprojected to WGS84 (``crs.py`` for the axis
+order rules); an unknown one is an error rather than a map plotted wrongly.
 Feature ids are not kept (ParsedFeature has no id; the platform assigns its own).
 """
 
@@ -17,21 +18,20 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 
 import msgspec
 
+from waymark.formats.crs import SourceCrs, Transform, parse_crs, to_wgs84
 from waymark.formats.geometry import GEOMETRY_TYPES, validate_geometry
 from waymark.formats.model import (
     FormatError,
     ImportResult,
     ParsedFeature,
     ParsedLayer,
+    ReadOptions,
     WarningCollector,
 )
 
-_WGS84_CRS = re.compile(r"(CRS:?84|EPSG:+(?:[\d.]*:)?4326$|EPSG:+(?:[\d.]*:)?4979$)", re.I)
-_EPSG = re.compile(r"EPSG:+(?:[\d.]*:)?(\d+)", re.I)
 _decoder = msgspec.json.Decoder()
 
 
@@ -58,26 +58,38 @@ def _decode(data: bytes):
         raise FormatError("invalid JSON: nested too deeply") from None
 
 
-def _check_crs(doc: dict) -> None:
+def _source_crs(doc: dict, options: ReadOptions) -> SourceCrs | None:
+    """The coordinate system of the coordinates: ``?crs=`` wins over the ``crs`` member."""
+    if options.crs:
+        return parse_crs(options.crs)
     crs = doc.get("crs")
     if not crs:
-        return
+        return None
     name = None
     if isinstance(crs, dict):
         props = crs.get("properties") or {}
         if isinstance(props, dict):
             name = props.get("name") or props.get("href")
     if not isinstance(name, str):
-        raise FormatError("unsupported 'crs' member; only WGS84 longitude/latitude is supported")
-    name = name.strip()
-    if _WGS84_CRS.search(name):
-        return
-    m = _EPSG.search(name)
-    label = f"EPSG:{m.group(1)}" if m else name
-    raise FormatError(
-        f"coordinates are in {label}; only WGS84 longitude/latitude is supported",
-        field="crs",
-    )
+        raise FormatError("unsupported 'crs' member: expected {\"type\": \"name\", "
+                          "\"properties\": {\"name\": \"EPSG:<code>\"}}", field="crs")
+    return parse_crs(name)
+
+
+def _reproject(items: list, transform: Transform) -> list:
+    """Copies of the Feature dicts with their geometries in WGS84."""
+    def explain(i: int) -> None:
+        geom = items[i].get("geometry")
+        try:
+            validate_geometry(geom)
+        except FormatError as exc:
+            raise exc.with_context(index=i) from None
+
+    feats = [f if type(f) is dict else {} for f in items]
+    geoms = [f.get("geometry") if type(f.get("geometry")) is dict else None for f in feats]
+    new = transform.geometries(geoms, on_bad=explain)
+    return [{**f, "geometry": g} if g is not None else items[i]
+            for i, (f, g) in enumerate(zip(feats, new))]
 
 
 def _feature(obj, index: int | None, skip_invalid: bool, warnings: WarningCollector):
@@ -103,27 +115,31 @@ def _feature(obj, index: int | None, skip_invalid: bool, warnings: WarningCollec
         return None
 
 
-def read_geojson(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+def read_geojson(data: bytes, *, skip_invalid: bool = False,
+                 options: ReadOptions | None = None) -> ImportResult:
     # The cyclic GC would rescan the ever-growing heap of fresh dicts/lists many
     # times during decoding (no cycles are created here): pausing it makes
     # large files ~3x faster.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read(data, skip_invalid)
+        return _read(data, skip_invalid, options or ReadOptions())
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _read(data: bytes, skip_invalid: bool) -> ImportResult:
+def _read(data: bytes, skip_invalid: bool, options: ReadOptions) -> ImportResult:
     doc = _decode(data)
     warnings = WarningCollector()
     name = None
+    source = _source_crs(doc, options) if isinstance(doc, dict) else (
+        parse_crs(options.crs) if options.crs else None)
+    transform = to_wgs84(source) if source is not None else None
+    reprojected_from = transform.label if transform else None
     if isinstance(doc, list):
         items, doc = doc, {}
     elif isinstance(doc, dict):
-        _check_crs(doc)
         gtype = doc.get("type")
         if gtype == "FeatureCollection":
             items = doc.get("features")
@@ -137,18 +153,26 @@ def _read(data: bytes, skip_invalid: bool) -> ImportResult:
             items = None
         elif gtype in GEOMETRY_TYPES:
             try:
+                if transform is not None:
+                    doc = _reproject([{"geometry": doc}], transform)[0]["geometry"]
                 geom = validate_geometry(doc)
             except FormatError as exc:
                 if not skip_invalid:
                     raise
                 warnings.add(f"{exc}; geometry skipped")
                 return ImportResult([ParsedLayer(None, [])], warnings.result())
-            return ImportResult([ParsedLayer(None, [ParsedFeature(geom, {})])], [])
+            return ImportResult([ParsedLayer(None, [ParsedFeature(geom, {})])], [],
+                                reprojected_from)
         else:
             raise FormatError(f"not GeoJSON: unknown top-level type {gtype!r}")
     else:
         raise FormatError("not GeoJSON: top level must be an object")
 
+    if transform is not None:
+        if items is None:
+            doc = _reproject([doc], transform)[0]
+        else:
+            items = _reproject(items, transform)
     if items is None:  # single Feature
         feature = _feature(doc, None, skip_invalid, warnings)
         features = [feature] if feature is not None else []
@@ -159,4 +183,4 @@ def _read(data: bytes, skip_invalid: bool) -> ImportResult:
             feature = _feature(obj, i, skip_invalid, warnings)
             if feature is not None:
                 append(feature)
-    return ImportResult([ParsedLayer(name, features)], warnings.result())
+    return ImportResult([ParsedLayer(name, features)], warnings.result(), reprojected_from)

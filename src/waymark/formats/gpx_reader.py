@@ -11,7 +11,13 @@ Mapping (close to togeojson so users see familiar results):
   ``coordinateProperties: {"times": [...]}`` (togeojson's convention) aligned
   with the coordinates (a list of lists for MultiLineString), ``None`` where a
   point has no time; omitted when no point has a time.
-* name/desc/cmt/type/sym are copied; ``gpx_type`` is "waypoint"|"route"|"track".
+* name/desc/cmt/type/sym are copied (``sym``, the waypoint symbol, is kept for
+  icons); ``gpx_type`` is "waypoint"|"route"|"track".
+* Route points keep their name/desc/cmt/sym/type and turn instruction (``<turn>``
+  or a turn element in extensions): as per-point lists of the route
+  (``coordinateProperties.names``, ``descs``, ``cmts``, ``syms``, ``types``,
+  ``turns``, aligned like ``times``), or with ``route_points="points"`` as Point
+  features of their own (``gpx_type: "route_point"``, ``route``: its name).
 * Styles: TopoGrafix ``gpx_style:line`` (color/opacity/width) and Garmin
   ``gpxx:DisplayColor`` become ``_style``.
 * Waymark's own ``<extensions><wm:prop name=.. type="json">`` (written by our
@@ -30,6 +36,7 @@ from waymark.formats.model import (
     ImportResult,
     ParsedFeature,
     ParsedLayer,
+    ReadOptions,
     WarningCollector,
 )
 from waymark.formats.xml_safety import Node, parse_xml
@@ -43,6 +50,9 @@ GARMIN_COLORS = {
     "Magenta": "#ff00ff", "Cyan": "#00ffff", "White": "#ffffff",
 }  # "Transparent" deliberately absent: no colour to apply
 _TEXT_FIELDS = ("name", "desc", "cmt", "type", "sym")
+#: per-point lists kept on a route: coordinateProperties key -> rtept element
+POINT_LISTS = {"names": "name", "descs": "desc", "cmts": "cmt", "syms": "sym", "types": "type",
+               "turns": "turn"}
 
 
 class _Skip(Exception):
@@ -135,7 +145,7 @@ class _Reader:
             props["_style"] = style
         props.update(own)
 
-    def points(self, nodes: list[Node]) -> tuple[list, list]:
+    def points(self, nodes: list[Node], kept: list | None = None) -> tuple[list, list]:
         coords, times = [], []
         for n in nodes:
             try:
@@ -144,7 +154,39 @@ class _Reader:
                 continue
             coords.append(pos)
             times.append(t)
+            if kept is not None:
+                kept.append(n)
         return coords, times
+
+    def route(self, node: Node, mode: str) -> list[ParsedFeature]:
+        """A route line; its points' names, descriptions, symbols and turn instructions
+        become per-point lists of the route, or (``mode == "points"``) points of their own."""
+        kept: list[Node] = []
+        coords, times = self.points(node.findall("rtept"), kept)
+        line = self.line(node, [(coords, times)], "route")
+        if line is None:
+            return []
+        texts = {key: [_point_text(n, tag) for n in kept] for key, tag in POINT_LISTS.items()}
+        texts = {k: v for k, v in texts.items() if any(t is not None for t in v)}
+        if mode != "points":
+            if texts and line.geometry["type"] == "LineString":
+                cp = line.properties.setdefault("coordinateProperties", {})
+                if isinstance(cp, dict):
+                    cp.update(texts)
+            return [line]
+        route_name = node.findtext("name")
+        points = []
+        for i, (n, pos) in enumerate(zip(kept, coords)):
+            props = {f: t for f in _TEXT_FIELDS if (t := _point_text(n, f)) is not None}
+            if (turn := _point_text(n, "turn")) is not None:
+                props["turn"] = turn
+            if times[i] is not None:
+                props["time"] = times[i]
+            props["gpx_type"] = "route_point"
+            if route_name:
+                props["route"] = route_name
+            points.append(ParsedFeature({"type": "Point", "coordinates": pos}, props))
+        return [line, *points]
 
     def waypoint(self, node: Node) -> ParsedFeature | None:
         try:
@@ -188,7 +230,20 @@ class _Reader:
         return ParsedFeature(geom, props)
 
 
-def read_gpx(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+def _point_text(node: Node, tag: str) -> str | None:
+    """Text of a route point's element; ``turn`` also from extensions (OsmAnd, Garmin)."""
+    value = node.findtext(tag)
+    if value is None and tag == "turn":
+        ext = node.find("extensions")
+        if ext is not None:
+            for child in ext.iter():
+                if child.tag in ("turn", "TurnInstruction", "instruction") and child.text.strip():
+                    return child.text.strip()
+    return value
+
+
+def read_gpx(data: bytes, *, skip_invalid: bool = False,
+             options: ReadOptions | None = None) -> ImportResult:
     root = parse_xml(data)
     if root.tag != "gpx":
         raise FormatError(f"not a GPX document (root element is <{root.tag}>)", line=root.line)
@@ -198,7 +253,8 @@ def read_gpx(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
         if node.tag == "wpt":
             f = r.waypoint(node)
         elif node.tag == "rte":
-            f = r.line(node, [r.points(node.findall("rtept"))], "route")
+            features.extend(r.route(node, (options or ReadOptions()).route_points))
+            continue
         elif node.tag == "trk":
             segs = [r.points(s.findall("trkpt")) for s in node.findall("trkseg")]
             f = r.line(node, segs, "track")

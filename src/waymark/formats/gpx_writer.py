@@ -9,7 +9,8 @@
 * GeometryCollection -> its members exported separately with the same
   properties; features without geometry are skipped (GPX needs coordinates).
 * name/desc/cmt/type/sym (and ``time`` for waypoints) become GPX elements;
-  per-point times come from ``coordinateProperties.times``. Every other
+  per-point times come from ``coordinateProperties.times``; a route's per-point
+  names/descs/cmts/syms/types/turns become its ``rtept`` elements. Every other
   property, and the effective style (layer style + feature ``_style``), goes to
   ``<extensions><wm:prop name=".." [type="json"]>`` so it round-trips exactly;
   line styles are also written as TopoGrafix ``gpx_style:line`` for other apps.
@@ -21,12 +22,12 @@ import json
 import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 
 from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
-from waymark.formats.gpx_reader import WAYMARK_NS
+from waymark.formats.gpx_reader import POINT_LISTS, WAYMARK_NS
 from waymark.formats.model import ExportLayer
 
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 STYLE_NS = "http://www.topografix.com/GPX/gpx_style/0/2"
-_ELEMENTS = ("name", "cmt", "desc", "type", "sym")  # order from the GPX schema (after ele/time)
+_ELEMENTS = ("name", "cmt", "desc", "sym", "type")  # order from the GPX schema (after ele/time)
 _SKIP = {"gpx_type", "coordinateProperties", "_style"}
 
 _PREFIX = {GPX_NS: "", WAYMARK_NS: "wm:", STYLE_NS: "gpxstyle:"}
@@ -42,13 +43,32 @@ def _text(parent: ET.Element, tag: str, value, ns: str = GPX_NS) -> None:
     el.text = xml_text(value if isinstance(value, str) else str(value))
 
 
-def _point(parent: ET.Element, tag: str, pos, time=None) -> ET.Element:
+def _point(parent: ET.Element, tag: str, pos, time=None, texts: dict | None = None) -> ET.Element:
     el = ET.SubElement(parent, _q(tag), {"lat": num(pos[1]), "lon": num(pos[0])})
     if len(pos) > 2 and pos[2] is not None:
         _text(el, "ele", num(pos[2]))
     if isinstance(time, str) and time and time == time.strip():
         _text(el, "time", time)
+    for key in _ELEMENTS:  # a route point's name, description, symbol...
+        if texts and texts.get(key) is not None:
+            _text(el, key, texts[key])
+    if texts and texts.get("turn") is not None:
+        _text(ET.SubElement(el, _q("extensions")), "turn", texts["turn"], WAYMARK_NS)
     return el
+
+
+def _point_lists(cp, count: int) -> dict[str, list]:
+    """The route's per-point texts (coordinateProperties.names, ...) that GPX elements can
+    carry exactly: aligned with the points, strings without edge spaces or nulls."""
+    if not isinstance(cp, dict):
+        return {}
+    out = {}
+    for key in POINT_LISTS:
+        values = cp.get(key)
+        if isinstance(values, list) and len(values) == count and all(
+                v is None or (isinstance(v, str) and v and v == v.strip()) for v in values):
+            out[key] = values
+    return out
 
 
 def _meta(el: ET.Element, props: dict, style: dict, extra_skip: set[str] = frozenset()) -> None:
@@ -116,7 +136,9 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> Non
             isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments))
         _meta(el, props, style)
         cp = props.get("coordinateProperties")
-        if cp is not None and not (usable and isinstance(cp, dict) and set(cp) == {"times"}):
+        lists = _point_lists(cp, len(segments[0])) if is_route else {}
+        if cp is not None and not (isinstance(cp, dict) and set(cp) <= {"times", *lists}
+                                   and (usable or "times" not in cp)):
             el_ext = el.find(_q("extensions"))
             if el_ext is None:
                 el_ext = ET.SubElement(el, _q("extensions"))
@@ -126,8 +148,9 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> Non
         for i, seg in enumerate(segments):
             ts = seg_times[i] if usable else [None] * len(seg)
             if is_route:
-                for pos, t in zip(seg, ts):
-                    _point(el, "rtept", pos, t)
+                for j, (pos, t) in enumerate(zip(seg, ts)):
+                    texts = {POINT_LISTS[k]: v[j] for k, v in lists.items()}
+                    _point(el, "rtept", pos, t, texts)
             else:
                 trkseg = ET.SubElement(el, _q("trkseg"))
                 for pos, t in zip(seg, ts):

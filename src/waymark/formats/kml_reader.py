@@ -30,17 +30,17 @@ Why these choices:
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 
+from waymark.formats import archive
 from waymark.formats.geometry import close_ring, validate_geometry
 from waymark.formats.model import (
     FormatError,
     ImportResult,
     ParsedFeature,
     ParsedLayer,
+    ReadOptions,
     WarningCollector,
 )
 from waymark.formats.xml_safety import Node, parse_xml
@@ -55,22 +55,12 @@ _COMMA_SPACE = re.compile(r"\s*,\s*")
 
 
 def unzip_kmz(data: bytes, max_size: int = MAX_KMZ_UNCOMPRESSED) -> bytes:
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise FormatError("not a valid KMZ (zip) file") from None
-    with zf:
-        names = [i for i in zf.infolist() if i.filename.lower().endswith(".kml")]
+    with archive.open_zip(data, "KMZ") as zf:
+        names = [i for i in archive.files(zf) if i.filename.lower().endswith(".kml")]
         if not names:
             raise FormatError("KMZ archive contains no .kml file")
         info = next((i for i in names if i.filename.lower() == "doc.kml"), names[0])
-        if info.file_size > max_size:
-            raise FormatError(f"KMZ entry {info.filename!r} is too large when decompressed")
-        with zf.open(info) as fh:  # read with a cap: header sizes can lie
-            out = fh.read(max_size + 1)
-        if len(out) > max_size:
-            raise FormatError(f"KMZ entry {info.filename!r} is too large when decompressed")
-        return out
+        return archive.Inflater(zf, max_size).read(info)
 
 
 def kml_color(text: str | None) -> tuple[str, float] | None:
@@ -266,9 +256,13 @@ class _Reader:
         if folder:
             props["folder"] = " / ".join(folder)
         ext = pm.find("ExtendedData")
-        if ext is not None:
-            for d in ext.iter("Data"):
-                name = d.get("name")
+        if ext is not None:  # Data, and SimpleData inside SchemaData (KML 2.2 §9.3)
+            simple = []
+            for d in ext.children:
+                if d.tag == "SchemaData":
+                    simple.extend(c for c in d.children if c.tag == "SimpleData")
+                    continue
+                name = d.get("name") if d.tag == "Data" else None
                 if name is not None:
                     value = d.find("value")
                     v = value.text.strip() if value is not None else ""
@@ -278,7 +272,7 @@ class _Reader:
                         except ValueError:
                             pass
                     props[name] = v
-            for d in ext.iter("SimpleData"):
+            for d in simple:
                 if d.get("name") is not None:
                     props[d.get("name")] = d.text.strip()
         inline = pm.find("Style")
@@ -318,7 +312,8 @@ class _Reader:
                 self.ignored[tag] = self.ignored.get(tag, 0) + 1
 
 
-def read_kml(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+def read_kml(data: bytes, *, skip_invalid: bool = False,
+             options: ReadOptions | None = None) -> ImportResult:
     root = parse_xml(data)
     if root.tag != "kml":
         raise FormatError(f"not a KML document (root element is <{root.tag}>)", line=root.line)
@@ -337,5 +332,6 @@ def read_kml(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
     return ImportResult([ParsedLayer(name, r.features)], r.warnings.result())
 
 
-def read_kmz(data: bytes, *, skip_invalid: bool = False) -> ImportResult:
+def read_kmz(data: bytes, *, skip_invalid: bool = False,
+             options: ReadOptions | None = None) -> ImportResult:
     return read_kml(unzip_kmz(data), skip_invalid=skip_invalid)

@@ -12,17 +12,23 @@
   flattened; a collection whose members all share a type reads back as the
   matching Multi* type). Features without geometry are written without one.
 * Our reader puts the folder (layer) name in a ``folder`` property.
+* KMZ: the same document as ``doc.kml`` with a bundled pin icon for points.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
+import zipfile
+import zlib
 
 from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
 from waymark.formats.kml_reader import WAYMARK_NS
 from waymark.formats.model import ExportLayer
 
+PIN_HREF = "files/pin.png"
 KML_NS = "http://www.opengis.net/kml/2.2"
 _ELEMENTS = ("name", "description")
 
@@ -59,12 +65,15 @@ def _color(hex_rgb, opacity) -> str | None:
     return f"{a:02x}{h[4:6]}{h[2:4]}{h[0:2]}"
 
 
-def _style_element(parent: ET.Element, sid: str, style: dict) -> None:
+def _style_element(parent: ET.Element, sid: str, style: dict, icon_href: str | None) -> None:
     el = ET.SubElement(parent, _q("Style"), {"id": sid})
     marker = _color(style.get("markerColor"), None)
-    if marker:
+    if marker or icon_href:
         icon = _sub(el, "IconStyle")
-        _sub(icon, "color", marker)
+        if marker:
+            _sub(icon, "color", marker)
+        if icon_href:  # a white pin, tinted by the colour above
+            _sub(_sub(icon, "Icon"), "href", icon_href)
     line_color = _color(style.get("color"), style.get("opacity"))
     if line_color or style.get("weight") is not None:
         line = _sub(el, "LineStyle")
@@ -111,7 +120,7 @@ def _geometry(pm: ET.Element, geom: dict | None) -> None:
             _primitive(multi, gtype[5:], coords)
 
 
-def write_kml(layers: list[ExportLayer]) -> bytes:
+def write_kml(layers: list[ExportLayer], icon_href: str | None = None) -> bytes:
     root = ET.Element("kml", {"xmlns": KML_NS, "xmlns:wm": WAYMARK_NS})
     doc = _sub(root, "Document")
     _sub(doc, "name", (layers[0].name or "") if len(layers) == 1 else "Waymark export")
@@ -129,11 +138,11 @@ def write_kml(layers: list[ExportLayer]) -> bytes:
                 if key in as_element:
                     _sub(pm, key, props[key])
             style = effective_style(layer, props)
-            if style:
+            if style or (icon_href and _has_point(f.get("geometry"))):
                 key = json.dumps(style, sort_keys=True)
                 if key not in style_ids:
                     style_ids[key] = f"style{len(style_ids) + 1}"
-                    _style_element(doc, style_ids[key], style)
+                    _style_element(doc, style_ids[key], style, icon_href)
                 _sub(pm, "styleUrl", "#" + style_ids[key])
             extra = {k: v for k, v in props.items() if k not in as_element and k != "_style"}
             if extra:
@@ -150,3 +159,43 @@ def write_kml(layers: list[ExportLayer]) -> bytes:
         folders.append(folder)
     doc.extend(folders)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _has_point(geom: dict | None) -> bool:
+    return any(g["type"] in ("Point", "MultiPoint") for g in split_geometry(geom))
+
+
+def write_kmz(layers: list[ExportLayer]) -> bytes:
+    """KMZ: ``doc.kml`` plus the pin icon it refers to (``files/pin.png``), so Google Earth
+    and other KML viewers show coloured pins without fetching anything."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("doc.kml", write_kml(layers, icon_href=PIN_HREF))
+        out.writestr(PIN_HREF, pin_png())
+    return buf.getvalue()
+
+
+def pin_png(size: int = 32) -> bytes:
+    """A white round marker with a grey rim on a transparent background, as PNG bytes
+    (drawn here so no image file or imaging library is needed)."""
+    c = (size - 1) / 2
+    rows = []
+    for y in range(size):
+        row = bytearray(b"\x00")  # PNG filter type 0 for the row
+        for x in range(size):
+            d = ((x - c) ** 2 + (y - c) ** 2) ** 0.5
+            if d <= c - 3:
+                row += bytes((255, 255, 255, 255))
+            elif d <= c:
+                row += bytes((90, 90, 90, 255))
+            else:
+                row += bytes(4)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))

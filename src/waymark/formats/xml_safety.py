@@ -20,21 +20,31 @@ from waymark.formats.model import FormatError
 ENTITY_ERROR = "XML entities/DTDs are not allowed"
 
 
+_NO_ATTRIBUTES: dict = {}
+_NO_CHILDREN: tuple = ()
+
+
 class Node:
+    """One element. Memory matters (a 100,000-placemark KML is a million nodes): elements
+    without attributes share one empty dict, children and text are only allocated when
+    there are some."""
+
     __slots__ = ("tag", "ns", "attrib", "_text", "children", "line")
 
     def __init__(self, tag: str, ns: str, attrib: dict, line: int) -> None:
         self.tag = tag
         self.ns = ns
-        self.attrib = attrib
-        self._text: list[str] | str = []
-        self.children: list[Node] = []
+        self.attrib = attrib or _NO_ATTRIBUTES
+        self._text: list[str] | str | None = None
+        self.children: list[Node] | tuple = _NO_CHILDREN
         self.line = line
 
     @property
     def text(self) -> str:
         """Direct text content (CDATA included), not stripped."""
         t = self._text
+        if t is None:
+            return ""
         if isinstance(t, list):
             t = self._text = "".join(t)
         return t
@@ -80,30 +90,45 @@ class Node:
 
 class _Builder:
     def __init__(self) -> None:
-        self.parser = None
+        self.expat = None  # the expat parser, for line numbers
         self.stack: list[Node] = []
         self.root: Node | None = None
+        self.names: dict[str, tuple[str, str]] = {}  # "{ns}tag" -> (local name, ns)
 
-    def start(self, tag: str, attrib: dict) -> None:
+    def _name(self, tag: str) -> tuple[str, str]:
         if tag[0] == "{":
             ns, _, local = tag[1:].partition("}")
         else:
             ns, local = "", tag
-        local = local.rpartition(":")[2]  # undeclared prefix, e.g. "gx:Track" without xmlns
-        node = Node(local, ns, attrib, self.parser.parser.CurrentLineNumber)
+        # undeclared prefix, e.g. "gx:Track" without xmlns
+        name = self.names[tag] = (local.rpartition(":")[2], ns)
+        return name
+
+    def start(self, tag: str, attrib: dict) -> None:
+        local, ns = self.names.get(tag) or self._name(tag)
+        node = Node(local, ns, attrib, self.expat.CurrentLineNumber)
         if self.stack:
-            self.stack[-1].children.append(node)
+            parent = self.stack[-1]
+            if parent.children is _NO_CHILDREN:
+                parent.children = [node]
+            else:
+                parent.children.append(node)
         else:
             self.root = node
         self.stack.append(node)
 
     def end(self, tag: str) -> None:
-        self.stack.pop()
+        node = self.stack.pop()
+        if isinstance(node._text, list):  # one string per element, not a list of pieces
+            node._text = "".join(node._text)
 
     def data(self, text: str) -> None:
         if self.stack:
-            t = self.stack[-1]._text
-            if isinstance(t, list):
+            node = self.stack[-1]
+            t = node._text
+            if t is None:
+                node._text = [text]
+            elif isinstance(t, list):
                 t.append(text)
 
     def close(self) -> Node | None:
@@ -116,7 +141,7 @@ def parse_xml(data: bytes) -> Node:
         raise FormatError("file is empty")
     builder = _Builder()
     parser = DefusedXMLParser(target=builder, forbid_dtd=True)
-    builder.parser = parser
+    builder.expat = parser.parser
     try:
         parser.feed(data)
         root = parser.close()

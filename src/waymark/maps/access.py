@@ -17,6 +17,16 @@ ROLES = ("viewer", "editor", "owner")
 VISIBILITIES = ("private", "unlisted", "public")
 RANK = {None: 0, "viewer": 1, "editor": 2, "owner": 3}
 NEED = {"view": 0, "edit": 2, "own": 3}
+#: Anonymous reads of maps anyone may see (public, unlisted) are open to pages on any site:
+#: Leaflet/MapLibre pages, geojson.io, QGIS. No credentials are ever allowed cross-origin,
+#: and answers to signed-in or token requests carry no CORS header at all.
+OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def cors_headers(actor: Actor) -> dict[str, str]:
+    """Headers for a successful read of map data: open to any origin only when anonymous
+    (an anonymous caller can only have read a public or unlisted map)."""
+    return {} if actor.is_authenticated else dict(OPEN_CORS)
 
 
 def role_of(session: Session, map_: Map, actor: Actor) -> str | None:

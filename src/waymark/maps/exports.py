@@ -1,4 +1,5 @@
-"""Exporting layers and maps to GeoJSON, CSV, GPX, KML, and whole-map bundles.
+"""Exporting layers and maps to GeoJSON, CSV, GPX, KML/KMZ, Shapefile, GeoPackage,
+FlatGeobuf, and whole-map bundles.
 
 A bundle is one JSON document with the map, its layers (name, style, order, visibility) and
 every feature; importing it creates an identical map under new ids.
@@ -15,12 +16,16 @@ from sqlalchemy.orm import Session
 from waymark import jsonutil
 from waymark.db.models import Feature, Layer, Map
 from waymark.errors import Invalid
-from waymark.formats import ExportLayer, write
+from waymark.formats import ExportLayer, FormatError, write
 from waymark.maps.layers import check_style, list_layers
 from waymark.maps.service import check_visibility, create_map
 
 FORMATS = {"geojson": ("application/geo+json", "geojson"), "csv": ("text/csv", "csv"),
-           "gpx": ("application/gpx+xml", "gpx"), "kml": ("application/vnd.google-earth.kml+xml", "kml")}
+           "gpx": ("application/gpx+xml", "gpx"), "kml": ("application/vnd.google-earth.kml+xml", "kml"),
+           "kmz": ("application/vnd.google-earth.kmz", "kmz"),
+           "shapefile": ("application/zip", "shp.zip"),
+           "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+           "fgb": ("application/flatgeobuf", "fgb")}
 BUNDLE_FORMAT = "waymark-bundle"
 BUNDLE_VERSION = 1
 
@@ -49,10 +54,13 @@ def check_format(fmt: str) -> str:
 
 
 def export_layers(session: Session, layers: list[Layer], fmt: str,
-                  name: str) -> tuple[bytes, str, str]:
-    """Returns (body, content type, file name)."""
+                  name: str, crs: str | None = None) -> tuple[bytes, str, str]:
+    """Returns (body, content type, file name); ``crs`` reprojects where the format can."""
     check_format(fmt)
-    data = write([_export_layer(session, layer) for layer in layers], fmt)
+    try:
+        data = write([_export_layer(session, layer) for layer in layers], fmt, crs=crs)
+    except FormatError as exc:
+        raise Invalid(f"cannot export: {exc}", details=exc.to_details()) from None
     content_type, ext = FORMATS[fmt]
     return data, content_type, f"{_slug(name)}.{ext}"
 

@@ -15,7 +15,7 @@ from waymark import jsonutil
 from waymark.db.engine import Database
 from waymark.db.models import Job, Layer, Upload, utcnow
 from waymark.errors import ApiError
-from waymark.formats import FormatError, read
+from waymark.formats import FormatError, ReadOptions, read
 from waymark.ids import new_uuid
 from waymark.maps.imports import import_result
 from waymark.maps.state import iso
@@ -78,7 +78,8 @@ def _run(db: Database, store: ObjectStore, job_id: int, params: dict[str, Any], 
 
     try:
         data = store.get_sync(object_key)
-        result = read(data, fmt, skip_invalid=bool(params.get("skip_invalid")))
+        result = read(data, fmt, skip_invalid=bool(params.get("skip_invalid")),
+                      options=ReadOptions.from_dict(params.get("options")))
         summary = import_result(db, map_id, result, user_id, layer=layer,
                                 default_name=params.get("layer_name") or filename,
                                 info={"upload": params["upload_public_id"], "filename": filename},

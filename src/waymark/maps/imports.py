@@ -35,9 +35,11 @@ class ImportSummary:
     imported: int = 0
     layers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reprojected_from: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"imported": self.imported, "layers": self.layers, "warnings": self.warnings}
+        return {"imported": self.imported, "layers": self.layers, "warnings": self.warnings,
+                "reprojected_from": self.reprojected_from}
 
 
 def _rows(features: Iterable[ParsedFeature], layer_id: int, user_id: int | None):  # type: ignore[no-untyped-def]
@@ -130,6 +132,7 @@ def import_result(db: Database, map_id: int, result: ImportResult, user_id: int 
                  [({"name": default_name[:200], "style": dict(DEFAULT_STYLE)}, [])]
     summary = import_groups(db, map_id, groups, user_id, info=info, progress=progress)
     summary.warnings = list(result.warnings)
+    summary.reprojected_from = result.reprojected_from
     return summary
 
 

@@ -1,4 +1,4 @@
-"""Import, export, bundles, published snapshots and job status."""
+"""Export, bundles and published snapshots (imports: import_routes.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,19 @@ from typing import Any
 
 from anyio import to_thread
 from litestar import Request, Response, get, post
-from litestar.datastructures import UploadFile
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
-from waymark.db.models import Job, Layer, Map, Upload
+from waymark.db.models import Map
 from waymark.errors import Invalid, NotFound
-from waymark.formats import FormatError, ParsedFeature, detect_format, read
+from waymark.formats import ParsedFeature
 from waymark.formats.geometry import validate_geometry
-from waymark.ids import new_uuid
-from waymark.jobs.queue import enqueue_import
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
-from waymark.maps.access import load_map
-from waymark.maps.events import layer_event, map_event
-from waymark.maps.import_jobs import create_import_job, job_json
-from waymark.maps.imports import import_groups, import_result
+from waymark.maps.access import cors_headers, load_map
+from waymark.maps.import_routes import ROUTES as IMPORT_ROUTES
+from waymark.maps.import_routes import read_upload
+from waymark.maps.imports import import_groups
 from waymark.maps.published_reads import (
     ANON_DATA_SQL,
     ANON_SNAPSHOT_SQL,
@@ -30,171 +27,48 @@ from waymark.maps.published_reads import (
     PRIVATE_IMMUTABLE,
     snapshot_reply,
 )
-from waymark.maps.routes import LAYER, MAP, _publish, _svc
+from waymark.maps.routes import LAYER, MAP, _svc
 from waymark.maps.snapshots import publish, snapshot_for
-from waymark.storage.keys import snapshot_key, upload_key
+from waymark.storage.keys import snapshot_key
 from waymark.web import Services, threaded
 
 
-def format_error(exc: FormatError) -> Invalid:
-    return Invalid(f"cannot import this file: {exc}", code="invalid_file", details=exc.to_details())
-
-
-async def _read_upload(request: Request) -> tuple[bytes, str]:
-    """The uploaded bytes and file name: multipart field "file", or the raw body."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid('multipart upload needs a file field named "file"', details={"field": "file"})
-        data = await upload.read()
-        return data, upload.filename or "upload"
-    data = await request.body()
-    return data, request.query_params.get("filename") or "upload"
-
-
-def _detect(request: Request, filename: str, data: bytes) -> str:
-    if not data:
-        raise Invalid("the file is empty", code="invalid_file")
-    fmt = request.query_params.get("format")
-    try:
-        return fmt if fmt else detect_format(filename, data)
-    except FormatError as exc:
-        raise format_error(exc) from None
-
-
-async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | None) -> Response:
-    svc: Services = _svc(request)
-    data, filename = await _read_upload(request)
-    fmt = _detect(request, filename, data)
-    skip_invalid = request.query_params.get("skip_invalid", "").lower() in ("1", "true", "yes")
-    layer_name = request.query_params.get("layer_name")
-
-    def check_access() -> tuple[int, int | None, str, int]:
-        with svc.db.read() as s:
-            map_, _ = load_map(s, map_id, actor, "edit")
-            layer = layer_ops.get_layer(s, map_, layer_id) if layer_id else None
-            return map_.id, layer.id if layer else None, map_.public_id, actor.require_write()
-
-    map_pk, layer_pk, map_public, uid = await to_thread.run_sync(check_access)
-    upload_id = new_uuid()
-    key = upload_key(map_public, upload_id, filename)
-    as_job = len(data) > svc.settings.import_job_bytes
-
-    if not as_job:  # parse before anything is written: bad input changes nothing
-        try:
-            result = await to_thread.run_sync(lambda: read(data, fmt, skip_invalid=skip_invalid))
-        except FormatError as exc:
-            raise format_error(exc) from None
-    await svc.store.put(key, data)
-
-    def record() -> tuple[int, str | None]:
-        with svc.db.write() as s:
-            upload = Upload(public_id=upload_id, map_id=map_pk, user_id=uid, filename=filename[:255],
-                            format=fmt, size=len(data), object_key=key)
-            s.add(upload)
-            s.flush()
-            job = None
-            if as_job:
-                job = create_import_job(s, map_pk, uid, {
-                    "upload_id": upload.id, "upload_public_id": upload_id, "layer_id": layer_pk,
-                    "skip_invalid": skip_invalid, "layer_name": layer_name})
-            return upload.id, job.public_id if job else None
-
-    upload_pk, job_id = await to_thread.run_sync(record)
-    if job_id:
-        enqueue_import(svc.huey, job_id)
-        return Response({"job": {"id": job_id, "url": f"/api/v1/jobs/{job_id}"}}, status_code=202,
-                        headers={"Location": f"/api/v1/jobs/{job_id}"})
-
-    def work() -> dict[str, Any]:
-        with svc.db.read() as s:
-            layer = s.get(Layer, layer_pk) if layer_pk else None
-        summary = import_result(svc.db, map_pk, result, uid, layer=layer,
-                                default_name=layer_name or filename,
-                                info={"upload": upload_id, "filename": filename})
-        return summary.as_dict()
-
-    try:
-        out = await to_thread.run_sync(work)
-    except BaseException:  # e.g. an invalid layer name, the layer deleted meanwhile
-        await to_thread.run_sync(lambda: _forget_upload(svc, upload_pk))
-        await svc.store.delete(key)
-        raise
-    out["upload"] = upload_id
-    out["format"] = fmt
-    _publish(request, map_id, layer_event("layer.reload", layer_id, actor) if layer_id
-             else map_event("map.reload", actor))
-    return Response(out, status_code=201)
-
-
-def _forget_upload(svc: Services, upload_pk: int) -> None:
-    """A failed inline import leaves nothing behind: not even the record of its upload."""
-    with svc.db.write() as s:
-        upload = s.get(Upload, upload_pk)
-        if upload is not None:
-            s.delete(upload)
-
-
-@post(LAYER + "/import", tags=["import"])
-async def import_into_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
-    """Add the features of an uploaded file (GeoJSON, CSV, GPX, KML/KMZ) to this layer.
-
-    Multipart field "file" or the raw body (?filename= or ?format=). Small files are imported
-    at once (201 with a summary); large ones become a job (202, poll /api/v1/jobs/{id}).
-    """
-    return await _import(request, actor, map_id, layer_id)
-
-
-@post(MAP + "/import", tags=["import"])
-async def import_into_map(request: Request, actor: Actor, map_id: str) -> Response:
-    """Import a file as new layer(s) of the map (one per source layer)."""
-    return await _import(request, actor, map_id, None)
-
-
-@get("/api/v1/jobs/{job_id:str}", tags=["import"])
-@threaded
-def get_job(request: Request, actor: Actor, job_id: str) -> dict[str, Any]:
-    """Status of an import job: queued, running (progress/total), done (result) or failed (error)."""
-    uid = actor.require_user()
-    with _svc(request).db.read() as s:
-        job = s.query(Job).filter_by(public_id=job_id).one_or_none()
-        if job is None or job.user_id != uid:
-            raise NotFound("job not found")
-        return job_json(job)
-
-
 # ---- export ----------------------------------------------------------------------------
-def _download(data: bytes, content_type: str, filename: str) -> Response:
+def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Response:
     return Response(data, media_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "private, no-store"})
+                             "Cache-Control": "private, no-store", **cors_headers(actor)})
 
 
 @get(LAYER + "/export", tags=["export"])
 @threaded
 def export_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
-    """Download the layer as ?format=geojson (default), csv, gpx or kml."""
+    """Download the layer as ?format=geojson (default), csv, gpx, kml, kmz, shapefile (zip),
+    gpkg or fgb; ?crs=EPSG:<code> reprojects Shapefile, GeoPackage, FlatGeobuf and CSV."""
     fmt = exports.check_format(request.query_params.get("format", "geojson"))
+    crs = request.query_params.get("crs") or None
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
-        return _download(*exports.export_layers(s, [layer], fmt, f"{map_.title}-{layer.name}"))
+        return _download(actor, *exports.export_layers(s, [layer], fmt,
+                                                       f"{map_.title}-{layer.name}", crs))
 
 
 @get(MAP + "/export", tags=["export"])
 @threaded
 def export_map(request: Request, actor: Actor, map_id: str) -> Response:
-    """Download all layers as ?format=geojson|csv|gpx|kml, or the whole map as format=bundle."""
+    """Download all layers as ?format=geojson|csv|gpx|kml|kmz|shapefile|gpkg|fgb (?crs= as
+    for a layer), or the whole map as format=bundle."""
     fmt = request.query_params.get("format", "bundle")
+    crs = request.query_params.get("crs") or None
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         if fmt == "bundle":
-            return _download(jsonutil.dumpb(exports.make_bundle(s, map_)), "application/json",
-                             f"{exports._slug(map_.title)}.waymark.json")
+            return _download(actor, jsonutil.dumpb(exports.make_bundle(s, map_)),
+                             "application/json", f"{exports._slug(map_.title)}.waymark.json")
         fmt = exports.check_format(fmt)
-        return _download(*exports.export_layers(s, layer_ops.list_layers(s, map_), fmt, map_.title))
+        return _download(actor, *exports.export_layers(s, layer_ops.list_layers(s, map_), fmt,
+                                                       map_.title, crs))
 
 
 @post("/api/v1/maps/import-bundle", tags=["import"])
@@ -202,7 +76,7 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
     """Create a new map from a bundle made by the map export (format=bundle)."""
     uid = actor.require_write()
     svc = _svc(request)
-    data, _ = await _read_upload(request)
+    data, _ = await read_upload(request)
     bundle = exports.parse_bundle(data)
     groups = []
     for li, layer in enumerate(bundle["layers"]):
@@ -249,10 +123,11 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
 
 
 def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
-                    cache_control: str) -> Response:
+                    cache_control: str, actor: Actor) -> Response:
     status, headers, body = snapshot_reply(
         gz, sha, cache_control, if_none_match=request.headers.get("if-none-match", ""),
         accept_encoding=request.headers.get("accept-encoding", ""), lru=svc.snapshot_cache)
+    headers.update(cors_headers(actor))
     media_type = headers.pop("Content-Type", None)
     return Response(body if status == 200 else None, status_code=status, headers=headers,
                     media_type=media_type)
@@ -279,7 +154,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
         if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE and row[1]:
             sha = row[1]
             gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
-            return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
+            return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
@@ -299,7 +174,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
 
         sha, gz = await to_thread.run_sync(load)
         await _cache_put(svc, sha, gz, public)
-    return _serve_snapshot(request, svc, gz, sha, "private, no-cache")
+    return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
 
 async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
@@ -333,8 +208,8 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)
     return _serve_snapshot(request, svc, gz, sha,
-                           IMMUTABLE if public else PRIVATE_IMMUTABLE)
+                           IMMUTABLE if public else PRIVATE_IMMUTABLE, actor)
 
 
-ROUTES = [import_into_layer, import_into_map, get_job, export_layer, export_map, import_bundle,
+ROUTES = [*IMPORT_ROUTES, export_layer, export_map, import_bundle,
           layer_data, layer_snapshot]

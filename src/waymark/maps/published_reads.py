@@ -8,7 +8,8 @@ about 150 µs of a 220 µs request. This plain ASGI layer sits inside the reques
 (metrics, access log), so that still applies, and just outside the security headers, which it
 adds to its own answers from the same list (one send wrapper less per read). It answers only when
 everything is at hand: no credentials, a map anyone may see (decided by the database on
-every request, via `Database.peek`), the bytes in the per-process cache. It charges the
+every request, via `Database.peek`), the bytes in the per-process cache; being anonymous
+reads of such maps, its answers are open to any origin (`access.OPEN_CORS`). It charges the
 request to the `anon_read` rate limit exactly as RateLimitMiddleware would. Anything else
 (a miss, a private map, a cookie, PostgreSQL) goes on to the Litestar routes, which fill the
 cache, so the two paths serve the same bytes with the same headers (`snapshot_reply`).
@@ -20,6 +21,7 @@ import gzip
 import re
 from typing import Any
 
+from waymark.maps.access import OPEN_CORS
 from waymark.ops.lru import BytesLRU
 from waymark.ops.ratelimit import RateLimiter, client_ip, parse_networks, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
@@ -93,7 +95,7 @@ class PublishedReads:
         if decision is not None and not decision.allowed:
             await send_limited(self.security.secure(scope["path"], send), decision)
             return
-        out = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        out = [(k.lower().encode(), v.encode()) for k, v in {**headers, **OPEN_CORS}.items()]
         out.append((b"content-length", str(len(body)).encode()))
         out += self.security.headers_for(scope["path"])
         if decision is not None:

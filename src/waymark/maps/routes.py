@@ -14,7 +14,7 @@ from waymark.db.models import Map
 from waymark.errors import Forbidden
 from waymark.maps import layers as layer_ops
 from waymark.maps import service
-from waymark.maps.access import load_map
+from waymark.maps.access import cors_headers, load_map
 from waymark.maps.events import layer_event, map_event
 from waymark.maps.state import layer_json, map_json, member_json
 from waymark.web import Services, if_match_version, int_query, json_object, threaded
@@ -79,7 +79,8 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
             key = f"map:{map_id}:v{row[0]}"
             cached = await svc.cache.get(key)
             if cached is not None:
-                return Response(cached, media_type="application/json")
+                return Response(cached, media_type="application/json",
+                                headers=cors_headers(actor))
 
     def load() -> dict[str, Any]:
         with svc.db.read() as s:
@@ -93,7 +94,7 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
             and key == f"map:{map_id}:v{body['version']}" \
             and all(layer["snapshot_url"] for layer in body["layers"]):
         await svc.cache.put(key, jsonutil.dumpb(body))
-    return Response(body)
+    return Response(body, headers=cors_headers(actor))
 
 
 @patch(MAP, tags=["maps"])
@@ -178,10 +179,11 @@ def remove_member(request: Request, actor: Actor, map_id: str, user_id: int) -> 
 # ---- layers ----------------------------------------------------------------------------
 @get(MAP + "/layers", tags=["layers"])
 @threaded
-def list_layers(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+def list_layers(request: Request, actor: Actor, map_id: str) -> Response:
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
-        return [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]
+        return Response([layer_json(layer, map_.public_id)
+                         for layer in layer_ops.list_layers(s, map_)], headers=cors_headers(actor))
 
 
 @post(MAP + "/layers", status_code=201, tags=["layers"])
@@ -203,7 +205,8 @@ def get_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Res
     with _svc(request).db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
-        return Response(layer_json(layer, map_.public_id), headers={"ETag": f'"{layer.version}"'})
+        return Response(layer_json(layer, map_.public_id),
+                        headers={"ETag": f'"{layer.version}"', **cors_headers(actor)})
 
 
 @patch(LAYER, tags=["layers"])

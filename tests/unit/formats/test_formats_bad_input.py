@@ -169,3 +169,56 @@ def test_unknown_format_detection() -> None:
         detect_format("photo.jpg", b"\xff\xd8\xff\xe0 binary")
     with pytest.raises(FormatError, match="expected GPX or KML"):
         detect_format(None, b"<html><body/></html>")
+
+
+# ---- Shapefile zips, GeoPackages, FlatGeobufs --------------------------------------------
+from _bad_files import BAD_FILES  # noqa: E402
+
+from waymark.formats import ReadOptions, check_head  # noqa: E402
+from waymark.formats.archive import Inflater, open_zip  # noqa: E402
+
+
+@pytest.mark.parametrize("name,filename,data,text,details", BAD_FILES,
+                         ids=[b[0] for b in BAD_FILES])
+def test_bad_gis_files_say_what_and_where(name: str, filename: str, data: bytes, text: str,
+                                          details: dict) -> None:
+    with pytest.raises(FormatError) as info:
+        read(data, detect_format(filename, data))
+    assert text in str(info.value)
+    assert {k: info.value.to_details().get(k) for k in details} == details
+
+
+def test_archive_budget_counts_inflated_bytes_not_claimed_sizes() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.dbf", b"x" * 5000)
+        zf.writestr("b.dbf", b"y" * 5000)
+    with open_zip(buf.getvalue(), "Shapefile") as zf:
+        inflater = Inflater(zf, budget=8000)
+        inflater.read(zf.getinfo("a.dbf"))
+        with pytest.raises(FormatError, match="too large when decompressed") as info:
+            inflater.read(zf.getinfo("b.dbf"))
+    assert info.value.member == "b.dbf"
+
+
+def test_unknown_geopackage_table_lists_the_tables() -> None:
+    from _new_formats import NEW_DATA
+
+    data = (NEW_DATA / "gpkg/corpus_layers.gpkg").read_bytes()
+    for check in (lambda o: read(data, "gpkg", options=o), lambda o: check_head(data, "gpkg", o)):
+        with pytest.raises(FormatError, match="tables: countries, poole_bng, earthquakes") as info:
+            check(ReadOptions(layers=("roads",)))
+        assert info.value.layer == "roads"
+
+
+def test_a_lone_shp_is_explained() -> None:
+    with pytest.raises(FormatError, match="upload the .shp, .shx, .dbf"):
+        detect_format("roads.shp", b"\x00\x00\x27\x0a" + b"\x00" * 96)
+
+
+def test_a_csv_with_a_huge_header_is_refused_at_its_first_line() -> None:
+    data = b",".join(b"c%d" % i for i in range(5000)) + b"\n1,2\n"
+    for check in (lambda: read(data, "csv"), lambda: check_head(data, "csv")):
+        with pytest.raises(FormatError, match="too many columns \\(5000 > 1000\\)") as info:
+            check()
+        assert info.value.line == 1

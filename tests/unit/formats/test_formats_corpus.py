@@ -15,9 +15,6 @@ BROKEN = {
     "geojson/togeojson-output/addresses.kml.geojson": ("index", 0, "position"),
     "geojson/togeojson-output/selfclosing.kml.geojson": ("index", 0, "at least 2 positions"),
     "csv/openlayers/meteorite_landings.csv": ("line", 22948, "longitude 354.473330 out of range"),
-    "geojson/librarieswest/boundary_poole_bng.geojson": (
-        "field", "crs",
-        "coordinates are in EPSG:27700; only WGS84 longitude/latitude is supported"),
 }
 
 # Where our count deliberately differs from the GDAL reference: path -> (count, reason)

@@ -42,19 +42,20 @@ def test_geojson_drops_m_and_ignores_foreign_members() -> None:
     assert f.properties == {"a": 1}
 
 
-@pytest.mark.parametrize("name", ["urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:4326",
-                                  "urn:ogc:def:crs:EPSG::4326"])
+@pytest.mark.parametrize("name", ["urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:4326", "CRS:84",
+                                  "EPSG:4979"])
 def test_geojson_wgs84_crs_accepted(name: str) -> None:
     doc = {"type": "Point", "coordinates": [1, 2], "crs": {"type": "name",
                                                           "properties": {"name": name}}}
     assert _one(_gj(doc), "geojson").geometry["coordinates"] == [1, 2]
 
 
-def test_geojson_projected_crs_rejected() -> None:
+def test_geojson_unknown_crs_rejected() -> None:
     doc = {"type": "FeatureCollection", "features": [],
-           "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::27700"}}}
-    with pytest.raises(FormatError, match="coordinates are in EPSG:27700; only WGS84"):
+           "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::999999"}}}
+    with pytest.raises(FormatError, match="unknown coordinate system EPSG:999999") as info:
         read(_gj(doc), "geojson")
+    assert info.value.field == "crs"
 
 
 @pytest.mark.parametrize("geom,msg", [
