@@ -19,6 +19,7 @@ from waymark import __version__
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.db.engine import Database
+from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
@@ -54,6 +55,10 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):  # a fail-over, not a bug: 503 with Retry-After
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0][:200])
+        return _api_error(request, database_unavailable_error())
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"error": {"code": "internal_error", "message": "internal server error",
                                "details": {}}}, status_code=500)

@@ -165,6 +165,20 @@ def keys_list() -> None:
         click.echo(f"{'*' if key_id == current else ' '} {key_id}")
 
 
+@keys.command("create")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The new key file (refused if it exists).")
+def keys_create(output: Path) -> None:
+    """Make a new master key file (mode 0600) to share between nodes as a secret
+    (WAYMARK_MASTER_KEY_FILE); back it up like any other key."""
+    from waymark.storage.keys_provider import LocalKeyFile
+
+    if output.exists():
+        raise click.ClickException(f"{output} exists: a key file is never overwritten")
+    key_id = LocalKeyFile(output).current_key_id()
+    click.echo(f"wrote master key {key_id} to {output}")
+
+
 @keys.command("rotate")
 @click.option("--retire-old", is_flag=True,
               help="Remove the old master keys once every object is re-wrapped.")
@@ -175,6 +189,10 @@ def keys_rotate(retire_old: bool) -> None:
 
     settings = _settings()
     provider = key_provider(settings)
+    if not hasattr(provider, "add_key"):
+        raise click.ClickException(
+            "the master key is a KMS key: rotate it inside the KMS (automatic key rotation), "
+            "or set WAYMARK_KMS_KEY_ID to a new key and re-wrap (docs/operations/backup.md)")
     old = provider.key_ids()
     new = provider.add_key()
     click.echo(f"new master key {new}; re-wrapping...")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from waymark.db.engine import Database
+from waymark.jobs.periodic import OncePerPeriod
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
 
@@ -37,27 +38,59 @@ def runtime() -> Runtime:
     return _runtime
 
 
+class _Periodic(OncePerPeriod):
+    def database(self) -> Database:
+        return runtime().db
+
+
+class WaymarkRedisHuey(_Periodic, RedisHuey):
+    """The shared queue on Redis; periodic tasks run once per period across workers."""
+
+
+class WaymarkSqliteHuey(_Periodic, SqliteHuey):
+    """The embedded queue (a SQLite file in the data dir: one machine)."""
+
+
 def make_huey(settings: Settings) -> Huey:
     """Build the queue and register tasks on it. Called once per process."""
     global _huey
     if settings.redis_url:
-        huey: Huey = RedisHuey("waymark", url=settings.redis_url, immediate=settings.jobs_immediate)
+        huey: Huey = WaymarkRedisHuey("waymark", url=settings.redis_url,
+                                      immediate=settings.jobs_immediate)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey("waymark", filename=str((settings.data_dir / "jobs.db").resolve()),
-                          immediate=settings.jobs_immediate)
+        huey = WaymarkSqliteHuey("waymark",
+                                 filename=str((settings.data_dir / "jobs.db").resolve()),
+                                 immediate=settings.jobs_immediate)
 
     @huey.task(retries=0, name="import")
     def import_task(job_public_id: str) -> None:
         from waymark.maps.import_jobs import run_import_job
 
         rt = runtime()
-        run_import_job(rt.db, rt.store, job_public_id)
+        run_import_job(rt.db, rt.store, job_public_id, rt.settings.job_stale_seconds)
 
     huey.import_task = import_task  # type: ignore[attr-defined]
+
+    @huey.periodic_task(crontab(), name="requeue_stale_jobs")
+    def requeue_stale_jobs_task() -> None:
+        requeue_stale_jobs(huey)
+
     _register_data_safety_tasks(huey, settings)
     _huey = huey
     return huey
+
+
+def requeue_stale_jobs(huey: Huey) -> list[str]:
+    """Enqueue again the import jobs whose worker died (or whose message was lost); the job's
+    own claim makes sure only one worker runs each (maps/import_jobs.py)."""
+    from waymark.maps.import_jobs import stale_jobs
+
+    rt = runtime()
+    ids = stale_jobs(rt.db, rt.settings.job_stale_seconds)
+    for job_id in ids:
+        enqueue_import(huey, job_id)
+    return ids
 
 
 def enqueue_import(huey: Huey, job_public_id: str) -> None:
@@ -68,8 +101,6 @@ def enqueue_import(huey: Huey, job_public_id: str) -> None:
 def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
     the replication-lag metric (every minute) and a configuration backup (daily)."""
-    from huey import crontab
-
     @huey.periodic_task(crontab(minute="17"), name="retention")
     def retention_task() -> None:
         from waymark.maps.retention import run_retention
