@@ -5,7 +5,7 @@ UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test setup setup-dev assets lint clean
+.PHONY: run test test-cluster setup setup-dev assets lint clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,6 +27,10 @@ run: setup
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# the multi-node cluster under faults (Patroni, etcd, Sentinel, SeaweedFS, HAProxy)
+test-cluster: setup-dev
+	$(VENV)/bin/python -m pytest -s tests/cluster $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(UV) run --frozen ruff check src tests

@@ -299,24 +299,15 @@ class PostgresHAProxy:
         stop_process(self.process)
 
 
+POSTGRES_HAPROXY = Path(__file__).resolve().parents[1] / "deploy" / "haproxy" / "postgres.cfg.tmpl"
+
+
 def postgres_haproxy_config(bind_port: int, nodes: list[PatroniNode]) -> str:
+    """The shipped deploy/haproxy/postgres.cfg.tmpl for these nodes."""
     servers = "\n".join(f"    server {n.name} {LOOPBACK}:{n.pg_port} check port {n.rest_port}"
                         for n in nodes)
-    return f"""global
-    maxconn 2000
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 30m
-    timeout server 30m
-    timeout check 2s
-listen postgres_primary
-    bind {LOOPBACK}:{bind_port}
-    option httpchk GET /primary
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
-{servers}
-"""
+    return POSTGRES_HAPROXY.read_text().replace("{{bind}}", f"{LOOPBACK}:{bind_port}") \
+        .replace("{{servers}}", servers)
 
 
 def start_postgres_haproxy(base: str, nodes: list[PatroniNode]) -> PostgresHAProxy:

@@ -29,6 +29,21 @@ def _refuse_node_key(settings: Settings) -> None:
         raise click.ClickException(f"refusing to start: {problem}")
 
 
+def _require_database(settings: Settings) -> None:
+    """Without --migrate a missing SQLite file means the init step (restore, migrate) has
+    not run or failed: starting would create an empty database, and a running Litestream
+    would replicate it over the backup."""
+    if not settings.is_sqlite:
+        return
+    from waymark.backup.litestream import database_path
+
+    if not database_path(settings).exists():
+        raise click.ClickException(
+            f"refusing to start: the database {database_path(settings)} does not exist and "
+            "--no-migrate was given: run `waymark restore --boot` and `waymark migrate` first "
+            "(the init step), or start without --no-migrate")
+
+
 def _db(settings: Settings):  # type: ignore[no-untyped-def]
     from waymark.db.engine import Database
 
@@ -65,6 +80,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
     if inner:
         migrate = False  # the outer `serve` (Litestream's parent) already did it
+    elif not migrate:
+        _require_database(settings)
     if migrate:
         from waymark.db.migrate import upgrade
 

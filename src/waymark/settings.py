@@ -46,6 +46,7 @@ class Settings:
     job_stale_seconds: int = 30  # a running job silent this long is handed to another worker
     snapshot_cache_items: int = 256
     snapshot_delay_ms: int = 1000  # background publishing waits this long to coalesce edits
+    shared_cache_seconds: int = 300  # CDNs/proxies revalidate public snapshots this often
     demo_data: bool = True  # `waymark serve` seeds a demo map on an empty database
     allow_signup: bool = True
     log_level: str = "info"

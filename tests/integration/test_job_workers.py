@@ -183,3 +183,27 @@ def _blocked_on_lock(url: str, holder_pid: int) -> bool:
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as c:
         return c.execute("SELECT count(*) FROM pg_stat_activity "
                          "WHERE %s = ANY(pg_blocking_pids(pid))", (holder_pid,)).fetchone()[0] > 0
+
+
+def test_the_job_queue_follows_the_sentinel_primary(tmp_path, pg_url) -> None:
+    """WAYMARK_REDIS_URL=redis+sentinel://...: the queue (Huey, a synchronous client) works
+    through Sentinel, and after a fail-over it enqueues and dequeues on the new primary."""
+    from tests.redis_servers import start_sentinel_group
+
+    group = start_sentinel_group()
+    try:
+        huey = make_huey(_node_settings(tmp_path, "w1", pg_url, group.url))
+        huey.enqueue(huey.import_task.s("job-a"))
+        assert huey.dequeue().args == ("job-a",)
+        old = group.primary.port
+        group.primary.kill()
+        wait_for(lambda: group.current_primary_port() not in (None, old), 60,
+                 "Sentinel to promote the replica")
+
+        def round_trip() -> bool:
+            huey.enqueue(huey.import_task.s("job-b"))
+            return huey.dequeue().args == ("job-b",)
+        assert wait_for(round_trip, 60, "the queue on the new primary")
+        assert group.replica.client().llen("huey.redis.waymark") == 0
+    finally:
+        group.stop()

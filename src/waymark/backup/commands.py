@@ -137,10 +137,22 @@ def config_file_cmd() -> None:
               help="Write here instead of the live database path.")
 @click.option("--force", is_flag=True, help="Replace an existing file, the live database included "
               "(stop the app first).")
-def restore(to_time: str | None, output: Path | None, force: bool) -> None:
+@click.option("--boot", is_flag=True, help="What `waymark serve` does on start, for a separate "
+              "init step: restore only if the database file is missing and a replica exists. "
+              "Exit 1 if that restore fails or the replica cannot be read: never go on with "
+              "an empty database that would then replicate over the backup.")
+def restore(to_time: str | None, output: Path | None, force: bool, boot: bool) -> None:
     """Restore the database from its replica (latest, or --to-time), then integrity-check it."""
-    from waymark.backup.restore import restore_database
+    from waymark.backup.restore import boot_restore, restore_database
 
+    if boot:
+        try:
+            result = boot_restore(_settings())
+        except BackupError as exc:
+            raise click.ClickException(f"boot-time restore failed: {exc}") from None
+        click.echo("restored the database from the replica" if result else
+                   "nothing to restore (the database exists, or no replica yet)")
+        return
     try:
         r = restore_database(_settings(), to_time=to_time, output=output, force=force)
     except BackupError as exc:

@@ -7,6 +7,7 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
@@ -55,8 +56,12 @@ def make_huey(settings: Settings) -> Huey:
     """Build the queue and register tasks on it. Called once per process."""
     global _huey
     if settings.redis_url:
-        huey: Huey = WaymarkRedisHuey("waymark", url=settings.redis_url,
-                                      immediate=settings.jobs_immediate)
+        from waymark.ops.redis import parse_redis_url, sync_sentinel_pool
+
+        storage: dict[str, Any] = {"url": settings.redis_url}
+        if parse_redis_url(settings.redis_url).is_sentinel:
+            storage = {"connection_pool": sync_sentinel_pool(settings.redis_url)}
+        huey: Huey = WaymarkRedisHuey("waymark", immediate=settings.jobs_immediate, **storage)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         huey = WaymarkSqliteHuey("waymark",

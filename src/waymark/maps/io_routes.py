@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anyio import to_thread
@@ -26,14 +27,16 @@ from waymark.maps.published_reads import (
     ANON_DATA_SQL,
     ANON_SNAPSHOT_SQL,
     ANON_VIEWABLE,
-    IMMUTABLE,
     PRIVATE_IMMUTABLE,
+    public_cache_control,
     snapshot_reply,
 )
 from waymark.maps.routes import LAYER, MAP, _publish, _svc
 from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key, upload_key
 from waymark.web import Services, threaded
+
+log = logging.getLogger("waymark.imports")
 
 
 def format_error(exc: FormatError) -> Invalid:
@@ -104,7 +107,11 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
 
     upload_pk, job_id = await to_thread.run_sync(record)
     if job_id:
-        enqueue_import(svc.huey, job_id)
+        try:
+            await to_thread.run_sync(enqueue_import, svc.huey, job_id)
+        except Exception as exc:  # noqa: BLE001 - the job is recorded: a worker finds it
+            log.warning("import job %s not queued (%s): a worker picks it up once it is "
+                        "WAYMARK_JOB_STALE_SECONDS old", job_id, str(exc)[:200])
         return Response({"job": {"id": job_id, "url": f"/api/v1/jobs/{job_id}"}}, status_code=202,
                         headers={"Location": f"/api/v1/jobs/{job_id}"})
 
@@ -313,7 +320,8 @@ async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
 @get(LAYER + "/snapshots/{sha:str}", tags=["layers"])
 async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: str,
                          sha: str) -> Response:
-    """An immutable published version (`snapshot_url` of a layer): cache it forever."""
+    """An immutable published version (`snapshot_url` of a layer): its bytes never change;
+    shared caches revalidate it after WAYMARK_SHARED_CACHE_SECONDS (access may change)."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
     row = svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
@@ -333,7 +341,8 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)
     return _serve_snapshot(request, svc, gz, sha,
-                           IMMUTABLE if public else PRIVATE_IMMUTABLE)
+                           public_cache_control(svc.settings.shared_cache_seconds) if public
+                           else PRIVATE_IMMUTABLE)
 
 
 ROUTES = [import_into_layer, import_into_map, get_job, export_layer, export_map, import_bundle,

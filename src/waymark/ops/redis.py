@@ -121,6 +121,24 @@ def make_client(url: str) -> aioredis.Redis:
                                password=target.password, **common)
 
 
+def sync_sentinel_pool(url: str):  # type: ignore[no-untyped-def]
+    """A synchronous connection pool that follows the primary Sentinel elects, for the job
+    queue (Huey's client is synchronous and understands only redis:// URLs)."""
+    from redis.sentinel import Sentinel as SyncSentinel
+
+    target = parse_redis_url(url)
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SOCKET_TIMEOUT,
+                                       "socket_connect_timeout": SOCKET_TIMEOUT}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    sentinel = SyncSentinel(target.sentinels, sentinel_kwargs=sentinel_kwargs,
+                            **({"ssl": True} if target.ssl else {}))
+    # socket_timeout above the queue's blocking read (1 s), so an idle BRPOP is not an error
+    return sentinel.master_for(target.master, db=target.db, username=target.username,
+                               password=target.password, socket_timeout=5,
+                               socket_connect_timeout=SOCKET_TIMEOUT).connection_pool
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Errors that mean "Redis cannot serve us now" (not a bug in our command)."""
     if isinstance(exc, ResponseError):
