@@ -7,11 +7,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from sqlalchemy import func, select
 
 from tests.cluster_servers import wait_for
 from tests.conftest import _fresh_postgres, make_settings
-from tests.redis_servers import RedisServer, start_redis
+from tests.redis_servers import redis_server  # noqa: F401 - fixture
 from waymark.app import create_app
 from waymark.db.engine import Database
 from waymark.db.models import Change, Feature, Job, Layer, PeriodicRun
@@ -33,16 +31,6 @@ from waymark.storage.keys_provider import LocalKeyFile
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 WAYMARK = Path(sys.executable).parent / "waymark"
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -59,13 +47,13 @@ def _node_settings(tmp_path: Path, name: str, pg_url: str, redis_url: str, **ext
                          master_key_file=str(key), **extra)
 
 
-def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, redis) -> None:
+def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, redis_server) -> None:  # noqa: F811 - fixture
     """Two workers' schedulers enqueue the same periodic task for the same minute on one Redis
     queue; the task's work happens once per minute, whichever worker runs each message."""
-    counter = redis.client()
+    counter = redis_server.client()
     workers = []
     for name in ("w1", "w2"):
-        huey = make_huey(_node_settings(tmp_path, name, pg_url, redis.url))
+        huey = make_huey(_node_settings(tmp_path, name, pg_url, redis_server.url))
 
         @huey.periodic_task(crontab(), name="count_runs")
         def count_runs() -> None:
@@ -73,7 +61,7 @@ def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, r
 
         workers.append(huey)
     db = Database(pg_url)
-    settings = _node_settings(tmp_path, "w1", pg_url, redis.url)
+    settings = _node_settings(tmp_path, "w1", pg_url, redis_server.url)
     set_runtime(Runtime(settings, db, open_object_store(settings)))
     try:
         for minute in (datetime(2030, 1, 1, 12, 0, 5), datetime(2030, 1, 1, 12, 1, 40)):
@@ -109,8 +97,8 @@ def _worker(tmp_path: Path, name: str, pg_url: str, redis_url: str) -> subproces
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def test_an_import_whose_worker_is_killed_is_applied_exactly_once(tmp_path, pg_url, redis) -> None:
-    settings = _node_settings(tmp_path, "app", pg_url, redis.url, import_job_bytes=1000)
+def test_an_import_whose_worker_is_killed_is_applied_exactly_once(tmp_path, pg_url, redis_server) -> None:  # noqa: F811 - fixture
+    settings = _node_settings(tmp_path, "app", pg_url, redis_server.url, import_job_bytes=1000)
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [i / 100, 55]},
                  "properties": {"n": i}} for i in range(3000)]
     body = json.dumps({"type": "FeatureCollection", "features": features}).encode()
@@ -134,7 +122,7 @@ def test_an_import_whose_worker_is_killed_is_applied_exactly_once(tmp_path, pg_u
                                 files={"file": ("big.geojson", io.BytesIO(body))})
                 assert r.status_code == 202, r.text
                 job_id = r.json()["job"]["id"]
-                workers.append(_worker(tmp_path, "w1", pg_url, redis.url))
+                workers.append(_worker(tmp_path, "w1", pg_url, redis_server.url))
                 wait_for(lambda: _blocked_on_lock(pg_url, lock.info.backend_pid), 120,
                          "the worker waiting in the merge")
                 assert _job(db, job_id)[:3] == ("running", 3000, 1)  # all staged, attempt 1
@@ -145,7 +133,7 @@ def test_an_import_whose_worker_is_killed_is_applied_exactly_once(tmp_path, pg_u
             stale = wait_for(lambda: _job(db, job_id)[3] < _db_now(db) - timedelta(seconds=2),
                              60, "the job to go stale")
             assert stale
-            workers.append(_worker(tmp_path, "w2", pg_url, redis.url))
+            workers.append(_worker(tmp_path, "w2", pg_url, redis_server.url))
             wait_for(lambda: _job(db, job_id)[0] == "done", 120, "the job to finish")
             status, progress, attempt, _ = _job(db, job_id)
             assert (status, progress, attempt) == ("done", 3000, 2)
