@@ -59,6 +59,10 @@ def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, r
         def count_runs() -> None:
             counter.incr("runs")
 
+        @huey.periodic_task(crontab(), name="with_context", context=True)
+        def with_context(task) -> None:  # type: ignore[no-untyped-def]
+            counter.incr("with_context")
+
         workers.append(huey)
     db = Database(pg_url)
     settings = _node_settings(tmp_path, "w1", pg_url, redis_server.url)
@@ -72,13 +76,15 @@ def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, r
             while (task := workers[executed % 2].dequeue()) is not None:
                 task.execute()  # raises on failure
                 executed += 1
-            assert executed == 2 * 2  # count_runs and requeue_stale_jobs, from both schedulers
+            assert executed == 3 * 2  # the three periodic tasks, from both schedulers
         assert int(counter.get("runs")) == 2  # once per minute, not once per enqueued message
+        assert int(counter.get("with_context")) == 2
         with db.read() as s:
             runs = s.execute(select(PeriodicRun.name, func.count(), func.count(
                 PeriodicRun.finished_at)).group_by(PeriodicRun.name)).all()
         assert sorted(tuple(r) for r in runs) == [("count_runs", 2, 2),
-                                                  ("requeue_stale_jobs", 2, 2)]
+                                                  ("requeue_stale_jobs", 2, 2),
+                                                  ("with_context", 2, 2)]
         count_runs.call_local()  # called directly (not from a scheduler) it just runs
         assert int(counter.get("runs")) == 3
     finally:

@@ -62,16 +62,16 @@ class OncePerPeriod:
     database: Callable[[], Database]
 
     def periodic_task(self, validate_datetime: Any, *args: Any, name: str | None = None,
-                      **kwargs: Any) -> Callable[[Callable[[], None]], Any]:
+                      **kwargs: Any) -> Callable[[Callable[..., None]], Any]:
         parent = super().periodic_task  # type: ignore[misc]
 
-        def decorator(fn: Callable[[], None]) -> Any:
+        def decorator(fn: Callable[..., None]) -> Any:
             task_name = name or fn.__name__
 
             @functools.wraps(fn)
-            def once(scheduled: str | None = None) -> None:
+            def once(scheduled: str | None = None, **kwargs: Any) -> None:
                 if scheduled is None:  # called directly, not from a worker's scheduler
-                    fn()
+                    fn(**kwargs)
                     return
                 minute = datetime.fromisoformat(scheduled)
                 db = self.database()
@@ -80,7 +80,7 @@ class OncePerPeriod:
                              scheduled)
                     return
                 log.info("periodic task %s for %s: running", task_name, scheduled)
-                fn()
+                fn(**kwargs)  # e.g. task=... for context=True tasks
                 finished(db, task_name, minute)
 
             return parent(validate_datetime, *args, name=name, **kwargs)(once)
