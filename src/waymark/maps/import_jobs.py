@@ -13,6 +13,7 @@ stale attempt that wakes up cannot finish a job another worker took over.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -32,6 +33,7 @@ from waymark.maps.state import iso
 from waymark.ops.metrics import IMPORT_DURATION, JOBS_FINISHED
 from waymark.storage import ObjectStore
 
+log = logging.getLogger("waymark.jobs")
 PROGRESS_INTERVAL_S = 0.25
 MAX_ATTEMPTS = 5  # a job whose worker died this many times is marked failed
 
@@ -122,8 +124,8 @@ class Heartbeat:
                 _set(*self._args)
             except Superseded:
                 return
-            except Exception:  # noqa: BLE001, S112 - the database is away: beat again later
-                continue
+            except Exception as exc:  # noqa: BLE001 - the database is away: beat again later
+                log.debug("job heartbeat failed: %s", exc)
 
 
 def run_import_job(db: Database, store: ObjectStore, job_public_id: str,
