@@ -447,8 +447,13 @@ def test_failed_request_windows_per_fault(run: Run) -> None:
     assert 500 not in statuses, [e for e in entries if e.status == 500][:5]
     refused = [e for e in entries if e.status == 503]
     assert all(e.retry_after for e in refused), [e for e in refused if not e.retry_after][:5]
+    final = [e for e in entries if not e.ok and e.final and e.kind != "ws"]
+    dropped = sum(1 for e in entries if e.kind == "ws")
     print(f"  overall: {len(entries)} requests, failed attempts by status "
-          f"{ {s: sum(1 for e in entries if not e.ok and e.status == s) for s in statuses} }")
+          f"{ {s: sum(1 for e in entries if not e.ok and e.status == s) for s in statuses} }; "
+          f"HTTP requests failed after the client's retries: {len(final)} "
+          f"{[(round(e.t, 1), e.kind, e.status, e.detail) for e in final][:10]}; "
+          f"websocket connections ended by a node going away (each reconnected): {dropped}")
 
 
 def test_each_periodic_run_is_done_by_one_worker(run: Run) -> None:
