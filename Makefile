@@ -5,7 +5,7 @@ UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test setup setup-dev assets lint clean upgrade
+.PHONY: run test test-cluster setup setup-dev assets lint clean upgrade
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,6 +32,10 @@ test: setup-dev
 # the audits and the tests (tools/upgrade.sh; docs/operations/maintenance.md).
 upgrade: $(UV)
 	tools/upgrade.sh
+
+# the multi-node cluster under faults (Patroni, etcd, Sentinel, SeaweedFS, HAProxy)
+test-cluster: setup-dev
+	$(VENV)/bin/python -m pytest -s tests/cluster $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(UV) run --frozen ruff check src tests

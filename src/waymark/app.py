@@ -24,6 +24,7 @@ from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
+from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
@@ -62,6 +63,10 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):  # a fail-over, not a bug: 503 with Retry-After
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0][:200])
+        return _api_error(request, database_unavailable_error())
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"error": {"code": "internal_error", "message": "internal server error",
                                "details": {}}}, status_code=500)

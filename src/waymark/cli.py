@@ -22,6 +22,28 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
+def _refuse_node_key(settings: Settings) -> None:
+    """Nodes sharing a database must share the master key too (Settings.node_key_problem)."""
+    problem = settings.node_key_problem()
+    if problem:
+        raise click.ClickException(f"refusing to start: {problem}")
+
+
+def _require_database(settings: Settings) -> None:
+    """Without --migrate a missing SQLite file means the init step (restore, migrate) has
+    not run or failed: starting would create an empty database, and a running Litestream
+    would replicate it over the backup."""
+    if not settings.is_sqlite:
+        return
+    from waymark.backup.litestream import database_path
+
+    if not database_path(settings).exists():
+        raise click.ClickException(
+            f"refusing to start: the database {database_path(settings)} does not exist and "
+            "--no-migrate was given: run `waymark restore --boot` and `waymark migrate` first "
+            "(the init step), or start without --no-migrate")
+
+
 def _db(settings: Settings):  # type: ignore[no-untyped-def]
     from waymark.db.engine import Database
 
@@ -54,9 +76,12 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     settings = _settings()
     if settings.env != "dev" and settings.problems():
         raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
+    _refuse_node_key(settings)
     replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
     if inner:
         migrate = False  # the outer `serve` (Litestream's parent) already did it
+    elif not migrate:
+        _require_database(settings)
     if migrate:
         from waymark.db.migrate import upgrade
 
@@ -111,18 +136,23 @@ def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
     from huey.consumer import Consumer
 
-    from waymark.jobs.queue import Runtime, make_huey, set_runtime
+    from waymark.jobs.queue import Runtime, make_huey, requeue_stale_jobs, set_runtime
     from waymark.ops import observability
     from waymark.ops.metrics_server import start_metrics_server
     from waymark.storage.crypto import open_object_store
 
     settings = _settings()
+    _refuse_node_key(settings)
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
     huey = make_huey(settings)
     observability.watch_jobs(huey)
     set_runtime(Runtime(settings, _db(settings), open_object_store(settings)))
+    try:  # jobs a dead worker left behind are taken over now, not at the next minute
+        requeue_stale_jobs(huey)
+    except Exception as exc:  # noqa: BLE001 - the periodic task tries again every minute
+        click.echo(f"could not look for stale jobs yet: {exc}", err=True)
     Consumer(huey, workers=threads, worker_type="thread").run()
 
 
@@ -164,6 +194,15 @@ def check(deploy: bool) -> None:
         # --deploy applies the production rules whatever the profile (problems() skips dev)
         checked = dataclasses.replace(settings, env="prod") if deploy else settings
         failures.extend(checked.problems())
+    if deploy:
+        from waymark.deploy.node_state import node_local_state, shared_database_problems
+
+        local = node_local_state(settings)
+        click.echo("node-local state (on this node only, lost with it):"
+                   if local else "node-local state: none")
+        for item in local:
+            click.echo(f"  - {item}")
+        failures.extend(shared_database_problems(settings))
     if failures:
         for failure in failures:
             click.echo(f"FAIL: {failure}", err=True)

@@ -70,5 +70,12 @@ class TooLarge(ApiError):
     code = "too_large"
 
 
+class Unavailable(ApiError):
+    """A shared service (the database during a fail-over) cannot answer now: retry soon."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}

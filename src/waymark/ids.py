@@ -27,3 +27,11 @@ def clamp_to_row_range(value: int) -> int:
     """An integer from a URL made safe to bind as a 64-bit SQL parameter (same meaning for
     comparisons and offsets: nothing lies beyond the range anyway)."""
     return max(-MAX_ROW_ID, min(value, MAX_ROW_ID))
+
+
+def process_name() -> str:
+    """This process among the nodes: ``host:pid`` (who claimed a job or a periodic run)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -43,8 +43,10 @@ class Settings:
     max_upload_bytes: int = 50 * 1024 * 1024
     import_job_bytes: int = 2 * 1024 * 1024  # uploads larger than this import as a job
     jobs_immediate: bool = False  # run jobs inline (tests, single-shot CLI)
+    job_stale_seconds: int = 30  # a running job silent this long is handed to another worker
     snapshot_cache_items: int = 256
     snapshot_delay_ms: int = 1000  # background publishing waits this long to coalesce edits
+    shared_cache_seconds: int = 300  # CDNs/proxies revalidate public snapshots this often
     demo_data: bool = True  # `waymark serve` seeds a demo map on an empty database
     allow_signup: bool = True
     log_level: str = "info"
@@ -89,6 +91,11 @@ class Settings:
     snapshot_keep_versions: int = 10  # snapshot versions kept per layer; older ones archived
     encrypt_objects: bool = True  # envelope encryption (AES-256-GCM) of stored objects
     master_key_path: str = ""  # empty: <data_dir>/master.key (created 0600 on first use)
+    # Shared master key sources, for several nodes (one of them; docs/operations/scaling.md):
+    master_key_file: str = ""  # a key file mounted from a secret, the same on every node
+    kms_key_id: str = ""  # or a KMS key (id, ARN or alias) that wraps the data keys
+    kms_endpoint_url: str = ""  # KMS endpoint; empty: the AWS default for the region
+    kms_region: str = ""  # KMS region; empty: AWS_REGION / AWS_DEFAULT_REGION
 
     # ---- routine maintenance jobs (docs/operations/maintenance.md) ----------------
     vacuum_free_pages: int = 5000  # SQLite: give free pages back above this; PG: dead-tuple report
@@ -133,6 +140,28 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def master_key_source(self) -> str:
+        """kms | shared-file | local-file: where the object encryption's master key lives."""
+        if self.kms_key_id:
+            return "kms"
+        return "shared-file" if self.master_key_file else "local-file"
+
+    def node_key_problem(self) -> str | None:
+        """Why this node may not start with its own generated master key, or None.
+
+        With a shared database every node must read every object, so the master key must
+        be shared too; a key generated in one node's data dir makes the objects it writes
+        unreadable everywhere else (and is lost with the node)."""
+        if self.is_sqlite or not self.encrypt_objects or self.master_key_source != "local-file":
+            return None
+        return ("the database is shared (not a local SQLite file), but the object encryption "
+                f"key would be this node's own {self.resolved_master_key_path}, so other nodes "
+                "could not read what this one writes: set WAYMARK_MASTER_KEY_FILE to a key file "
+                "mounted from a secret, the same on every node (`waymark keys create -o FILE`, "
+                "or the existing master.key), or WAYMARK_KMS_KEY_ID (+ WAYMARK_KMS_ENDPOINT_URL) "
+                "for a KMS key")
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with secrets hidden, for `waymark check` and logs."""
@@ -285,6 +314,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                             "(http(s)://host/path of the service)")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
+    if settings.master_key_file and settings.kms_key_id:
+        raise SettingsError("WAYMARK_MASTER_KEY_FILE and WAYMARK_KMS_KEY_ID are both set: "
+                            "choose one master key source")
     return settings
 
 

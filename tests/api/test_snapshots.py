@@ -18,7 +18,8 @@ from tests.conftest import ApiClient, make_settings
 from waymark.settings import Settings
 from waymark.storage import open_store, snapshot_key
 
-IMMUTABLE_PUBLIC = "public, max-age=31536000, immutable"
+# shared caches revalidate after WAYMARK_SHARED_CACHE_SECONDS (default 300; decision 0016)
+IMMUTABLE_PUBLIC = "public, max-age=300, s-maxage=300, stale-while-revalidate=60"
 NO_GZIP = {"Accept-Encoding": "identity"}
 
 

@@ -180,24 +180,39 @@ def test_prod_has_a_balancer_two_replicas_and_the_ops_services() -> None:
     assert alloy_config in services["alloy"]["volumes"]
     assert (COMPOSE / alloy_config.split(":")[0]).resolve().is_file()
     cfg = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
-    for name in replicas:
-        assert f"server {name} {name}:8000 check" in cfg
+    for name in replicas:  # each replica is reached through its own WAF only
+        waf = name.replace("app", "waf")
+        assert f"server {name} {waf}:8080 check" in cfg
+        assert services[waf]["environment"]["WAYMARK_UPSTREAM"] == f"{name}:8000"
+        assert "waymark-waf" in services[waf]["image"]
     prometheus = yaml.safe_load((COMPOSE / "prod" / "prometheus.yml").read_text())
     targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
     assert sorted(targets) == sorted(f"{n}:9464" for n in replicas)
 
 
-def test_committed_haproxy_cfg_is_current_and_valid() -> None:
+TLS_CERT = "/run/secrets/tls_certificate"
+
+
+def test_committed_haproxy_cfg_is_current_and_valid(tmp_path: Path) -> None:
     rendered = waymark("deploy", "haproxy-config", "--plan",
-                       str(ROOT / "deploy" / "haproxy" / "compose-plan.toml"), "--bind", ":80",
+                       str(ROOT / "deploy" / "haproxy" / "compose-plan.toml"), "--bind",
+                       f":443 ssl crt {TLS_CERT} alpn h2,http/1.1",
                        "--metrics-bind", ":8404", "--socket", "/var/run/haproxy/admin.sock")
     assert rendered.returncode == 0, rendered.stderr
     committed = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
     assert rendered.stdout == committed.read_text(), (
         "deploy/haproxy/haproxy.cfg is stale: re-render it (command in compose-plan.toml)")
+    # checked as compose runs it: with tls.cfg, and a certificate where the secret is
+    from tests.security.test_tls import make_ca_and_cert
+
+    make_ca_and_cert(tmp_path)
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(committed.read_text().replace(TLS_CERT, str(tmp_path / "server.pem")))
+    tls = tmp_path / "tls.cfg"
+    tls.write_text((ROOT / "deploy/haproxy/tls.cfg").read_text().replace("{{http_bind}}", ":80"))
     haproxy = require_binary("haproxy", "haproxy")
-    checked = subprocess.run([haproxy, "-c", "-f", str(committed)], capture_output=True,
-                             text=True, check=False)
+    checked = subprocess.run([haproxy, "-c", "-f", str(cfg), "-f", str(tls)],
+                             capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -231,3 +246,45 @@ def test_mock_tile_server_and_geocoder_answer() -> None:
         assert httpx.get(base + "/geocode", params={"q": " "}).status_code == 400
     finally:
         stop_process(proc)
+
+
+def test_prod_serves_tls_and_publishes_nothing_in_plain_http_but_the_redirect() -> None:
+    """The prod session cookie is Secure: the stack must serve HTTPS."""
+    haproxy = load("prod")["services"]["haproxy"]
+    assert sorted(haproxy["ports"]) == ["443:443", "80:80"]
+    assert "tls_certificate" in haproxy["secrets"]
+    assert "-f /tmp/tls.cfg" in commands(haproxy) and "{{http_bind}}/:80" in commands(haproxy)
+    cfg = (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
+    assert f"bind :443 ssl crt {TLS_CERT}" in cfg
+    app = load("prod")["services"]["app1"]
+    assert app["environment"]["WAYMARK_PUBLIC_URL"].startswith("${WAYMARK_PUBLIC_URL:-https://")
+
+
+def test_prod_never_starts_on_a_failed_restore() -> None:
+    """init restores with --boot under `set -e` (a failed restore exits non-zero), and every
+    Waymark service waits for init to have *succeeded*; Litestream refuses a missing database."""
+    services = load("prod")["services"]
+    init = commands(services["init"])
+    assert init.startswith("/bin/sh -c set -e;") and "waymark restore --boot" in init
+    assert "||" not in init  # no fallback to an empty database
+    for name, service in services.items():
+        if name != "init" and "waymark" in str(service.get("image", "")) and \
+                "waf" not in str(service.get("image", "")):
+            assert service["depends_on"]["init"] == {
+                "condition": "service_completed_successfully"}, name
+    assert 'test -f "$$WAYMARK_DATA_DIR/waymark.db" ||' in commands(services["litestream"])
+
+
+def test_prod_backup_lag_is_measured_against_litestream() -> None:
+    """The worker's backup_lag job finds Litestream's process (shared PID namespace) and its
+    configuration where the settings say (<data dir>/litestream.yml): the lag then measures
+    the replica, not the time since the last sync (status.backup_status)."""
+    from waymark.backup.litestream import config_path
+    from waymark.settings import load_settings
+
+    services = load("prod")["services"]
+    assert services["worker"]["pid"] == "service:litestream"
+    worker_settings = load_settings({"WAYMARK_DATA_DIR": "/var/lib/waymark"})  # the image's
+    written = f'-config "$$WAYMARK_DATA_DIR/{config_path(worker_settings).name}"'
+    assert written in commands(services["litestream"])
+    assert str(config_path(worker_settings)) == "/var/lib/waymark/litestream.yml"

@@ -80,10 +80,15 @@ def test_validator_rejects_a_broken_manifest(tmp_path: Path) -> None:
     assert validate(tmp_path / "broken.yaml").returncode != 0
 
 
+def component(doc: dict[str, Any]) -> str:
+    return doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
 def test_workload_shape(rendered) -> None:  # type: ignore[no-untyped-def]
     name, docs, _ = rendered
     mode = OVERLAYS[name]
-    workloads = by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
+    workloads = [w for w in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
+                 if component(w) == "app"]
     assert len(workloads) == 1
     work = workloads[0]
     pod = work["spec"]["template"]
@@ -153,7 +158,58 @@ def test_network_policy_default_deny_and_narrow_egress(rendered) -> None:  # typ
     assert {"redis", "postgresql"} <= set(peers)
     ports = sorted({p["port"] for rule in egress["egress"] for p in rule["ports"]})
     assert ports == [53, 443, 5432, 6379, 26379]
-    workload = (by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet"))[0]
-    labels = workload["spec"]["template"]["metadata"]["labels"]
-    assert matches(egress["podSelector"]["matchLabels"], labels)
-    assert matches(policies["waymark-app-ingress"]["podSelector"]["matchLabels"], labels)
+    for workload in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet"):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert matches(egress["podSelector"]["matchLabels"], labels)  # workers too
+        ingress = matches(policies["waymark-app-ingress"]["podSelector"]["matchLabels"], labels)
+        assert ingress == (component(workload) == "app")  # nothing may call a worker
+
+
+# What each PostgreSQL-mode pod would see: its config map and env, the Secret's files standing
+# for values of the kind they hold (the manifests never carry the values themselves).
+SECRET_STANDINS = {
+    "WAYMARK_SECRET_KEY_FILE": ("WAYMARK_SECRET_KEY", "s" * 48),
+    "WAYMARK_DATABASE_URL_FILE": ("WAYMARK_DATABASE_URL", "postgresql+psycopg://w@db/waymark"),
+    "WAYMARK_REDIS_URL_FILE": ("WAYMARK_REDIS_URL", "redis+sentinel://s1:26379,s2:26379/m"),
+    "WAYMARK_OBJECT_STORE_URL_FILE": ("WAYMARK_OBJECT_STORE_URL", "s3://objects?region=x"),
+    "WAYMARK_BACKUP_URL_FILE": ("WAYMARK_BACKUP_URL", "s3://backups?region=x"),
+}
+
+
+def pod_settings(docs: list[dict[str, Any]], workload: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from waymark.settings import load_settings
+
+    [config] = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].startswith(
+        "waymark-config")]
+    environ = dict(config["data"])
+    for entry in workload["spec"]["template"]["spec"]["containers"][0]["env"]:
+        name, value = SECRET_STANDINS.get(entry["name"], (entry["name"], entry.get("value")))
+        environ[name] = value
+    return load_settings(environ)
+
+
+def test_postgres_mode_runs_workers_and_keeps_no_state_in_any_pod(rendered) -> None:  # type: ignore[no-untyped-def]
+    """App pods and job workers share everything that matters: the code's own rule
+    (`waymark check --deploy`, node-local state) finds nothing in either pod."""
+    from waymark.deploy.node_state import node_local_state, shared_database_problems
+
+    name, docs, _ = rendered
+    if OVERLAYS[name] != "postgres":
+        return
+    workloads = {component(w): w for w in by_kind(docs, "Deployment")}
+    assert set(workloads) == {"app", "worker"}
+    worker = workloads["worker"]
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "worker" and worker["spec"]["replicas"] >= 2
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["tcpSocket"]["port"] == "metrics"
+    assert not [s for s in by_kind(docs, "Service") if matches(s["spec"]["selector"],
+                worker["spec"]["template"]["metadata"]["labels"])]
+    for role, workload in workloads.items():
+        settings = pod_settings(docs, workload)
+        assert settings.master_key_source == "shared-file", role
+        assert settings.node_key_problem() is None, role
+        assert node_local_state(settings) == [], (role, node_local_state(settings))
+        assert shared_database_problems(settings) == [], role
+        volumes = workload["spec"]["template"]["spec"]["volumes"]
+        assert all("secret" in v or "emptyDir" in v for v in volumes), role  # no disk to keep

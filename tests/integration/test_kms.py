@@ -53,3 +53,23 @@ def test_kms_provider_round_trip_refusal_and_key_change(kms, tmp_path):
     assert {key_id_of(store.base.get_sync(k)) for k in payloads} == {second}
     only_new = EncryptedObjectStore(store.base, CloudKmsProvider(AwsKms(kms), second))
     assert {k: only_new.get_sync(k) for k in payloads} == payloads
+
+
+def test_kms_key_chosen_by_settings_is_shared_by_nodes(kms, moto_server, tmp_path):
+    """WAYMARK_KMS_KEY_ID + WAYMARK_KMS_ENDPOINT_URL: two nodes with separate data dirs read
+    each other's objects, and neither writes a master key file."""
+    from tests.conftest import make_settings
+    from waymark.storage.crypto import open_object_store
+
+    key_id = kms.create_key(Description="waymark nodes")["KeyMetadata"]["KeyId"]
+    shared = f"file://{tmp_path / 'objects'}"
+    a, b = (make_settings(tmp_path / n, "sqlite://", object_store_url=shared, kms_key_id=key_id,
+                          kms_endpoint_url=moto_server.endpoint, kms_region=TEST_REGION)
+            for n in "ab")
+    assert a.master_key_source == "kms" and a.node_key_problem() is None
+    with scoped_env(AWS_CA_BUNDLE=None):
+        open_object_store(a).put_sync("uploads/m/u/f.csv", b"a,b\n1,2\n")
+        assert open_object_store(b).get_sync("uploads/m/u/f.csv") == b"a,b\n1,2\n"
+    assert key_id_of(open_store(shared).get_sync("uploads/m/u/f.csv")) == key_id
+    assert not (tmp_path / "a" / "var" / "master.key").exists()
+    assert not (tmp_path / "b" / "var" / "master.key").exists()

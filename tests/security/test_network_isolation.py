@@ -40,8 +40,12 @@ def image_name(service: dict[str, Any]) -> str:
     return str(service.get("image", "")).rsplit("/", 1)[-1].split(":", 1)[0].lower()
 
 
+def is_waf(service: dict[str, Any]) -> bool:
+    return image_name(service).endswith("-waf")
+
+
 def is_waymark(service: dict[str, Any]) -> bool:
-    return "waymark" in str(service.get("image", ""))
+    return "waymark" in str(service.get("image", "")) and not is_waf(service)
 
 
 def config_text(service: dict[str, Any]) -> str:
@@ -136,9 +140,16 @@ def isolation_problems(doc: dict[str, Any], plan: Plan, *, strict: bool = True) 
         cfg = mounted_file(services[name], "/usr/local/etc/haproxy/haproxy.cfg")
         text = cfg.read_text() if cfg else ""
         hosts = re.findall(r"^\s*server\s+\S+\s+([\w.-]+):\d+", text, re.MULTILINE)
+        wafs = {n for n, s in services.items() if is_waf(s)}
         for host in hosts:
             if host not in peers(plan, name):
                 problems.append(f"balancer {name} cannot reach its server {host}")
+            if wafs and host not in wafs:  # with WAFs, no way around them
+                problems.append(f"balancer {name} sends to {host} around the WAF")
+    for name, service in sorted(services.items()):  # each WAF reaches its replica
+        upstream = (service.get("environment") or {}).get("WAYMARK_UPSTREAM", "")
+        if is_waf(service) and upstream.split(":")[0] not in peers(plan, name):
+            problems.append(f"{name} cannot reach its upstream {upstream}")
     for name, service in sorted(services.items()):
         cfg = mounted_file(service, "/etc/prometheus/prometheus.yml")
         if image_name(service) != "prometheus" or cfg is None:
@@ -213,7 +224,8 @@ MUTATIONS = {
     "haproxy off edge": (_leave("haproxy", "edge"),
                          "haproxy publishes a port but is only on internal networks"),
     "app1 on backend only": (lambda p: p.services["app1"].__setitem__("networks", {"backend"}),
-                             "balancer haproxy cannot reach its server app1"),
+                             "waf1 cannot reach its upstream app1:8000"),
+    "waf2 off edge": (_leave("waf2", "edge"), "balancer haproxy cannot reach its server waf2"),
     "prometheus off metrics": (_leave("prometheus", "metrics"), "cannot reach its target"),
     "a replica published": (_publish("app2", "8000:8000"), "expected only ['haproxy']"),
 }

@@ -15,7 +15,7 @@ from waymark.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = [ROOT / "docs" / "operations" / n for n in ("backup.md", "restore.md",
                                                          "disaster-recovery.md",
-                                                         "maintenance.md")]
+                                                         "maintenance.md", "cluster.md")]
 # `waymark ...` at the start of a line or code span, or after `&&` / `$ ` / `=... `
 COMMAND = re.compile(r"(?:^\s*|(?<=`)|(?<=&& )|(?<=\$ )|(?<=\S=\S) ?)"
                      r"waymark((?: [a-z][a-z-]*)+)((?: (?:--?[a-z][a-z-]*|[^\s`|;#]+))*)")

@@ -137,10 +137,22 @@ def config_file_cmd() -> None:
               help="Write here instead of the live database path.")
 @click.option("--force", is_flag=True, help="Replace an existing file, the live database included "
               "(stop the app first).")
-def restore(to_time: str | None, output: Path | None, force: bool) -> None:
+@click.option("--boot", is_flag=True, help="What `waymark serve` does on start, for a separate "
+              "init step: restore only if the database file is missing and a replica exists. "
+              "Exit 1 if that restore fails or the replica cannot be read: never go on with "
+              "an empty database that would then replicate over the backup.")
+def restore(to_time: str | None, output: Path | None, force: bool, boot: bool) -> None:
     """Restore the database from its replica (latest, or --to-time), then integrity-check it."""
-    from waymark.backup.restore import restore_database
+    from waymark.backup.restore import boot_restore, restore_database
 
+    if boot:
+        try:
+            result = boot_restore(_settings())
+        except BackupError as exc:
+            raise click.ClickException(f"boot-time restore failed: {exc}") from None
+        click.echo("restored the database from the replica" if result else
+                   "nothing to restore (the database exists, or no replica yet)")
+        return
     try:
         r = restore_database(_settings(), to_time=to_time, output=output, force=force)
     except BackupError as exc:
@@ -165,6 +177,20 @@ def keys_list() -> None:
         click.echo(f"{'*' if key_id == current else ' '} {key_id}")
 
 
+@keys.command("create")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The new key file (refused if it exists).")
+def keys_create(output: Path) -> None:
+    """Make a new master key file (mode 0600) to share between nodes as a secret
+    (WAYMARK_MASTER_KEY_FILE); back it up like any other key."""
+    from waymark.storage.keys_provider import LocalKeyFile
+
+    if output.exists():
+        raise click.ClickException(f"{output} exists: a key file is never overwritten")
+    key_id = LocalKeyFile(output).current_key_id()
+    click.echo(f"wrote master key {key_id} to {output}")
+
+
 @keys.command("rotate")
 @click.option("--retire-old", is_flag=True,
               help="Remove the old master keys once every object is re-wrapped.")
@@ -175,6 +201,10 @@ def keys_rotate(retire_old: bool) -> None:
 
     settings = _settings()
     provider = key_provider(settings)
+    if not hasattr(provider, "add_key"):
+        raise click.ClickException(
+            "the master key is a KMS key: rotate it inside the KMS (automatic key rotation), "
+            "or set WAYMARK_KMS_KEY_ID to a new key and re-wrap (docs/operations/backup.md)")
     old = provider.key_ids()
     new = provider.add_key()
     click.echo(f"new master key {new}; re-wrapping...")

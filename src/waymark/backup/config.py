@@ -44,7 +44,11 @@ def effective_config(settings: Settings) -> dict[str, Any]:
         revision = current_revision(settings.resolved_database_url)
     except Exception as exc:  # noqa: BLE001 - reported in the document
         revision = f"unavailable: {type(exc).__name__}"
-    keys: dict[str, Any] = {"provider": "local-file", "file": str(settings.resolved_master_key_path)}
+    keys: dict[str, Any] = {"provider": settings.master_key_source}
+    if settings.kms_key_id:
+        keys["kms_key_id"] = settings.kms_key_id
+    else:
+        keys["file"] = settings.master_key_file or str(settings.resolved_master_key_path)
     if settings.encrypt_objects:
         provider = key_provider(settings)
         keys.update(current=provider.current_key_id(), key_ids=provider.key_ids())

@@ -130,7 +130,8 @@ def boot_restore(settings: Settings) -> RestoreResult | None:
     if live.exists():
         return None
     key_file = settings.resolved_master_key_path
-    if settings.encrypt_objects and not key_file.exists() and replica_exists(settings):
+    if (settings.encrypt_objects and settings.master_key_source == "local-file"
+            and not key_file.exists() and replica_exists(settings)):
         raise BackupError(
             f"the database is missing and a replica exists, but the master key file {key_file} "
             "is missing too: put it back from its separate backup first "

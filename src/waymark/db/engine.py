@@ -29,6 +29,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # thread does it every second, so no request pays for copying pages and the fsync.
 SQLITE_AUTOCHECKPOINT_PAGES = 8_000
 CHECKPOINT_INTERVAL_S = 1.0
+# First half of the two-int PostgreSQL advisory lock keys taken by Database.process_lock
+ADVISORY_NAMESPACE = 0x574D  # "WM"
 
 
 def make_engine(url: str) -> Engine:
@@ -44,7 +46,11 @@ def make_engine(url: str) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A bounded connect: during a fail-over a connection attempt must fail fast (503) rather
+    # than hang the request; the URL can still set its own connect_timeout.
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 def fold_text(value: Any) -> Any:
@@ -244,10 +250,15 @@ class Database:
 
     @contextlib.contextmanager
     def process_lock(self, key: int) -> Iterator[None]:
-        """Exclusive across the processes sharing this SQLite file, for work that needs doing
-        once, not once per worker (building a layer snapshot). One byte-range lock per key
-        on one sidecar file. A no-op on other databases: duplicates there waste work only.
-        Not a lock between threads of one process (POSIX record locks are per process)."""
+        """Exclusive across every process using this database, for work that needs doing
+        once, not once per worker (building a layer snapshot). On a SQLite file: one
+        byte-range lock per key on one sidecar file. On PostgreSQL: a session advisory lock
+        on a connection of its own, so it holds across nodes and is released by the server
+        if this process dies. Not a lock between threads of one process."""
+        if self.engine.dialect.name == "postgresql":
+            with self._advisory_lock(key):
+                yield
+            return
         if self._peek_path is None:
             yield
             return
@@ -259,6 +270,21 @@ class Database:
             yield
         finally:
             fcntl.lockf(self._locks_fd, fcntl.LOCK_UN, 1, key)
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, key: int) -> Iterator[None]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"),
+                         {"ns": ADVISORY_NAMESPACE, "key": key})
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"),
+                                 {"ns": ADVISORY_NAMESPACE, "key": key})
+                except Exception:  # noqa: BLE001 - close it: the server drops its locks
+                    conn.invalidate()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -196,7 +196,24 @@ class Job(Base):
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the worker's heartbeat while running: a job silent for WAYMARK_JOB_STALE_SECONDS is
+    # handed to another worker, which takes a new attempt number (maps/import_jobs.py)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)  # host:pid running it
+
+
+class PeriodicRun(Base):
+    """One row per periodic task and scheduled minute, claimed by the first worker to insert
+    it: every worker's scheduler enqueues periodic tasks, only one run per period does the
+    work (jobs/periodic.py)."""
+
+    __tablename__ = "periodic_runs"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class LivePosition(Base):

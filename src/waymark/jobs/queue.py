@@ -7,10 +7,12 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from waymark.db.engine import Database
+from waymark.jobs.periodic import OncePerPeriod
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
 
@@ -38,15 +40,34 @@ def runtime() -> Runtime:
     return _runtime
 
 
+class _Periodic(OncePerPeriod):
+    def database(self) -> Database:
+        return runtime().db
+
+
+class WaymarkRedisHuey(_Periodic, RedisHuey):
+    """The shared queue on Redis; periodic tasks run once per period across workers."""
+
+
+class WaymarkSqliteHuey(_Periodic, SqliteHuey):
+    """The embedded queue (a SQLite file in the data dir: one machine)."""
+
+
 def make_huey(settings: Settings) -> Huey:
     """Build the queue and register tasks on it. Called once per process."""
     global _huey
     if settings.redis_url:
-        huey: Huey = RedisHuey("waymark", url=settings.redis_url, immediate=settings.jobs_immediate)
+        from waymark.ops.redis import parse_redis_url, sync_sentinel_pool
+
+        storage: dict[str, Any] = {"url": settings.redis_url}
+        if parse_redis_url(settings.redis_url).is_sentinel:
+            storage = {"connection_pool": sync_sentinel_pool(settings.redis_url)}
+        huey: Huey = WaymarkRedisHuey("waymark", immediate=settings.jobs_immediate, **storage)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey("waymark", filename=str((settings.data_dir / "jobs.db").resolve()),
-                          immediate=settings.jobs_immediate)
+        huey = WaymarkSqliteHuey("waymark",
+                                 filename=str((settings.data_dir / "jobs.db").resolve()),
+                                 immediate=settings.jobs_immediate)
 
     @huey.task(retries=0, name="import")
     def import_task(job_public_id: str) -> None:
@@ -57,7 +78,7 @@ def make_huey(settings: Settings) -> Huey:
         if read_state(rt.db) is not None:  # accepted before: wait, do not fail
             import_task.schedule((job_public_id,), delay=READ_ONLY_RETRY_SECONDS)
             return
-        run_import_job(rt.db, rt.store, job_public_id)
+        run_import_job(rt.db, rt.store, job_public_id, rt.settings.job_stale_seconds)
 
     huey.import_task = import_task  # type: ignore[attr-defined]
 
@@ -69,10 +90,27 @@ def make_huey(settings: Settings) -> Huey:
         send_reset_mail(rt.settings, rt.db, email)
 
     huey.password_reset_mail_task = password_reset_mail_task  # type: ignore[attr-defined]
+
+    @huey.periodic_task(crontab(), name="requeue_stale_jobs")
+    def requeue_stale_jobs_task() -> None:
+        requeue_stale_jobs(huey)
+
     _register_data_safety_tasks(huey, settings)
     _register_maintenance_tasks(huey)
     _huey = huey
     return huey
+
+
+def requeue_stale_jobs(huey: Huey) -> list[str]:
+    """Enqueue again the import jobs whose worker died (or whose message was lost); the job's
+    own claim makes sure only one worker runs each (maps/import_jobs.py)."""
+    from waymark.maps.import_jobs import stale_jobs
+
+    rt = runtime()
+    ids = stale_jobs(rt.db, rt.settings.job_stale_seconds)
+    for job_id in ids:
+        enqueue_import(huey, job_id)
+    return ids
 
 
 def enqueue_import(huey: Huey, job_public_id: str) -> None:
@@ -83,8 +121,6 @@ def enqueue_import(huey: Huey, job_public_id: str) -> None:
 def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
     the replication-lag metric (every minute) and a configuration backup (daily)."""
-    from huey import crontab
-
     @huey.periodic_task(crontab(minute="17"), name="retention")
     def retention_task() -> None:
         from waymark.maps.retention import run_retention

@@ -3,6 +3,7 @@ importer's preview, parsing before anything is written, and import jobs."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anyio import to_thread
@@ -25,6 +26,8 @@ from waymark.maps.imports import import_result
 from waymark.maps.routes import LAYER, MAP, _publish, _svc
 from waymark.storage.keys import upload_key
 from waymark.web import Services, threaded
+
+log = logging.getLogger("waymark.imports")
 
 
 def format_error(exc: FormatError) -> Invalid:
@@ -122,7 +125,11 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
 
     upload_pk, job_id = await to_thread.run_sync(record)
     if job_id:
-        enqueue_import(svc.huey, job_id)
+        try:
+            await to_thread.run_sync(enqueue_import, svc.huey, job_id)
+        except Exception as exc:  # noqa: BLE001 - the job is recorded: a worker finds it
+            log.warning("import job %s not queued (%s): a worker picks it up once it is "
+                        "WAYMARK_JOB_STALE_SECONDS old", job_id, str(exc)[:200])
         return Response({"job": {"id": job_id, "url": f"/api/v1/jobs/{job_id}"}}, status_code=202,
                         headers={"Location": f"/api/v1/jobs/{job_id}"})
 

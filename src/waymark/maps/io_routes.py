@@ -23,15 +23,14 @@ from waymark.maps.published_reads import (
     ANON_DATA_SQL,
     ANON_SNAPSHOT_SQL,
     ANON_VIEWABLE,
-    IMMUTABLE,
     PRIVATE_IMMUTABLE,
+    public_cache_control,
     snapshot_reply,
 )
 from waymark.maps.routes import LAYER, MAP, _svc
 from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key
 from waymark.web import Services, threaded
-
 
 # ---- export ----------------------------------------------------------------------------
 def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Response:
@@ -188,7 +187,8 @@ async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
 @get(LAYER + "/snapshots/{sha:str}", tags=["layers"])
 async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: str,
                          sha: str) -> Response:
-    """An immutable published version (`snapshot_url` of a layer): cache it forever."""
+    """An immutable published version (`snapshot_url` of a layer): its bytes never change;
+    shared caches revalidate it after WAYMARK_SHARED_CACHE_SECONDS (access may change)."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
     row = svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
@@ -208,7 +208,8 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)
     return _serve_snapshot(request, svc, gz, sha,
-                           IMMUTABLE if public else PRIVATE_IMMUTABLE, actor)
+                           public_cache_control(svc.settings.shared_cache_seconds) if public
+                           else PRIVATE_IMMUTABLE, actor)
 
 
 ROUTES = [*IMPORT_ROUTES, export_layer, export_map, import_bundle,

@@ -26,8 +26,18 @@ from waymark.ops.lru import BytesLRU
 from waymark.ops.ratelimit import RateLimiter, client_ip, parse_networks, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
 
-IMMUTABLE = "public, max-age=31536000, immutable"
 PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def public_cache_control(shared_seconds: int) -> str:
+    """Cache-Control of a public map's snapshot (decision 0016): content-addressed, so any
+    cache may keep it, but a shared cache (CDN, proxy) must revalidate it after
+    ``shared_seconds``, and the answer then is 404 if the map is no longer public. So a map
+    made private stops being served by shared caches within ``shared_seconds`` plus the
+    stale-while-revalidate window; revalidating an unchanged snapshot is a cheap 304."""
+    stale = min(60, shared_seconds)
+    return (f"public, max-age={shared_seconds}, s-maxage={shared_seconds}, "
+            f"stale-while-revalidate={stale}")
 ANON_VIEWABLE = ("public", "unlisted")
 # One indexed lookup each; only maps anyone may see qualify (public or unlisted, not deleted).
 ANON_SNAPSHOT_SQL = (
@@ -77,6 +87,7 @@ class PublishedReads:
         self.limiter = limiter
         self.cookie = session_cookie.encode() + b"="
         self.trusted = parse_networks(trusted_proxies)
+        self.public_cache = public_cache_control(services.settings.shared_cache_seconds)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or not self.svc.db.can_peek:
@@ -120,7 +131,7 @@ class PublishedReads:
             if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE:
                 return None
             route = SNAPSHOT_ROUTE
-            cache_control = IMMUTABLE if row[0] == "public" else PRIVATE_IMMUTABLE
+            cache_control = self.public_cache if row[0] == "public" else PRIVATE_IMMUTABLE
         else:
             row = self.svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
             if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE or not row[1]:

@@ -102,6 +102,16 @@ def parse_redis_url(url: str) -> RedisTarget:
                        sentinel_password=(query.get("sentinel_password") or [None])[0])
 
 
+def _sentinel(target: RedisTarget, kind: type) -> Any:
+    """A Sentinel client (``kind``: the asyncio or the synchronous class) for ``target``."""
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SOCKET_TIMEOUT,
+                                       "socket_connect_timeout": SOCKET_TIMEOUT}
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    return kind(target.sentinels, sentinel_kwargs=sentinel_kwargs,
+                **({"ssl": True} if target.ssl else {}))
+
+
 def make_client(url: str) -> aioredis.Redis:
     """An asyncio Redis client (bytes in, bytes out) for a WAYMARK_REDIS_URL."""
     target = parse_redis_url(url)
@@ -111,14 +121,21 @@ def make_client(url: str) -> aioredis.Redis:
                               "health_check_interval": 15}
     if not target.is_sentinel:
         return aioredis.Redis.from_url(url, **common)
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": SOCKET_TIMEOUT,
-                                       "socket_connect_timeout": SOCKET_TIMEOUT}
-    if target.sentinel_password:
-        sentinel_kwargs["password"] = target.sentinel_password
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_kwargs,
-                        **({"ssl": True} if target.ssl else {}))
-    return sentinel.master_for(target.master, db=target.db, username=target.username,
-                               password=target.password, **common)
+    return _sentinel(target, Sentinel).master_for(
+        target.master, db=target.db, username=target.username, password=target.password,
+        **common)
+
+
+def sync_sentinel_pool(url: str):  # type: ignore[no-untyped-def]
+    """A synchronous connection pool that follows the primary Sentinel elects, for the job
+    queue (Huey's client is synchronous and understands only redis:// URLs)."""
+    from redis.sentinel import Sentinel as SyncSentinel
+
+    target = parse_redis_url(url)
+    # socket_timeout above the queue's blocking read (1 s), so an idle BRPOP is not an error
+    return _sentinel(target, SyncSentinel).master_for(
+        target.master, db=target.db, username=target.username, password=target.password,
+        socket_timeout=5, socket_connect_timeout=SOCKET_TIMEOUT).connection_pool
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -16,6 +16,8 @@ in order that it missed something and refetches. When this process's pub/sub con
 comes back (Redis restarted, Sentinel fail-over), each map's subscribers are caught up from
 the stream since the last number they were sent; only when that is impossible (the window
 moved on, or the counter was reset because Redis lost its data) are they told to resync.
+After a fail-over the counter jumps (FAILOVER_GAP): numbers the old primary gave out and the
+new one never received are not reused, and clients see the gap and refetch.
 """
 
 from __future__ import annotations
@@ -34,9 +36,25 @@ log = logging.getLogger("waymark.realtime")
 
 QUEUE_LIMIT = 2000  # messages waiting for one slow websocket client before it must resync
 
-# KEYS: seq, stream, channel; ARGV: event JSON (an object), maxlen, ttl seconds
+# After a fail-over the promoted replica may lack the last numbers the old primary handed
+# out (replication is asynchronous): reusing them would make clients that saw the old
+# events drop new ones as "already applied". So the counter remembers which primary (its
+# replication id) last advanced it; on a new one it jumps by this much, clients see a gap
+# and refetch (ws.py), and numbers are never reused.
+FAILOVER_GAP = 100_000
+
+# KEYS: seq, stream, channel, epoch; ARGV: event JSON (an object), maxlen, ttl, gap
 _PUBLISH_LUA = """
-local seq = redis.call('INCR', KEYS[1])
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+local epoch = redis.call('GET', KEYS[4])
+local seq
+if epoch and epoch ~= replid then
+  seq = redis.call('INCRBY', KEYS[1], ARGV[4])
+else
+  seq = redis.call('INCR', KEYS[1])
+end
+if epoch ~= replid then redis.call('SET', KEYS[4], replid) end
+redis.call('EXPIRE', KEYS[4], ARGV[3])
 local msg = '{"type":"edit","seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-1', 'm', msg)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -248,8 +266,9 @@ class RedisChannels:
             pipe = client.pipeline(transaction=False)
             for map_id, event in items:
                 await self._script(keys=[self.hub.key("seq", map_id), self.hub.key("log", map_id),
-                                         self._chan(map_id)],
-                                   args=[jsonutil.dumps(event), self.window, self.ttl], client=pipe)
+                                         self._chan(map_id), self.hub.key("seqepoch", map_id)],
+                                   args=[jsonutil.dumps(event), self.window, self.ttl,
+                                         FAILOVER_GAP], client=pipe)
             return await pipe.execute()
 
         try:

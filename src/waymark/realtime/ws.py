@@ -37,6 +37,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor, resolve_actor
+from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError, Forbidden, Invalid
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
@@ -224,7 +225,12 @@ class Connection:
                 raise Forbidden("you need the editor role (and a write token) to edit",
                                 code="editor_required")
             await self.svc.read_only.check_async()  # 503 read_only while in maintenance
-            event, layer_pk, ack = await to_thread.run_sync(self._apply, msg)
+            try:
+                event, layer_pk, ack = await to_thread.run_sync(self._apply, msg)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                raise database_unavailable_error() from None
         except ApiError as exc:
             self.send({"type": "error", "ref": ref, "error": {
                 "code": exc.code, "message": exc.message, "details": exc.details},

@@ -20,12 +20,13 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import StorageError
-from .keys_provider import KeyProvider, LocalKeyFile
+from .keys_provider import AwsKms, CloudKmsProvider, KeyProvider, LocalKeyFile
 from .store import ObjectStore
 
 MAGIC = b"WMKENC1\n"
@@ -174,7 +175,14 @@ def raw_store(store: ObjectStore) -> ObjectStore:
     return store.base if isinstance(store, EncryptedObjectStore) else store
 
 
-def key_provider(settings) -> LocalKeyFile:  # type: ignore[no-untyped-def]
+def key_provider(settings) -> KeyProvider:  # type: ignore[no-untyped-def]
+    """The master key source the settings choose: a KMS key, a shared key file mounted from
+    a secret, or this node's own key file (created on first use)."""
+    if settings.kms_key_id:
+        return CloudKmsProvider(AwsKms.connect(settings.kms_endpoint_url, settings.kms_region),
+                                settings.kms_key_id)
+    if settings.master_key_file:
+        return LocalKeyFile(Path(settings.master_key_file), shared=True)
     return LocalKeyFile(settings.resolved_master_key_path)
 
 

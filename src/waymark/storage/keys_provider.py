@@ -58,15 +58,21 @@ class LocalKeyFile:
     The file is created with mode 0600 on first use and refused when group or others can
     read it. The file is re-read when it changes on disk, so a rotation done by
     ``waymark keys rotate`` in another process is picked up without a restart.
+
+    ``shared=True`` is a key file mounted from a secret (WAYMARK_MASTER_KEY_FILE), the same
+    on every node: it is never created here, and may be group-readable (Kubernetes gives
+    a secret volume to the pod's fsGroup), but never readable by others.
     """
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, shared: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._current = ""
         self._keys: dict[str, bytes] = {}
-        self._create = create
+        self._create = create and not shared
+        self._forbidden = stat.S_IRWXO if shared else stat.S_IRWXG | stat.S_IRWXO
+        self._setting = "WAYMARK_MASTER_KEY_FILE" if shared else "WAYMARK_MASTER_KEY_PATH"
         self._load()
 
     # ---- KeyProvider -------------------------------------------------------------
@@ -121,7 +127,7 @@ class LocalKeyFile:
         if not self.path.exists():
             if not self._create:
                 raise MasterKeyError(f"master key file {self.path} does not exist: restore it from "
-                                "the key backup, or set WAYMARK_MASTER_KEY_PATH")
+                                f"the key backup, or set {self._setting}")
             self.add_key()
             return
         self._refresh(force=True)
@@ -133,8 +139,9 @@ class LocalKeyFile:
             raise MasterKeyError(f"master key file {self.path} disappeared") from None
         if not force and st.st_mtime == self._mtime:
             return
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise MasterKeyError(f"master key file {self.path} is readable by group or others "
+        if st.st_mode & self._forbidden:
+            who = "others" if self._forbidden == stat.S_IRWXO else "group or others"
+            raise MasterKeyError(f"master key file {self.path} is readable by {who} "
                             f"(mode {oct(st.st_mode & 0o777)}): run `chmod 600 {self.path}`")
         data = self._read()
         keys = {k: base64.b64decode(v) for k, v in data["keys"].items()}
@@ -202,6 +209,17 @@ class AwsKms:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+
+    @classmethod
+    def connect(cls, endpoint_url: str = "", region: str = "") -> AwsKms:
+        """A client from the usual AWS credential chain (environment, profile, role)."""
+        try:
+            import boto3
+        except ImportError:
+            raise MasterKeyError("WAYMARK_KMS_KEY_ID needs boto3: pip install 'waymark[kms]' "
+                                 "(the container image has it)") from None
+        return cls(boto3.client("kms", endpoint_url=endpoint_url or None,
+                                region_name=region or None))
 
     def encrypt(self, key_id: str, plaintext: bytes) -> bytes:
         return self.client.encrypt(KeyId=key_id, Plaintext=plaintext,
