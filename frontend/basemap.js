@@ -27,7 +27,7 @@ function naturalEarthStyle(names) {
     // rivers under the lakes: Natural Earth runs them on through lakes as centrelines
     { dataLayer: "rivers", symbolizer: new LineSymbolizer({ color: RIVER, width: (z) => (z < 5 ? 0.7 : z < 7 ? 1.2 : 1.8) }) },
     { dataLayer: "lakes", symbolizer: new PolygonSymbolizer({ fill: WATER }) },
-    { dataLayer: "region_boundaries", symbolizer: new LineSymbolizer({ color: "#b3acc2", width: (z) => (z < 5 ? 0.6 : 0.9), dash: [3, 3] }) },
+    { dataLayer: "region_boundaries", symbolizer: new LineSymbolizer({ color: "#aaa2bd", width: (z) => (z < 5 ? 0.7 : 0.9), dash: [3, 3] }) },
     { dataLayer: "boundaries", symbolizer: new LineSymbolizer({ color: "#a7a1b8", width: (z) => (z < 3 ? 0.8 : 1.2), dash: [4, 2] }) },
   ];
   const placeText = new OffsetTextSymbolizer({
