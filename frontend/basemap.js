@@ -68,7 +68,7 @@ function makeLayer(preset, names) {
  * showControl(visible), presets, defaultName}. */
 export function initBasemap(map, root) {
   const config = JSON.parse(root.dataset.basemaps || '{"presets": []}');
-  const names = new Set(); // labels the built-in basemap laid out
+  const names = new Set(); // names the built-in basemap drew
   const layers = new Map();
   const byName = new Map(config.presets.map((p) => [p.name, p]));
   const layerOf = (name) => {
