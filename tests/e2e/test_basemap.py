@@ -103,3 +103,51 @@ def test_demo_map_shows_named_places_with_no_network(page: Page, demo_map: str, 
     assert set(statuses) == {206}, statuses
     attribution = page.locator(".leaflet-control-attribution")
     expect(attribution).to_contain_text("Natural Earth")
+
+
+COLOURS_AT = """([lat, lon]) => {  // the colours drawn within 4 px of a place (a label may cover the place)
+    const map = window.waymark.map;
+    const box = map.getContainer().getBoundingClientRect();
+    const point = map.latLngToContainerPoint([lat, lon]);
+    const [x, y] = [box.left + point.x, box.top + point.y];
+    const levels = [...document.querySelectorAll('#map .leaflet-tile-container')];
+    const top = levels.reduce((a, b) => (Number(b.style.zIndex) > Number(a.style.zIndex) ? b : a));  // this zoom
+    for (const canvas of top.querySelectorAll('canvas.leaflet-tile')) {
+        const r = canvas.getBoundingClientRect();
+        if (x < r.left + 4 || x >= r.right - 4 || y < r.top + 4 || y >= r.bottom - 4) continue;
+        const scale = canvas.width / r.width;
+        const [px, py] = [Math.floor((x - r.left - 4) * scale), Math.floor((y - r.top - 4) * scale)];
+        const data = canvas.getContext('2d').getImageData(px, py, Math.ceil(9 * scale), Math.ceil(9 * scale)).data;
+        const colours = new Set();
+        for (let i = 0; i < data.length; i += 4) {
+            colours.add('#' + [data[i], data[i + 1], data[i + 2]].map((v) => v.toString(16).padStart(2, '0')).join(''));
+        }
+        return [...colours];
+    }
+    return null;
+}"""
+WATER, LAND = "#b9d3e6", "#f4f2ec"  # frontend/basemap.js
+
+
+def test_lakes_first_level_areas_and_rivers_are_drawn_with_names(page: Page, demo_map: str, screenshot) -> None:  # type: ignore[no-untyped-def]
+    offsite = offline(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"/m/{demo_map}")
+    expect(page.locator("#map[data-ready='1']")).to_be_attached(timeout=15000)
+
+    show(page, 31, -98, 7)  # Texas: a first-level area and the rivers across it, named
+    wait_for_labels(page, "Texas")
+    page.wait_for_function("() => ['Brazos', 'Rio Grande'].some((n) => window.waymark.basemap.names.has(n))",
+                           timeout=20000)
+    screenshot(page, "basemap-texas")
+
+    show(page, -28, 135, 4)  # Australia: its states and territories
+    wait_for_labels(page, "Queensland", "New South Wales", "Western Australia")
+    screenshot(page, "basemap-australia")
+
+    show(page, 45, -84, 6)  # the Great Lakes are water, not land
+    for lake in ([43.8, -87.0], [47.6, -87.5], [44.8, -82.4]):  # Michigan, Superior, Huron
+        assert WATER in page.evaluate(COLOURS_AT, lake), lake
+    assert WATER not in page.evaluate(COLOURS_AT, [43.0, -85.0])  # Michigan's land between them
+    screenshot(page, "basemap-great-lakes")
+    assert offsite == [], f"requests left the machine: {offsite}"
