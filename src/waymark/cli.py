@@ -76,25 +76,34 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     from waymark.ops.metrics_server import prepare_serve
 
     observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
-    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port",
+    cmd = [sys.executable, "-m", "waymark.appserver", "--interface", "asgi", "--host", host, "--port",
            str(port), "--workers", str(workers), "--no-access-log", *observe_args,
            "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
-    children = []
-    if job_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "waymark.cli", "worker"]))
-    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
-    server = subprocess.Popen(cmd)
-    children.append(server)
+    children: list[subprocess.Popen[bytes]] = []
+    stopping: list[int] = []
 
     def forward(signum, _frame):  # type: ignore[no-untyped-def]
+        stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def start(args: list[str]) -> subprocess.Popen[bytes]:
+        child = subprocess.Popen(args)
+        children.append(child)
+        if stopping:  # the stop came while it was being started
+            child.send_signal(stopping[0])
+        return child
+
+    # before any child exists: a stop signal never ends this process and orphans them
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if job_worker:
+        start([sys.executable, "-m", "waymark.cli", "worker"])
+    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
+    server = start(cmd)
     code = server.wait()
     for child in children:
         if child.poll() is None:
