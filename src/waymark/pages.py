@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
 from waymark.accounts.actor import Actor
+from waymark.accounts.passwords import MIN_LENGTH
 from waymark.errors import NotFound
 from waymark.maps.access import load_map
 from waymark.maps.service import list_maps
@@ -75,7 +76,7 @@ async def login_page(request: Request, actor: Actor) -> Template | Redirect:
 async def signup_page(request: Request, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
-    return _page(request, actor, "auth.html", mode="signup")
+    return _page(request, actor, "auth.html", mode="signup", min_password=MIN_LENGTH)
 
 
 @get("/logout", include_in_schema=False)
