@@ -54,6 +54,9 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     settings = _settings()
     if settings.env != "dev" and settings.problems():
         raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
+    host = host or settings.host
+    port = port or settings.port
+    _refuse_a_second_server(settings, host, port, under_litestream=supervise.is_inner())
     replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
     if inner:
         migrate = False  # the outer `serve` (Litestream's parent) already did it
@@ -61,17 +64,19 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
         from waymark.db.migrate import upgrade
 
         upgrade(settings.resolved_database_url)
+    demo_lines: list[str] = []
     if settings.demo_data and not inner:
-        from waymark.demo.seed import seed_demo
+        from waymark.demo.seed import DEMO_EMAIL, seed_demo
 
         map_id, password = seed_demo(_db(settings))
-        click.echo(f"demo map: {settings.public_url}/m/{map_id}")
+        demo_lines.append(f"demo map: {settings.public_url}/m/{map_id}")
         if password:
-            click.echo("demo user: demo@waymark.invalid (password printed once): " + password)
-    host = host or settings.host
-    port = port or settings.port
+            demo_lines.append(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a "
+                              f"new one: waymark user reset-password {DEMO_EMAIL})")
     workers = workers or settings.workers
     if replicate:  # Litestream becomes this process and runs the app as its child
+        for line in demo_lines:  # this process is replaced: no later moment to print them
+            click.echo(line)
         supervise.exec_under_litestream(settings, host, port, workers, reload, job_worker)
     from waymark.ops.metrics_server import prepare_serve
 
@@ -104,12 +109,53 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
         start([sys.executable, "-m", "waymark.cli", "worker"])
     click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
     server = start(cmd)
+    if demo_lines:
+        _announce_when_ready(host, port, server, demo_lines)
     code = server.wait()
     for child in children:
         if child.poll() is None:
             child.terminate()
         child.wait()
     sys.exit(code)
+
+
+def _announce_when_ready(host: str, port: int, server: subprocess.Popen[bytes],
+                         lines: list[str]) -> None:
+    """Print ``lines`` once the app answers /readyz: after the server's start-up lines, so
+    the demo password does not scroll away above them."""
+    import threading
+    import time
+    import urllib.request
+
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # nosec B104 - a mapping
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/readyz"
+
+    def wait_then_print() -> None:
+        while server.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 - ours
+                    if response.status == 200:
+                        click.echo("\n".join(["", *lines, ""]))
+                        return
+            except OSError:  # not listening yet, or 503 while starting
+                pass
+            time.sleep(0.2)
+
+    threading.Thread(target=wait_then_print, name="announce", daemon=True).start()
+
+
+def _refuse_a_second_server(settings: Settings, host: str, port: int,
+                            under_litestream: bool) -> None:
+    """Never two listeners on one port; without Redis, one `serve` per data dir (the lock is
+    held for this process's life; under Litestream by the outer `serve`, which execs it)."""
+    from waymark.deploy.serve_lock import ServeRefused, check_port_free, lock_data_dir
+
+    try:
+        if not settings.redis_url and not under_litestream:
+            lock_data_dir(settings.data_dir, f"http://{host}:{port}")
+        check_port_free(host, port)
+    except ServeRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -209,6 +255,43 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
             click.echo(f"created user {created.id} <{created.email}>")
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
+
+
+@user.command("reset-password")
+@click.argument("email")
+@click.option("--prompt", "ask", is_flag=True, help="Ask for the new password.")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_reset_password(email: str, ask: bool, password_stdin: bool) -> None:
+    """Give EMAIL a new password (random and printed, unless --prompt or --password-stdin).
+    Every session of that user ends; API tokens stay valid."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from waymark.accounts.service import set_password
+    from waymark.db.models import User
+    from waymark.errors import ApiError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif ask:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = secrets.token_urlsafe(12)
+    with _db(_settings()).write() as s:
+        found = s.scalar(select(User).where(User.email == email.strip().lower()))
+        if found is None:
+            raise click.ClickException(f"no user with e-mail {email}")
+        try:
+            set_password(found, password)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+        email = found.email
+    if ask or password_stdin:
+        click.echo(f"password of {email} changed; their sessions have ended")
+    else:
+        click.echo(f"new password for {email}: {password}  (shown once; their sessions have "
+                   "ended)")
 
 
 # ---- import / export -------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.integration.deploy_support import (
     waymark,
     write_plan,
 )
+from tests.redis_servers import start_redis
 from tests.servers import LOOPBACK, free_port
 
 pytestmark = pytest.mark.timeout(400)
@@ -57,7 +58,9 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("deploy")
     ports = [free_port() for _ in range(3)]
-    env = app_env(root)
+    # several instances on one data dir share their state through Redis (as the plan does)
+    redis = start_redis(str(root))
+    env = {**app_env(root), "WAYMARK_REDIS_URL": redis.url}
     plan = write_plan(root, env, [(f"app{i + 1}", p) for i, p in enumerate(ports)],
                       f"http://{LOOPBACK}:{(lb_port := free_port())}",
                       drain_timeout=10, ready_timeout=60, ready_grace=6, stop_timeout=15,
@@ -91,6 +94,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 except OSError:
                     pass
         haproxy.stop()
+        redis.stop()
 
 
 class Load:
