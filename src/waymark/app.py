@@ -20,6 +20,7 @@ from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.db.engine import Database
 from waymark.errors import ApiError
+from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     document_error_format(app)  # the schema shows the real error body
     # security headers on every response, routed or not (404, 405, 429 included); anonymous
     # reads of cached published layers are answered before the framework, with the same headers
-    app.asgi_handler = PublishedReads(
+    app.asgi_handler = HeadAsGet(PublishedReads(
         SecurityHeadersMiddleware(app.asgi_handler, settings.basemap_url), services,
-        realtime.limiter, COOKIE, settings.trusted_proxies)
+        realtime.limiter, COOKIE, settings.trusted_proxies))
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log
