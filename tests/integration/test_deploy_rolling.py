@@ -31,7 +31,7 @@ from tests.integration.deploy_support import (
     write_plan,
 )
 from tests.redis_servers import start_redis
-from tests.servers import LOOPBACK, free_port
+from tests.servers import LOOPBACK, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -251,10 +251,10 @@ def test_haproxy_limits_connections_and_request_rate_per_ip(cluster: Cluster) ->
         # 4 connections at once with a limit of 2: HAProxy's threads may accept them in any
         # order, so which ones are refused varies, but never more than 2 get an answer.
         conns = [socket.create_connection((LOOPBACK, port)) for _ in range(4)]
-        time.sleep(0.3)
         results = [answered(c) for c in conns]
         assert 1 <= sum(results) <= 2, results
-        time.sleep(0.5)  # HAProxy sees them closed
-        assert answered(socket.create_connection((LOOPBACK, port)))  # (a 429 by now)
+        # once HAProxy has seen them closed, a new connection is answered (a 429 by now)
+        wait_until(lambda: answered(socket.create_connection((LOOPBACK, port))),
+                   "a connection answered after the others closed")
     finally:
         lb.stop()
