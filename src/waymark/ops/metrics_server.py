@@ -124,7 +124,10 @@ def scrape_registry(settings: Any) -> CollectorRegistry:
     path = os.environ.get(MULTIPROC_ENV)
     registry = CollectorRegistry(auto_describe=False)
     if path and os.path.isdir(path):
+        from waymark.ops.process_metrics import ProcessTreeCollector
+
         _Reaping(registry, path)
+        registry.register(ProcessTreeCollector())  # memory and CPU of every process
     else:
         import waymark.ops.metrics  # noqa: F401 - make sure every metric is registered
 
