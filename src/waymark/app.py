@@ -61,7 +61,7 @@ def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def _stores(settings: Settings) -> dict:
-    if settings.session_store == "file":
+    if settings.session_store == "file" or settings.broker_socket is not None:  # shared
         sessions = FileStore(settings.data_dir / "sessions", create_directories=True)
     else:
         sessions = MemoryStore()

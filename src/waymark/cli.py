@@ -78,6 +78,16 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
         for line in demo_lines:  # this process is replaced: no later moment to print them
             click.echo(line)
         supervise.exec_under_litestream(settings, host, port, workers, reload, job_worker)
+    # the workers' settings say how many they are: with several and no Redis they share
+    # real time, presence and rate limits through the broker run here, sessions through files
+    os.environ["WAYMARK_WORKERS"] = str(workers)
+    settings = dataclasses.replace(settings, workers=workers)
+    broker = None
+    if settings.broker_socket is not None:
+        from waymark.realtime.broker import Broker
+
+        broker = Broker(settings.broker_socket, settings.realtime_window)
+        broker.start()
     from waymark.ops.metrics_server import prepare_serve
 
     observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
@@ -116,6 +126,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
         if child.poll() is None:
             child.terminate()
         child.wait()
+    if broker is not None:
+        broker.stop()
     sys.exit(code)
 
 

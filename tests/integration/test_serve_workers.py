@@ -7,11 +7,13 @@ workers hold some (each worker's count is on /metrics, labelled by pid)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import httpx
 import pytest
 
 from tests.integration.serve_process import STOP_GRACE_SECONDS, Served, start_serve
+from tests.redis_servers import Http
 from tests.servers import LOOPBACK, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(600)
@@ -97,3 +100,85 @@ def test_every_process_exports_its_memory_and_cpu(server: Server) -> None:
                  "process_start_time_seconds"):
         pids = {labels["pid"] for n, labels, _ in samples if n == name}
         assert pids == set().union(*by_role.values()), name
+
+
+def test_a_session_is_valid_on_every_worker(server: Server) -> None:
+    user = Http(server.base)
+    user.signup("sessions@example.com")
+    cookie = user.cookie()
+    statuses = [fresh(server, "GET", "/api/v1/auth/me", headers={"Cookie": cookie}).status_code
+                for _ in range(40)]
+    assert statuses == [200] * 40, statuses
+    assert fresh(server, "POST", "/api/v1/auth/logout",  # ended on one, ended on all
+                 headers={"Cookie": cookie, "X-CSRF-Token": user.csrf or ""}).status_code == 204
+    statuses = [fresh(server, "GET", "/api/v1/auth/me", headers={"Cookie": cookie}).status_code
+                for _ in range(20)]
+    assert statuses == [401] * 20, statuses
+
+
+def _connect_on_both_workers(server: Server, stack: ExitStack, path: str,
+                             headers: dict[str, str]) -> list[Any]:
+    """Open websockets until both workers hold at least one; all of them, in order."""
+    from websockets.sync.client import connect
+
+    sockets: list[Any] = []
+    before = server.sockets_per_pid()
+    holders: set[str] = set()
+    while len(holders) < 2:
+        assert len(sockets) < 40, f"40 connections, all on {holders}"
+        ws = stack.enter_context(connect(f"ws://{LOOPBACK}:{server.served.port}{path}",
+                                         additional_headers=headers, open_timeout=30))
+        hello = recv(ws, "hello")
+        sockets.append((ws, hello))
+        now = server.sockets_per_pid()
+        holders |= {pid for pid, count in now.items() if count > before.get(pid, 0)}
+    assert holders == server.worker_pids()
+    return sockets
+
+
+def recv(ws: Any, kind: str, until: Any = None) -> dict[str, Any]:
+    """The next message of this type (and matching ``until``), within a generous deadline."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if msg["type"] == kind and (until is None or until(msg)):
+            return msg
+
+
+def test_edits_and_presence_reach_clients_on_both_workers(server: Server) -> None:
+    owner = Http(server.base)
+    owner.signup("realtime@example.com")
+    r = owner.request("POST", "/api/v1/maps", json={"title": "Shared", "visibility": "public"})
+    assert r.status_code == 201, r.text
+    map_id, layer_id = r.json()["id"], r.json()["layers"][0]["id"]
+    path = f"/api/v1/maps/{map_id}/ws"
+    with ExitStack() as stack:
+        viewers = _connect_on_both_workers(server, stack, path, {})
+        editors = _connect_on_both_workers(server, stack, path, {"Cookie": owner.cookie()})
+        everyone = [ws for ws, _ in viewers + editors]
+        # presence: every client, on either worker, sees the whole map's audience
+        for ws in everyone:
+            recv(ws, "presence", until=lambda m: m["anonymous"] == len(viewers)
+                 and [u["name"] for u in m["users"]] == ["realtime"])
+        # an edit made through any worker reaches every client, numbered once
+        for i in range(3):
+            r = fresh(server, "POST", f"/api/v1/maps/{map_id}/layers/{layer_id}/features",
+                      json={"geometry": {"type": "Point", "coordinates": [i, i]}},
+                      headers={"Cookie": owner.cookie(), "X-CSRF-Token": owner.csrf or ""})
+            assert r.status_code == 201, r.text
+            seqs = {recv(ws, "edit")["seq"] for ws in everyone}
+            assert seqs == {i + 1}, seqs
+        # an edit sent over a websocket on one worker reaches the clients of the other
+        first_ws = editors[0][0]
+        first_ws.send(json.dumps({"type": "edit", "ref": "r1", "layer": layer_id, "op": "create",
+                                  "geometry": {"type": "Point", "coordinates": [9, 9]}}))
+        assert {recv(ws, "edit")["seq"] for ws in everyone} == {4}
+
+
+def test_rate_limits_count_requests_on_all_workers(server: Server) -> None:
+    statuses = [fresh(server, "POST", "/api/v1/auth/login",
+                      json={"email": "nobody@example.com", "password": "wrong password!"}
+                      ).status_code for _ in range(LOGIN_LIMIT + 1)]
+    assert statuses == [401] * LOGIN_LIMIT + [429], statuses

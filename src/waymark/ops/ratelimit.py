@@ -9,7 +9,8 @@ Classes: ``login`` and ``signup`` (per IP), ``upload`` (imports) and ``write`` (
 unsafe method; per user or token, else per IP), ``anon_read`` (reads without a session or
 token, per IP), ``ws_message`` (websocket messages, checked by the websocket handler).
 
-Fixed windows. With Redis, a process *leases* a slice of a class's budget at a time
+Fixed windows. With Redis (or the embedded broker that the workers of one `waymark serve`
+share without Redis), a process *leases* a slice of a class's budget at a time
 (INCRBY slice, one round trip per slice rather than per request): the slice is 1 for small
 limits (login: exact) and limit/100 for large ones (anon_read 3000/min: one Redis call per
 30 requests), so Redis adds little to hot read paths. Without Redis: exact in-process counters.
@@ -32,6 +33,7 @@ from typing import Any
 from waymark import jsonutil
 from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
 from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.realtime.broker import BrokerClient, BrokerUnavailable
 
 log = logging.getLogger("waymark.ratelimit")
 
@@ -95,9 +97,14 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, rules: dict[str, Rule], hub: RedisHub | None = None) -> None:
+    """Exact in-process counters alone; leased slices of shared counters with Redis (`hub`) or
+    the embedded broker of several workers without Redis (`broker`)."""
+
+    def __init__(self, rules: dict[str, Rule], hub: RedisHub | None = None,
+                 broker: BrokerClient | None = None) -> None:
         self.rules = rules
         self.hub = hub
+        self.broker = broker
         self._lock = threading.Lock()
         self._local: dict[str, list[int]] = {}  # key -> [count] (no Redis) or [end, left]
         self._last_failopen_log = 0.0
@@ -111,7 +118,7 @@ class RateLimiter:
         window_id = int(now // rule.window)
         reset = max(1, math.ceil((window_id + 1) * rule.window - now))
         key = f"{cls}:{ident}:{window_id}"
-        if self.hub is None:
+        if self.hub is None and self.broker is None:
             with self._lock:
                 self._prune(window_id)
                 entry = self._local.setdefault(key, [0, window_id])
@@ -133,23 +140,29 @@ class RateLimiter:
                 lease[1] -= 1
                 return lease[0] - lease[1]
         size = rule.slice
-        redis_key = self.hub.key("rl", key)  # type: ignore[union-attr]
-
-        async def run(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            pipe.incrby(redis_key, size)
-            pipe.expire(redis_key, rule.window + 5, nx=True)
-            return await pipe.execute()
-
         try:
-            end = int((await self.hub.run(run))[0])  # type: ignore[union-attr]
-        except RedisUnavailable as exc:
+            end = await self._take(key, size, rule.window + 5)
+        except (RedisUnavailable, BrokerUnavailable) as exc:
             self._fail_open(rule.name, exc)
             return None
         with self._lock:
             self._prune(window_id)
             self._local[key] = [end, size - 1, window_id]
         return end - size + 1
+
+    async def _take(self, key: str, size: int, ttl: int) -> int:
+        """Add ``size`` to the shared counter ``key`` (expiring after ``ttl``); its new value."""
+        if self.broker is not None:
+            return int(await self.broker.request("incr", key=key, amount=size, ttl=ttl))
+        redis_key = self.hub.key("rl", key)  # type: ignore[union-attr]
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.incrby(redis_key, size)
+            pipe.expire(redis_key, ttl, nx=True)
+            return await pipe.execute()
+
+        return int((await self.hub.run(run))[0])  # type: ignore[union-attr]
 
     def _prune(self, window_id: int) -> None:
         if len(self._local) < 20_000:
@@ -163,8 +176,8 @@ class RateLimiter:
         now = time.monotonic()
         if now - self._last_failopen_log > 30:
             self._last_failopen_log = now
-            log.warning("rate limiter failing open (requests are not limited): Redis "
-                        "unavailable: %s", exc)
+            log.warning("rate limiter failing open (requests are not limited): shared "
+                        "counters (Redis or the embedded broker) unavailable: %s", exc)
 
 
 # ---- who is calling and which class the request is ---------------------------------------
