@@ -74,14 +74,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     db = Database(settings.resolved_database_url)
     set_trash_days(settings.trash_days)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
-    huey = make_huey(settings)
     set_runtime(Runtime(settings, db, store))
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
-    services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
+    services = Services(settings=settings, db=db, store=store,
+                        make_queue=lambda: make_huey(settings), publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache)
 

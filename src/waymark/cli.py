@@ -60,19 +60,12 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
     if inner:
         migrate = False  # the outer `serve` (Litestream's parent) already did it
+    # in child processes: this one lives as long as the server and never imports the app
     if migrate:
-        from waymark.db.migrate import upgrade
-
-        upgrade(settings.resolved_database_url)
+        _run_command("migrate")
     demo_lines: list[str] = []
     if settings.demo_data and not inner:
-        from waymark.demo.seed import DEMO_EMAIL, seed_demo
-
-        map_id, password = seed_demo(_db(settings))
-        demo_lines.append(f"demo map: {settings.public_url}/m/{map_id}")
-        if password:
-            demo_lines.append(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a "
-                              f"new one: waymark user reset-password {DEMO_EMAIL})")
+        demo_lines = _run_command("seed-demo", "--no-migrate").splitlines()
     workers = workers or settings.workers
     if replicate:  # Litestream becomes this process and runs the app as its child
         for line in demo_lines:  # this process is replaced: no later moment to print them
@@ -131,6 +124,15 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     sys.exit(code)
 
 
+def _run_command(*args: str) -> str:
+    """Run `waymark <args>` in a child process; its standard output (errors pass through)."""
+    done = subprocess.run([sys.executable, "-m", "waymark.cli", *args], stdout=subprocess.PIPE,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise click.ClickException(f"`waymark {' '.join(args)}` failed (see above)")
+    return done.stdout
+
+
 def _announce_when_ready(host: str, port: int, server: subprocess.Popen[bytes],
                          lines: list[str]) -> None:
     """Print ``lines`` once the app answers /readyz: after the server's start-up lines, so
@@ -176,14 +178,16 @@ def _refuse_a_second_server(settings: Settings, host: str, port: int,
               help="Serve this worker's /metrics here (standalone workers; 0: off).")
 def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
+    from waymark.jobs.queue import Runtime, make_huey, set_runtime, skip_unused_client_libraries
+
+    settings = _settings()
+    skip_unused_client_libraries(settings)  # before huey is imported
     from huey.consumer import Consumer
 
-    from waymark.jobs.queue import Runtime, make_huey, set_runtime
     from waymark.ops import observability
     from waymark.ops.metrics_server import start_metrics_server
     from waymark.storage.crypto import open_object_store
 
-    settings = _settings()
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
@@ -400,17 +404,22 @@ def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None)
 
 
 @main.command("seed-demo")
-def seed_demo_cmd() -> None:
+@click.option("--migrate/--no-migrate", default=True, show_default=True,
+              help="Apply database migrations first.")
+def seed_demo_cmd(migrate: bool) -> None:
     """Create the demo user and public demo map (idempotent)."""
-    from waymark.db.migrate import upgrade
-    from waymark.demo.seed import seed_demo
+    from waymark.demo.seed import DEMO_EMAIL, seed_demo
 
     settings = _settings()
-    upgrade(settings.resolved_database_url)
+    if migrate:
+        from waymark.db.migrate import upgrade
+
+        upgrade(settings.resolved_database_url)
     map_id, password = seed_demo(_db(settings))
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
-        click.echo(f"demo user: demo@waymark.invalid password: {password}")
+        click.echo(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a new one: "
+                   f"waymark user reset-password {DEMO_EMAIL})")
 
 
 # ---- data safety: backup, restore, keys (implementations in waymark.backup) -------------

@@ -6,13 +6,16 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-
-from huey import Huey, RedisHuey, SqliteHuey
+from typing import TYPE_CHECKING
 
 from waymark.db.engine import Database
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
+
+if TYPE_CHECKING:  # imported where a queue is made: huey loads redis and psycopg with it
+    from huey import Huey
 
 
 @dataclass
@@ -37,8 +40,22 @@ def runtime() -> Runtime:
     return _runtime
 
 
+def skip_unused_client_libraries(settings: Settings) -> None:
+    """In a process that imports Huey and will never use Redis or PostgreSQL: huey imports
+    the redis and psycopg packages whenever they are installed, about 27 MB (PSS) for
+    nothing (bench/RESULTS.md, memory). ``sys.modules[name] = None`` is Python's documented
+    way to stop an import. Called by the job worker and app workers only -- never in a
+    process that may still connect to Redis or PostgreSQL later (tests, other commands)."""
+    if not settings.redis_url:
+        sys.modules.setdefault("redis", None)  # type: ignore[arg-type]
+    if settings.is_sqlite:
+        sys.modules.setdefault("psycopg", None)  # type: ignore[arg-type]
+
+
 def make_huey(settings: Settings) -> Huey:
     """Build the queue and register tasks on it. Called once per process."""
+    from huey import RedisHuey, SqliteHuey
+
     global _huey
     if settings.redis_url:
         huey: Huey = RedisHuey("waymark", url=settings.redis_url, immediate=settings.jobs_immediate)

@@ -24,7 +24,6 @@ import hashlib
 import ipaddress
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -32,50 +31,21 @@ from typing import Any
 
 from waymark import jsonutil
 from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
+from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
+    CLASSES,
+    DEFAULT_LIMITS,
+    UNITS,
+    Rule,
+    parse_networks,
+    parse_rules,
+)
 from waymark.ops.redis import RedisHub, RedisUnavailable
 from waymark.realtime.broker import BrokerClient, BrokerUnavailable
 
 log = logging.getLogger("waymark.ratelimit")
 
-DEFAULT_LIMITS = ("login=10/minute,signup=5/hour,write=600/minute,upload=30/hour,"
-                  "anon_read=3000/minute,ws_message=120/minute")
-CLASSES = ("login", "signup", "write", "upload", "anon_read", "ws_message")
-UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
-         "hour": 3600, "d": 86400, "day": 86400}
 EXEMPT_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/assets/", "/favicon")
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    limit: int
-    window: int  # seconds
-
-    @property
-    def slice(self) -> int:
-        return max(1, self.limit // 100)
-
-
-def parse_rules(spec: str) -> dict[str, Rule]:
-    """Defaults overridden by `spec`; raises ValueError naming the bad item."""
-    rules: dict[str, Rule | None] = {}
-    for source in (DEFAULT_LIMITS, spec or ""):
-        for item in filter(None, (p.strip() for p in source.split(","))):
-            name, _, value = item.partition("=")
-            name = name.strip()
-            if name not in CLASSES:
-                raise ValueError(f"rate limit class {name!r} is not one of {', '.join(CLASSES)}")
-            value = value.strip().lower()
-            if value in ("off", "none", "0"):
-                rules[name] = None
-                continue
-            m = re.fullmatch(r"(\d+)\s*/\s*(\d*)\s*([a-z]+)", value)
-            if not m or m.group(3) not in UNITS:
-                raise ValueError(f"rate limit {item!r}: use N/second|minute|hour|day or N/30s")
-            window = int(m.group(2) or 1) * UNITS[m.group(3)]
-            rules[name] = Rule(name, int(m.group(1)), window)
-    return {k: v for k, v in rules.items() if v is not None}
 
 
 @dataclass
@@ -181,11 +151,6 @@ class RateLimiter:
 
 
 # ---- who is calling and which class the request is ---------------------------------------
-def parse_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(p.strip(), strict=False) for p in (spec or "").split(",")
-            if p.strip()]
-
-
 def client_ip(scope: dict[str, Any], trusted: list[Any]) -> str:
     """The peer address, or the first untrusted hop of X-Forwarded-For when the peer is a
     trusted proxy (walking from the right, so a client cannot spoof its address)."""
