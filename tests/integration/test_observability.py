@@ -107,11 +107,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         while True:
             assert proc.poll() is None, f"waymark serve exited:\n{srv.logs()[-3000:]}"
             assert time.monotonic() < deadline, f"not up in {STARTUP_S}s:\n{srv.logs()[-3000:]}"
-            # both granian workers and the job worker have imported the app (metric files)
+            # the job worker and both granian workers have imported the app (metric files),
+            # and both workers serve (granian logs it once each one accepts connections)
             pids = {re.search(r"_(\d+)\.db$", f).group(1)
                     for f in glob.glob(str(base / "var" / "prometheus" / "counter_*.db"))}
+            serving = all(f"Started worker-{n}" in srv.logs() for n in (1, 2))
             try:
-                if len(pids) >= 3 and srv.request("GET", "/healthz")[0] == 200:
+                if len(pids) >= 3 and serving and srv.request("GET", "/healthz")[0] == 200:
                     break
             except OSError:
                 pass
