@@ -20,15 +20,11 @@ from waymark.db.migrate import upgrade
 from waymark.settings import Settings, load_settings
 
 def _geo_data() -> Path:
-    """The real-world geodata corpus: WAYMARK_GEO_DATA, else ../shared/data/geo next to the
-    repository, else the team's shared checkout (/work/shared) for clones made elsewhere."""
+    """The real-world geodata corpus kept in the repository (tests/data/geo, see its
+    SOURCES.md); WAYMARK_GEO_DATA points the tests at another copy."""
     if os.environ.get("WAYMARK_GEO_DATA"):
         return Path(os.environ["WAYMARK_GEO_DATA"])
-    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "geo"
-    for candidate in (beside, Path("/work/shared/data/geo")):
-        if candidate.is_dir():
-            return candidate
-    return beside
+    return Path(__file__).resolve().parent / "data" / "geo"
 
 
 GEO_DATA = _geo_data()

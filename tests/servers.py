@@ -76,6 +76,19 @@ def scoped_env(**changes: str | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check()`` until it returns something truthy (returned); fail naming ``what``
+    after a generous ``timeout``. Tests wait for events this way, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.05)
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """Terminate a process this module started; kill it if it does not exit in time."""
     if proc.poll() is not None:
@@ -146,15 +159,18 @@ class MotoServer:
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
 
-def hold_write_gate(gate_path: str, seconds: float, held: Any) -> None:
-    """Child-process target: hold Waymark's SQLite write lock (the WriteGate's flock) for a
-    while, as another app process in the middle of a write would; `held` is set once it is."""
+def hold_write_gate(gate_path: str, held: Any, release: Any, released_marker: str) -> None:
+    """Child-process target: hold Waymark's SQLite write lock (the WriteGate's flock), as
+    another app process in the middle of a write would: `held` is set once it is; it lets go
+    when the test sets `release` (at the latest after 120 s, so a failed test cannot hang),
+    writing `released_marker` (a file) first so waiters can tell they came after it."""
     import fcntl
 
     fd = os.open(gate_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     held.set()
-    time.sleep(seconds)
+    release.wait(120)
+    Path(released_marker).touch()
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
 

@@ -28,6 +28,7 @@ from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
+from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
@@ -73,7 +74,7 @@ def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def _stores(settings: Settings) -> dict:
-    if settings.session_store == "file":
+    if settings.session_store == "file" or settings.broker_socket is not None:  # shared
         sessions = FileStore(settings.data_dir / "sessions", create_directories=True)
     else:
         sessions = MemoryStore()
@@ -86,14 +87,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     db = Database(settings.resolved_database_url)
     set_trash_days(settings.trash_days)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
-    huey = make_huey(settings)
     set_runtime(Runtime(settings, db, store))
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
-    services = Services(settings=settings, db=db, store=store, huey=huey, publisher=publisher,
+    services = Services(settings=settings, db=db, store=store,
+                        make_queue=lambda: make_huey(settings), publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache, read_only=ReadOnlyMode(db),
                         presets=presets_of(settings),
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     document_error_format(app)  # the schema shows the real error body
     # security headers on every response, routed or not (404, 405, 429 included); anonymous
     # reads of cached published layers are answered before the framework, with the same headers
-    app.asgi_handler = PublishedReads(
+    app.asgi_handler = HeadAsGet(PublishedReads(
         SecurityHeadersMiddleware(app.asgi_handler, services.presets), services,
-        realtime.limiter, COOKIE, settings.trusted_proxies)
+        realtime.limiter, COOKIE, settings.trusted_proxies))
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

@@ -3,8 +3,12 @@
 import gc
 
 from waymark.app import create_app
+from waymark.jobs.queue import skip_unused_client_libraries
+from waymark.settings import load_settings
 
-app = create_app()
+settings = load_settings()
+skip_unused_client_libraries(settings)  # this process: an app worker, nothing else
+app = create_app(settings)
 # Everything built so far (modules, the app, ORM metadata) lives as long as the worker. Moving
 # it out of the collector's reach keeps full collections short: they had stalled a worker
 # for 100-150 ms at a time under steady edit load (bench/RESULTS.md, edit latency).

@@ -77,55 +77,124 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     if settings.env != "dev" and settings.problems():
         raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
     _refuse_node_key(settings)
+    host = host or settings.host
+    port = port or settings.port
+    _refuse_a_second_server(settings, host, port, under_litestream=supervise.is_inner())
     replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
     if inner:
         migrate = False  # the outer `serve` (Litestream's parent) already did it
     elif not migrate:
         _require_database(settings)
+    # in child processes: this one lives as long as the server and never imports the app
     if migrate:
-        from waymark.db.migrate import upgrade
-
-        upgrade(settings.resolved_database_url)
+        _run_command("migrate")
+    demo_lines: list[str] = []
     if settings.demo_data and not inner:
-        from waymark.demo.seed import seed_demo
-
-        map_id, password = seed_demo(_db(settings))
-        click.echo(f"demo map: {settings.public_url}/m/{map_id}")
-        if password:
-            click.echo("demo user: demo@waymark.invalid (password printed once): " + password)
-    host = host or settings.host
-    port = port or settings.port
+        demo_lines = _run_command("seed-demo", "--no-migrate").splitlines()
     workers = workers or settings.workers
     if replicate:  # Litestream becomes this process and runs the app as its child
+        for line in demo_lines:  # this process is replaced: no later moment to print them
+            click.echo(line)
         supervise.exec_under_litestream(settings, host, port, workers, reload, job_worker)
+    # the workers' settings say how many they are: with several and no Redis they share
+    # real time, presence and rate limits through the broker run here, sessions through files
+    os.environ["WAYMARK_WORKERS"] = str(workers)
+    settings = dataclasses.replace(settings, workers=workers)
+    broker = None
+    if settings.broker_socket is not None:
+        from waymark.realtime.broker import Broker
+
+        broker = Broker(settings.broker_socket, settings.realtime_window)
+        broker.start()
     from waymark.ops.metrics_server import prepare_serve
 
     observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
-    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port",
+    cmd = [sys.executable, "-m", "waymark.appserver", "--interface", "asgi", "--host", host, "--port",
            str(port), "--workers", str(workers), "--no-access-log", *observe_args,
            "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
-    children = []
-    if job_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "waymark.cli", "worker"]))
-    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
-    server = subprocess.Popen(cmd)
-    children.append(server)
+    children: list[subprocess.Popen[bytes]] = []
+    stopping: list[int] = []
 
     def forward(signum, _frame):  # type: ignore[no-untyped-def]
+        stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def start(args: list[str]) -> subprocess.Popen[bytes]:
+        child = subprocess.Popen(args)
+        children.append(child)
+        if stopping:  # the stop came while it was being started
+            child.send_signal(stopping[0])
+        return child
+
+    # before any child exists: a stop signal never ends this process and orphans them
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if job_worker:
+        start([sys.executable, "-m", "waymark.cli", "worker"])
+    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
+    server = start(cmd)
+    if demo_lines:
+        _announce_when_ready(host, port, server, demo_lines)
     code = server.wait()
     for child in children:
         if child.poll() is None:
             child.terminate()
         child.wait()
+    if broker is not None:
+        broker.stop()
     sys.exit(code)
+
+
+def _run_command(*args: str) -> str:
+    """Run `waymark <args>` in a child process; its standard output (errors pass through)."""
+    done = subprocess.run([sys.executable, "-m", "waymark.cli", *args], stdout=subprocess.PIPE,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise click.ClickException(f"`waymark {' '.join(args)}` failed (see above)")
+    return done.stdout
+
+
+def _announce_when_ready(host: str, port: int, server: subprocess.Popen[bytes],
+                         lines: list[str]) -> None:
+    """Print ``lines`` once the app answers /readyz: after the server's start-up lines, so
+    the demo password does not scroll away above them."""
+    import threading
+    import time
+    import urllib.request
+
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # nosec B104 - a mapping
+    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/readyz"
+
+    def wait_then_print() -> None:
+        while server.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 - ours
+                    if response.status == 200:
+                        click.echo("\n".join(["", *lines, ""]))
+                        return
+            except OSError:  # not listening yet, or 503 while starting
+                pass
+            time.sleep(0.2)
+
+    threading.Thread(target=wait_then_print, name="announce", daemon=True).start()
+
+
+def _refuse_a_second_server(settings: Settings, host: str, port: int,
+                            under_litestream: bool) -> None:
+    """Never two listeners on one port; without Redis, one `serve` per data dir (the lock is
+    held for this process's life; under Litestream by the outer `serve`, which execs it)."""
+    from waymark.deploy.serve_lock import ServeRefused, check_port_free, lock_data_dir
+
+    try:
+        if not settings.redis_url and not under_litestream:
+            lock_data_dir(settings.data_dir, f"http://{host}:{port}")
+        check_port_free(host, port)
+    except ServeRefused as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -134,14 +203,17 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
               help="Serve this worker's /metrics here (standalone workers; 0: off).")
 def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
+    from waymark.jobs.queue import (Runtime, make_huey, requeue_stale_jobs, set_runtime,
+                                    skip_unused_client_libraries)
+
+    settings = _settings()
+    skip_unused_client_libraries(settings)  # before huey is imported
     from huey.consumer import Consumer
 
-    from waymark.jobs.queue import Runtime, make_huey, requeue_stale_jobs, set_runtime
     from waymark.ops import observability
     from waymark.ops.metrics_server import start_metrics_server
     from waymark.storage.crypto import open_object_store
 
-    settings = _settings()
     _refuse_node_key(settings)
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
@@ -349,17 +421,22 @@ def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None)
 
 
 @main.command("seed-demo")
-def seed_demo_cmd() -> None:
+@click.option("--migrate/--no-migrate", default=True, show_default=True,
+              help="Apply database migrations first.")
+def seed_demo_cmd(migrate: bool) -> None:
     """Create the demo user and public demo map (idempotent)."""
-    from waymark.db.migrate import upgrade
-    from waymark.demo.seed import seed_demo
+    from waymark.demo.seed import DEMO_EMAIL, seed_demo
 
     settings = _settings()
-    upgrade(settings.resolved_database_url)
+    if migrate:
+        from waymark.db.migrate import upgrade
+
+        upgrade(settings.resolved_database_url)
     map_id, password = seed_demo(_db(settings))
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
-        click.echo(f"demo user: demo@waymark.invalid password: {password}")
+        click.echo(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a new one: "
+                   f"waymark user reset-password {DEMO_EMAIL})")
 
 
 # ---- data safety: backup, restore, keys (implementations in waymark.backup) -------------

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
+from waymark.accounts.passwords import MIN_LENGTH
 from waymark.errors import NotFound
 from waymark.maps.access import load_map
 from waymark.maps.service import list_maps
@@ -105,7 +106,7 @@ def login_page(request: Request, actor: Actor) -> Template | Redirect:
 def signup_page(request: Request, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
-    return _page(request, actor, "auth.html", mode="signup")
+    return _page(request, actor, "auth.html", mode="signup", min_password=MIN_LENGTH)
 
 
 @get("/logout", include_in_schema=False)

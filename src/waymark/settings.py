@@ -8,7 +8,9 @@ is read from that file, so secrets never need to sit in the environment).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -138,6 +140,18 @@ class Settings:
         return f"file://{(self.data_dir / 'archive').resolve()}"
 
     @property
+    def broker_socket(self) -> Path | None:
+        """Where the app workers of one `waymark serve` share real time, presence and rate
+        limits without Redis (realtime/broker.py); None with Redis or a single worker."""
+        if self.redis_url or self.workers <= 1:
+            return None
+        path = (self.data_dir / "broker.sock").resolve()
+        if len(str(path)) > 100:  # longer than a Unix socket address may be
+            digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"waymark-broker-{digest}.sock"
+        return path
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
@@ -194,11 +208,6 @@ class Settings:
                 )
             if not self.cookie_secure:
                 issues.append("cookie_secure is off: serve over HTTPS and set WAYMARK_COOKIE_SECURE=true")
-            if self.workers > 1 and not self.redis_url and self.session_store == "memory":
-                issues.append(
-                    "several workers with in-memory sessions: set WAYMARK_REDIS_URL or "
-                    "WAYMARK_SESSION_STORE=file"
-                )
         return issues
 
 
@@ -279,7 +288,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
     try:
-        from waymark.ops.ratelimit import parse_networks, parse_rules
+        from waymark.ops.ratelimit_rules import parse_networks, parse_rules
 
         parse_rules(settings.rate_limits)
         parse_networks(settings.trusted_proxies)

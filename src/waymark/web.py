@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, TypeVar
 
 from anyio import to_thread
@@ -27,7 +28,7 @@ class Services:
     settings: Settings
     db: Database
     store: ObjectStore
-    huey: Any
+    make_queue: Callable[[], Any]  # jobs.queue.make_huey for these settings
     publisher: Any  # maps.snapshots.Publisher
     snapshot_cache: Any  # ops.lru.BytesLRU
     edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
@@ -35,6 +36,12 @@ class Services:
     read_only: Any = None  # maintenance.mode.ReadOnlyMode: the switch every write path checks
     presets: Any = None  # basemaps.presets.Presets
     geocoder: Any = None  # geocode.service.Geocoder
+
+    @cached_property
+    def huey(self) -> Any:
+        """The job queue, made when first used (large imports): a worker that never enqueues
+        never loads Huey (and the redis and psycopg packages it imports)."""
+        return self.make_queue()
 
 
 F = TypeVar("F", bound=Callable[..., Any])

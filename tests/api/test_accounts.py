@@ -33,6 +33,23 @@ def _session_cookie(r) -> str:  # type: ignore[no-untyped-def]
 
 
 # ---- sign-up ---------------------------------------------------------------------------
+def test_signup_form_states_the_rule_the_server_applies(anon) -> None:  # type: ignore[no-untyped-def]
+    """What the form says and checks (minlength) is what the API enforces: one rule."""
+    import re
+
+    page = anon.client.get("/signup")
+    assert page.status_code == 200
+    minimum = int(re.search(r'minlength="(\d+)"', page.text).group(1))
+    assert f"At least {minimum} characters" in page.text
+    r = anon.client.post("/api/v1/auth/signup", json={
+        "email": "exact@example.com", "password": ("tramp-oak-sky" * 2)[:minimum]})
+    assert r.status_code == 201, r.text  # as long as the form asks: accepted
+    err = _error(anon.client.post("/api/v1/auth/signup", json={
+        "email": "short@example.com", "password": ("tramp-oak-sky" * 2)[:minimum - 1]}),
+        422, "invalid")
+    assert err["details"]["field"] == "password" and str(minimum) in err["message"]
+
+
 def test_signup_logs_in_and_returns_the_user(anon) -> None:  # type: ignore[no-untyped-def]
     user = anon.signup("Carol@Example.com ", name="Carol")
     assert user["email"] == "carol@example.com"  # normalised

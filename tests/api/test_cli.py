@@ -8,7 +8,10 @@ import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +73,56 @@ def test_migrate_creates_the_database_and_is_idempotent(data_dir: Path) -> None:
     second = run(data_dir, "migrate").stdout
     assert first == second
     assert _rows(data_dir, "users") == 0
+
+
+@contextmanager
+def _app_on(data_dir: Path) -> Iterator[Any]:
+    """A test client of the real app on this data dir (file sessions: they outlive it)."""
+    from litestar.testing import TestClient
+
+    from waymark.app import create_app
+    from waymark.settings import load_settings
+
+    app = create_app(load_settings(environ={}, data_dir=data_dir, demo_data=False,
+                                   session_store="file"))
+    try:
+        with TestClient(app) as tc:
+            yield tc
+    finally:
+        app.state.services.db.dispose()
+
+
+def _login_status(data_dir: Path, email: str, password: str) -> int:
+    with _app_on(data_dir) as tc:
+        return tc.post("/api/v1/auth/login", json={"email": email,
+                                                   "password": password}).status_code
+
+
+def test_user_reset_password(migrated: Path) -> None:
+    run(migrated, "user", "create", EMAIL, "--password-stdin", input=PASSWORD + "\n")
+    with _app_on(migrated) as tc:  # a session from before the reset
+        assert tc.post("/api/v1/auth/login", json={"email": EMAIL,
+                                                   "password": PASSWORD}).status_code == 200
+        assert tc.get("/api/v1/auth/me").status_code == 200
+        out = run(migrated, "user", "reset-password", EMAIL.upper()).stdout
+        assert tc.get("/api/v1/auth/me").status_code == 401  # it has ended
+    new = re.search(rf"new password for {re.escape(EMAIL)}: (\S+)", out).group(1)
+    assert _login_status(migrated, EMAIL, new) == 200
+    assert _login_status(migrated, EMAIL, PASSWORD) == 401
+    out = run(migrated, "user", "reset-password", EMAIL, "--password-stdin",
+              input="typed by the operator\n").stdout
+    assert "typed by the operator" not in out and "sessions have ended" in out
+    assert _login_status(migrated, EMAIL, "typed by the operator") == 200
+    short = run(migrated, "user", "reset-password", EMAIL, "--password-stdin", input="short\n",
+                check=False)
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    nobody = run(migrated, "user", "reset-password", "nobody@example.com", check=False)
+    assert nobody.returncode == 1 and "no user nobody@example.com" in nobody.stderr
+    run(migrated, "user", "disable", EMAIL)
+    disabled = run(migrated, "user", "reset-password", EMAIL, check=False)
+    assert disabled.returncode == 1 and "is disabled" in disabled.stderr
+    run(migrated, "user", "enable", EMAIL)
+    assert _login_status(migrated, EMAIL, "typed by the operator") == 200  # unchanged
 
 
 def test_user_create_with_password_stdin(migrated: Path) -> None:

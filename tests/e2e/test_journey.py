@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import GEO_DATA
 from tests.e2e.conftest import REPO, SCREENSHOTS
+from tests.servers import wait_until
 
 GPX = GEO_DATA / "gpx" / "openlayers" / "fells_loop.gpx"
 PASSWORD = "correct horse battery staple"
@@ -141,9 +142,8 @@ def test_new_user_journey(page: Page, browser, console, screenshot, base_url: st
     page.reload()
     wait_map_ready(page)
     page.locator(".leaflet-control-container button[aria-label='Fit to data']").click()
-    page.wait_for_timeout(400)
-    assert feature_names(page) == ["Café Aurora", "Picnic meadow", "Ridge walk"], page.evaluate(
-        "() => JSON.stringify([...window.waymark.layers.values()].map(e => e.group.toGeoJSON()))")
+    wait_until(lambda: feature_names(page) == ["Café Aurora", "Picnic meadow", "Ridge walk"],
+               "the three features drawn after the reload")
     info = api_get(page, f"/api/v1/maps/{map_id}")
     layer = info["layers"][0]
     assert layer["name"] == "Our places"

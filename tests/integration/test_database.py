@@ -117,29 +117,50 @@ def test_process_lock_excludes_other_processes_per_key(sqlite_url, tmp_path):
     assert [e for e, key in seq if key == "7"] == ["in", "out", "in", "out"]  # never both inside
 
 
-def test_write_without_waiting_refuses_a_taken_lock_and_changes_nothing(sqlite_url):
+def test_write_without_waiting_refuses_a_taken_lock_and_changes_nothing(sqlite_url, tmp_path):
     """write(wait=False) is what lets an edit run on the event loop: it must never block,
-    whether another process or another thread of this one holds the write lock."""
+    whether another process or another thread of this one holds the write lock. The other
+    process holds it until the test lets go: a refusal while it holds is a refusal at once."""
     import multiprocessing
 
     db = Database(sqlite_url)
     assert db.can_write_without_waiting
+    marker = tmp_path / "released"
     ctx = multiprocessing.get_context("spawn")
-    held = ctx.Event()
+    held, let_go = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=hold_write_gate,
-                         args=(db.engine.url.database + "-writegate", 1.5, held))
+                         args=(db.engine.url.database + "-writegate", held, let_go, str(marker)))
     holder.start()
     try:
-        assert held.wait(30)
-        started = time.monotonic()
-        with pytest.raises(WriteBusy), db.write(wait=False) as s:
-            s.add(User(email="busy@example.com", display_name="B", password_hash="x"))
-        assert time.monotonic() - started < 0.2  # refused at once, not after the holder left
-        with db.write() as s:  # waiting is still the default: done once the holder releases
-            s.add(User(email="waited@example.com", display_name="W", password_hash="x"))
-        assert time.monotonic() - started > 1.0
+        assert held.wait(60)
+        refused: list[BaseException] = []
+
+        def try_without_waiting() -> None:
+            try:
+                with db.write(wait=False) as s:
+                    s.add(User(email="busy@example.com", display_name="B", password_hash="x"))
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                refused.append(exc)
+
+        attempt = threading.Thread(target=try_without_waiting)
+        attempt.start()
+        attempt.join(60)  # the holder holds until let_go: a waiting write would still be here
+        assert not attempt.is_alive(), "write(wait=False) waited for the lock"
+        assert len(refused) == 1 and isinstance(refused[0], WriteBusy), refused
+        waited: list[bool] = []
+
+        def write_waiting() -> None:
+            with db.write() as s:  # waiting is still the default: done once the holder lets go
+                waited.append(marker.exists())
+                s.add(User(email="waited@example.com", display_name="W", password_hash="x"))
+
+        writer = threading.Thread(target=write_waiting)
+        writer.start()
     finally:
-        holder.join(30)
+        let_go.set()
+        holder.join(60)
+    writer.join(60)
+    assert waited == [True]  # it got the lock only after the other process let go
 
     in_thread, release = threading.Event(), threading.Event()
 

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,7 +32,7 @@ def start_server(tmp_path: Path, *args: str,
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAYMARK_")}
     env.update({"WAYMARK_DATA_DIR": str(tmp_path / "data"), "WAYMARK_DEMO_DATA": "false",
                 "WAYMARK_METRICS_PORT": "0", "WAYMARK_ENCRYPT_OBJECTS": "false",
-                # the whole upload is imported inside the request: a long request
+                # uploads are imported inside the request (not as a job)
                 "WAYMARK_IMPORT_JOB_BYTES": str(100 * 1024 * 1024), **env_extra})
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
@@ -89,6 +88,43 @@ def refused(port: int) -> bool:
         return True
 
 
+class HeldUpload:
+    """An import request kept in flight by the test itself: headers and half of the body are
+    sent, the rest only when the test says so. As long as it takes, whatever the machine."""
+
+    def __init__(self, port: int, path: str, body: bytes, headers: dict[str, str]) -> None:
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=120)
+        head = "".join(f"{k}: {v}\r\n" for k, v in {
+            "Host": f"{LOOPBACK}:{port}", "Content-Type": "application/geo+json",
+            "Content-Length": str(len(body)), "Connection": "close", **headers}.items())
+        self.sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
+        self.rest = body[len(body) // 2:]
+        self.sock.sendall(body[:len(body) // 2])
+
+    def finish(self) -> tuple[int, dict[str, object]]:
+        """Send the rest of the body; the response's status and JSON body."""
+        self.sock.sendall(self.rest)
+        raw = b""
+        while chunk := self.sock.recv(65536):
+            raw += chunk
+        self.sock.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if b"transfer-encoding: chunked" in head.lower():
+            payload = _unchunk(payload)
+        return status, json.loads(payload)
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, data = out + data[:size], data[size + 2:]
+
+
 def test_sigterm_during_a_long_request_lets_it_complete(server) -> None:  # type: ignore[no-untyped-def]
     proc, base, log = server
     port = int(base.rsplit(":", 1)[1])
@@ -97,42 +133,26 @@ def test_sigterm_during_a_long_request_lets_it_complete(server) -> None:  # type
     r = user.request("POST", "/api/v1/maps", json={"title": "long import", "visibility": "public"})
     assert r.status_code == 201, r.text
     map_id = r.json()["id"]
-    body = big_geojson(40_000)
-    result: dict[str, object] = {}
-
-    def long_request() -> None:
-        try:
-            resp = user.request("POST", f"/api/v1/maps/{map_id}/import?filename=big.geojson",
-                                content=body, headers={"Content-Type": "application/geo+json"},
-                                timeout=120)
-            result["status"], result["body"] = resp.status_code, resp.json()
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            result["error"] = repr(exc)
 
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     with connect(f"ws://{LOOPBACK}:{port}/api/v1/maps/{map_id}/ws", open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
-        worker = threading.Thread(target=long_request)
-        worker.start()
-        time.sleep(1.0)  # the upload is sent and being imported
-        assert worker.is_alive(), f"the request was not long enough to test anything: {result}"
-        proc.send_signal(signal.SIGTERM)
-        in_flight_when_refused = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if refused(port):
-                in_flight_when_refused = worker.is_alive()
-                break
+        upload = HeldUpload(port, f"/api/v1/maps/{map_id}/import?filename=big.geojson",
+                            big_geojson(2_000), {"Cookie": user.cookie(),
+                                                 "X-CSRF-Token": user.csrf or ""})
+        proc.send_signal(signal.SIGTERM)  # the upload is in flight: half of its body is sent
+        deadline = time.monotonic() + 60
+        while not refused(port):  # new connections are turned away ...
+            assert time.monotonic() < deadline, "the listener did not close after SIGTERM"
+            assert proc.poll() is None, "the server exited with a request in flight"
             time.sleep(0.05)
-        worker.join(timeout=120)
-        assert result.get("status") == 201, result
-        assert result["body"]["imported"] == 40_000  # type: ignore[index]
+        status, body = upload.finish()  # ... while the one in flight completes
+        assert status == 201, body
+        assert body["imported"] == 2_000
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
         assert refused(port)
-        # it stopped accepting new connections while the old request was still running
-        assert in_flight_when_refused is True, in_flight_when_refused
         # the websocket was closed by the server with "service restart", not dropped
         with pytest.raises(ConnectionClosed) as closed:
             while True:
@@ -176,7 +196,6 @@ def test_sigterm_closes_websockets_with_service_restart(two_workers) -> None:  #
             sockets.append(ws)
             hello = json.loads(ws.recv(timeout=10))
             assert hello["type"] == "hello" and hello["can_edit"] is bool(i % 2), hello
-        time.sleep(0.5)  # presence broadcasts settle; nothing in flight
         proc.send_signal(signal.SIGTERM)
         frames = [closing_frame(ws) for ws in sockets]
         assert frames == [(1012, "server restarting")] * len(sockets), frames

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from tests.servers import LOOPBACK, free_port, require_binary
+from tests.servers import LOOPBACK, free_port, require_binary, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Obs3rvability-s3cret-passw0rd"
@@ -107,11 +107,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         while True:
             assert proc.poll() is None, f"waymark serve exited:\n{srv.logs()[-3000:]}"
             assert time.monotonic() < deadline, f"not up in {STARTUP_S}s:\n{srv.logs()[-3000:]}"
-            # both granian workers and the job worker have imported the app (metric files)
+            # the job worker and both granian workers have imported the app (metric files),
+            # and both workers serve (granian logs it once each one accepts connections)
             pids = {re.search(r"_(\d+)\.db$", f).group(1)
                     for f in glob.glob(str(base / "var" / "prometheus" / "counter_*.db"))}
+            serving = all(f"Started worker-{n}" in srv.logs() for n in (1, 2))
             try:
-                if len(pids) >= 3 and srv.request("GET", "/healthz")[0] == 200:
+                if len(pids) >= 3 and serving and srv.request("GET", "/healthz")[0] == 200:
                     break
             except OSError:
                 pass
@@ -217,7 +219,8 @@ def test_full_flow_logs_are_json_with_request_ids_and_no_secrets(served: Served)
     status, headers, _ = s.request("GET", "/no/such/page", headers={"X-Request-ID": "bad id!"})
     assert status == 404 and re.fullmatch(r"[0-9a-f]{24}", headers["x-request-id"])
     s.request("POST", "/api/v1/auth/logout", headers=auth)
-    time.sleep(1.0)  # let the workers flush stdout
+    # the workers write access lines in batches: wait for the last request's line
+    wait_until(lambda: '"route":"/api/v1/auth/logout"' in s.logs(), "access line of the logout")
 
     text = s.logs()
     lines = [ln for ln in text.splitlines() if ln.startswith("{")]

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.redis_servers import AppProcess, Http, RedisServer, start_apps, start_redis
+from tests.servers import wait_until
 
 POINT = {"type": "Point", "coordinates": [-3.19, 55.95]}
 pytestmark = pytest.mark.redis
@@ -79,6 +80,15 @@ def recv_until(ws, kind: str, timeout: float = 5.0) -> dict[str, Any]:  # type: 
         msg = json.loads(ws.recv(timeout=left))
         if msg["type"] == kind:
             return msg
+
+
+def published_up_to(app: AppProcess, path: str, seq: int) -> None:
+    """Edits are published after the response: wait until the map's sequence reaches seq."""
+    def reached() -> bool:
+        with ws_connect(app, path) as ws:
+            return recv_until(ws, "hello")["seq"] >= seq
+
+    wait_until(reached, f"edit {seq} published")
 
 
 def setup_map(app: AppProcess, visibility: str = "public") -> tuple[Http, str, str]:
@@ -210,13 +220,13 @@ def test_private_data_never_served_from_a_shared_entry(apps: list[AppProcess],
     data = f"/api/v1/maps/{map_id}/layers/{layer}/data"
     # public: an anonymous read on B fills the shared cache (data and metadata)
     assert "s3cret" in httpx.get(b.base + data).text
-    time.sleep(0.3)
     assert httpx.get(b.base + f"/api/v1/maps/{map_id}").status_code == 200
     sha_url = alice.request("GET", f"/api/v1/maps/{map_id}/layers/{layer}").json()["snapshot_url"]
     sha = sha_url.rsplit("/", 1)[1].removesuffix(".geojson")
     shared = redis_server.client()
-    assert shared.exists(f"wm:c:{sha}") == 1  # the shared level holds the public bytes
-    assert any(shared.scan_iter(f"wm:c:map:{map_id}:v*"))
+    # the shared level holds the public bytes (written after the response)
+    wait_until(lambda: shared.exists(f"wm:c:{sha}") == 1, "snapshot bytes in Redis")
+    wait_until(lambda: any(shared.scan_iter(f"wm:c:map:{map_id}:v*")), "map entry in Redis")
     # the owner makes it private: nobody else gets the cached bytes, on either process
     assert alice.request("PATCH", f"/api/v1/maps/{map_id}",
                          json={"visibility": "private"}).status_code == 200
@@ -239,7 +249,7 @@ def test_reconnect_with_sequence_inside_and_outside_the_window(apps: list[AppPro
     for _ in range(3):
         alice.request("POST", f"/api/v1/maps/{map_id}/layers/{layer}/features",
                       json={"geometry": POINT})
-    time.sleep(0.3)
+    published_up_to(b, path, 3)
     with ws_connect(b, path + "?since=1") as ws:  # missed 2 and 3 (window: 5 events)
         hello = recv_until(ws, "hello")
         assert hello["seq"] == 3 and hello["replay"] == 2
@@ -247,7 +257,7 @@ def test_reconnect_with_sequence_inside_and_outside_the_window(apps: list[AppPro
     for _ in range(5):
         alice.request("POST", f"/api/v1/maps/{map_id}/layers/{layer}/features",
                       json={"geometry": POINT})
-    time.sleep(0.3)
+    published_up_to(a, path, 8)
     with ws_connect(a, path + "?since=2") as ws:  # 3 has left the window
         hello = recv_until(ws, "hello")
         assert hello["seq"] == 8 and hello["replay"] is None
@@ -330,8 +340,8 @@ def test_live_positions_through_redis(apps: list[AppProcess]) -> None:
             break
         time.sleep(0.2)
     assert rows == [("bus-1", 4), ("bus-2", 1)]
-    time.sleep(4.5)  # WAYMARK_LIVE_TTL_SECONDS=4 of silence: the devices expire
-    assert httpx.get(a.base + live).json()["devices"] == []
+    # WAYMARK_LIVE_TTL_SECONDS=4 of silence: the devices expire on their own
+    wait_until(lambda: httpx.get(a.base + live).json()["devices"] == [], "live devices expired")
 
 
 def test_pubsub_break_is_caught_up_from_the_stream(apps: list[AppProcess],
@@ -349,8 +359,9 @@ def test_pubsub_break_is_caught_up_from_the_stream(apps: list[AppProcess],
             assert admin.client_kill_filter(_type="pubsub") >= 1
             ids = [alice.request("POST", features, json={"geometry": POINT}).json()["id"]
                    for _ in range(4)]
-            time.sleep(0.3)
-            assert admin.pubsub_channels() == []  # nobody heard them live
+            # published (in the stream) while B could not subscribe: nobody heard them live
+            wait_until(lambda: int(admin.get(f"wm:seq:{map_id}") or 0) == 4, "4 edits published")
+            assert admin.pubsub_channels() == []
         finally:
             admin.execute_command("ACL", "SETUSER", "default", "+@all")
         got: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ Attack corpus: every request is refused with 403 by the WAF (the app never answe
 Normal corpus: Waymark's own traffic - the browser journey's pages and assets, the API calls
 the front end and the API tests make (sign-up, maps, layers, features with free-text
 properties, batches, history, members, tokens, exports), real-world GeoJSON/KML/GPX/CSV
-uploads from the shared geodata corpus, and a websocket session - is never blocked.
+uploads from the geodata corpus (tests/data/geo), and a websocket session - is never blocked.
 """
 
 from __future__ import annotations

@@ -447,3 +447,27 @@ def test_backup_success_time_only_moves_forward() -> None:
     gauge.set(start + 2000)
     assert gauge._value.get() == start + 2000
     gauge._value.set(start)  # leave the process-wide gauge as it was
+
+
+def test_queue_depth_is_read_without_importing_huey(tmp_path: Path) -> None:
+    """The serve process reads Huey's SQLite queue with sqlite3 (huey would bring redis and
+    psycopg into it); it must count what Huey counts."""
+    from huey import SqliteHuey
+
+    from waymark.ops.metrics_server import _sqlite_queue_depth
+
+    path = tmp_path / "jobs.db"
+    assert _sqlite_queue_depth(path) == 0.0  # no queue file yet
+    huey = SqliteHuey("waymark", filename=str(path))
+
+    @huey.task()
+    def job(n: int) -> int:
+        return n
+
+    assert _sqlite_queue_depth(path) == 0.0
+    for n in range(3):
+        job(n)
+    assert _sqlite_queue_depth(path) == 3.0 == huey.pending_count()
+    other = SqliteHuey("another", filename=str(path))  # another queue in the same file
+    other.task()(lambda: None)()
+    assert _sqlite_queue_depth(path) == 3.0

@@ -176,5 +176,42 @@ def user_export(user: str, output: Path) -> None:
     click.echo(f"wrote {len(data):,} bytes to {output}")
 
 
+@click.command("reset-password")
+@click.argument("who")
+@click.option("--prompt", "ask", is_flag=True, help="Ask for the new password.")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+def user_reset_password(who: str, ask: bool, password_stdin: bool) -> None:
+    """Give WHO (e-mail or id) a new password (random and printed, unless --prompt or
+    --password-stdin). Every session of that user ends; API tokens stay valid."""
+    import secrets
+    import sys
+
+    from waymark.accounts.admin import find_user
+    from waymark.accounts.service import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif ask:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = secrets.token_urlsafe(12)
+    _, db = _context()
+    try:
+        with db.write() as s:
+            found = find_user(s, who)
+            if found.disabled_at is not None:
+                raise click.ClickException(
+                    f"{found.email} is disabled: `waymark user enable {found.email}` first")
+            set_password(found, password)
+            email = found.email
+    except ApiError as exc:
+        raise _fail(exc) from None
+    if ask or password_stdin:
+        click.echo(f"password of {email} changed; their sessions have ended")
+    else:
+        click.echo(f"new password for {email}: {password}  (shown once; their sessions have "
+                   "ended)")
+
+
 USER_COMMANDS = [user_list, user_show, user_disable, user_enable, user_set_admin, user_delete,
-                 user_export]
+                 user_export, user_reset_password]

@@ -64,6 +64,11 @@ def authenticate(session: Session, email: str, password: str) -> User:
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise Unauthorized("current password is wrong", code="invalid_credentials")
+    set_password(user, new)
+
+
+def set_password(user: User, new: str) -> None:
+    """A new password; every session that user had ends (they began before the change)."""
     check_password_rules(new, user.email)
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from waymark.backup import urls
 from waymark.backup.litestream import BackupError
 from waymark.settings import Settings
 from waymark.storage import ObjectStore, open_store
+from waymark.storage.errors import ObjectNotFound
 from waymark.storage.crypto import open_object_store
 
 _SNAPSHOT = re.compile(r"^snapshots/[0-9a-f]{2}/([0-9a-f]{64})\.geojson\.gz$")
@@ -63,19 +65,31 @@ def _copy(src: ObjectStore, dst: ObjectStore, force: bool, report: CopyReport) -
     report.seconds = time.monotonic() - started
 
 
-def backup_objects(settings: Settings, *, prune_after_days: int | None = None) -> CopyReport:
-    """Copy new and changed objects to the backup. Backup copies of objects deleted from
-    primary storage are kept for WAYMARK_ARCHIVE_DAYS, then removed."""
+def backup_objects(settings: Settings, *, prune_after_days: int | None = None,
+                   now: datetime | None = None) -> CopyReport:
+    """Copy new and changed objects to the backup. The backup copy of an object deleted from
+    primary storage is kept for WAYMARK_ARCHIVE_DAYS after the deletion was first seen (the
+    copy itself may be years old: an old object deleted by mistake must stay restorable)."""
     src, dst = _primary_raw(settings), backup_store(settings)
     report = CopyReport()
     _copy(src, dst, False, report)
     days = settings.archive_days if prune_after_days is None else prune_after_days
-    cutoff = datetime.now(UTC) - timedelta(days=days)
+    now = now or datetime.now(UTC)
     present = {info.key for info in src.list_sync()}
+    ledger = DeletionLedger(settings)
+    seen_deleted = ledger.load()
+    deleted_since: dict[str, str] = {}
     for info in dst.list_sync():
-        if info.key not in present and info.last_modified and info.last_modified < cutoff:
+        if info.key in present:
+            continue
+        since = datetime.fromisoformat(seen_deleted.get(info.key) or now.isoformat())
+        if since <= now - timedelta(days=days):
             dst.delete_sync(info.key)
             report.pruned += 1
+        else:
+            deleted_since[info.key] = since.isoformat()
+    if deleted_since != seen_deleted:
+        ledger.save(deleted_since)
     try:
         from waymark.ops import metrics
 
@@ -84,6 +98,25 @@ def backup_objects(settings: Settings, *, prune_after_days: int | None = None) -
     except ImportError:  # pragma: no cover - metrics are optional in minimal installs
         pass
     return report
+
+
+class DeletionLedger:
+    """When each backed-up object was first seen missing from primary storage:
+    ``<backup_url>/objects-deleted/ledger.json`` (beside the copies, never among them)."""
+
+    KEY = "ledger.json"
+
+    def __init__(self, settings: Settings) -> None:
+        self.store = open_store(urls.sub_url(settings.backup_url, "objects-deleted"))
+
+    def load(self) -> dict[str, str]:
+        try:
+            return json.loads(self.store.get_sync(self.KEY))
+        except ObjectNotFound:
+            return {}
+
+    def save(self, deleted_since: dict[str, str]) -> None:
+        self.store.put_sync(self.KEY, json.dumps(deleted_since, sort_keys=True).encode())
 
 
 def restore_objects(settings: Settings, *, force: bool = False, verify: bool = True) -> CopyReport:

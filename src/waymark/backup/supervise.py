@@ -23,6 +23,11 @@ from waymark.backup.restore import boot_restore
 from waymark.settings import Settings
 
 
+def is_inner() -> bool:
+    """Is this `serve` the app that Litestream runs (the outer `serve` execed into it)?"""
+    return os.environ.get(litestream.UNDER_LITESTREAM) == "1"
+
+
 def before_serve(settings: Settings, backup: bool) -> tuple[bool, bool]:
     """(run under Litestream?, are we already the app under Litestream?)"""
     if os.environ.pop(litestream.UNDER_LITESTREAM, None) == "1":

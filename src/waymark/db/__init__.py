@@ -1,6 +1,7 @@
-"""Database access: engine, sessions, models and migrations."""
+"""Database access: engine, sessions and models (db/engine.py, db/models.py); migrations
+in db/migrate.py, imported only where they run (it brings Alembic, which the app does not
+need to serve)."""
 
 from waymark.db.engine import Database, make_engine
-from waymark.db.migrate import current_revision, head_revision, upgrade
 
-__all__ = ["Database", "make_engine", "upgrade", "current_revision", "head_revision"]
+__all__ = ["Database", "make_engine"]

@@ -6,15 +6,17 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
-
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from typing import TYPE_CHECKING, Any
 
 from waymark.db.engine import Database
 from waymark.jobs.periodic import OncePerPeriod
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
+
+if TYPE_CHECKING:  # imported where a queue is made: huey loads redis and psycopg with it
+    from huey import Huey
 
 
 @dataclass
@@ -40,21 +42,36 @@ def runtime() -> Runtime:
     return _runtime
 
 
+def skip_unused_client_libraries(settings: Settings) -> None:
+    """In a process that imports Huey and will never use Redis or PostgreSQL: huey imports
+    the redis and psycopg packages whenever they are installed, about 27 MB (PSS) for
+    nothing (bench/RESULTS.md, memory). ``sys.modules[name] = None`` is Python's documented
+    way to stop an import. Called by the job worker and app workers only -- never in a
+    process that may still connect to Redis or PostgreSQL later (tests, other commands)."""
+    if not settings.redis_url:
+        sys.modules.setdefault("redis", None)  # type: ignore[arg-type]
+    if settings.is_sqlite:
+        sys.modules.setdefault("psycopg", None)  # type: ignore[arg-type]
+
+
 class _Periodic(OncePerPeriod):
     def database(self) -> Database:
         return runtime().db
 
 
-class WaymarkRedisHuey(_Periodic, RedisHuey):
-    """The shared queue on Redis; periodic tasks run once per period across workers."""
+def _queue_class(redis: bool) -> type:
+    """Huey's Redis or SQLite queue with periodic tasks run once per period across workers.
+    Made here, not at import: huey loads redis and psycopg with it."""
+    from huey import RedisHuey, SqliteHuey
 
-
-class WaymarkSqliteHuey(_Periodic, SqliteHuey):
-    """The embedded queue (a SQLite file in the data dir: one machine)."""
+    base = RedisHuey if redis else SqliteHuey
+    return type(f"Waymark{base.__name__}", (_Periodic, base), {})
 
 
 def make_huey(settings: Settings) -> Huey:
     """Build the queue and register tasks on it. Called once per process."""
+    from huey import crontab
+
     global _huey
     if settings.redis_url:
         from waymark.ops.redis import parse_redis_url, sync_sentinel_pool
@@ -62,10 +79,10 @@ def make_huey(settings: Settings) -> Huey:
         storage: dict[str, Any] = {"url": settings.redis_url}
         if parse_redis_url(settings.redis_url).is_sentinel:
             storage = {"connection_pool": sync_sentinel_pool(settings.redis_url)}
-        huey: Huey = WaymarkRedisHuey("waymark", immediate=settings.jobs_immediate, **storage)
+        huey: Huey = _queue_class(redis=True)("waymark", immediate=settings.jobs_immediate, **storage)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey = WaymarkSqliteHuey("waymark",
+        huey = _queue_class(redis=False)("waymark",
                                  filename=str((settings.data_dir / "jobs.db").resolve()),
                                  immediate=settings.jobs_immediate)
 
@@ -121,6 +138,8 @@ def enqueue_import(huey: Huey, job_public_id: str) -> None:
 def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
     the replication-lag metric (every minute) and a configuration backup (daily)."""
+    from huey import crontab
+
     @huey.periodic_task(crontab(minute="17"), name="retention")
     def retention_task() -> None:
         from waymark.maps.retention import run_retention

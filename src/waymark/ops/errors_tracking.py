@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar.exceptions import HTTPException
-
 from waymark.errors import ApiError
 from waymark.ops import metrics
 from waymark.ops.logging import REDACTED, is_sensitive_key, scrub, scrub_text
@@ -58,6 +56,8 @@ def init_error_tracking(dsn: str, *, release: str, environment: str, commit: str
 
 def is_expected(exc: BaseException) -> bool:
     """Errors the API answers on purpose (4xx, known 5xx): not bugs, not reported."""
+    from litestar.exceptions import HTTPException  # the job worker does not load litestar
+
     return isinstance(exc, (HTTPException, ApiError))
 
 

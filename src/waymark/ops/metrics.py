@@ -77,8 +77,8 @@ CACHE_REQUESTS = Counter(
 # ---- real time (websockets) -------------------------------------------------------------------
 WS_CONNECTIONS = Gauge(
     "waymark_ws_connections",
-    "Open websocket connections (all live processes).",
-    multiprocess_mode="livesum",
+    "Open websocket connections, per live process (label pid; sum them for the server).",
+    multiprocess_mode="liveall",
 )
 WS_MESSAGES = Counter(
     "waymark_ws_messages_total",

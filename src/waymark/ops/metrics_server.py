@@ -12,18 +12,19 @@ reads other processes' files, it does not record samples of its own.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hmac
 import logging
 import os
 import re
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
@@ -75,17 +76,13 @@ class ScrapeCollector(Collector):
 
     def _queue_depth(self) -> float | None:
         try:
-            if self._huey is None:
-                from huey import RedisHuey, SqliteHuey
+            if self.settings.redis_url:
+                if self._huey is None:
+                    from huey import RedisHuey
 
-                if self.settings.redis_url:
                     self._huey = RedisHuey("waymark", url=self.settings.redis_url)
-                else:
-                    path = (self.settings.data_dir / "jobs.db").resolve()
-                    if not path.exists():
-                        return 0.0
-                    self._huey = SqliteHuey("waymark", filename=str(path))
-            return float(self._huey.pending_count())
+                return float(self._huey.pending_count())
+            return _sqlite_queue_depth((self.settings.data_dir / "jobs.db").resolve())
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because of the queue
             log.warning("queue depth unavailable: %s", exc)
             return None
@@ -113,6 +110,22 @@ class ScrapeCollector(Collector):
         yield size
 
 
+def _sqlite_queue_depth(path: Path) -> float:
+    """Jobs waiting in Huey's SQLite queue, read with sqlite3 (what SqliteHuey.pending_count
+    runs): importing huey would import redis and psycopg into the serve process."""
+    if not path.exists():
+        return 0.0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                            timeout=2)) as conn:
+        try:
+            return float(conn.execute("SELECT count(id) FROM task WHERE queue = ?",
+                                      ("waymark",)).fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return 0.0  # no job queued yet
+            raise
+
+
 def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -124,7 +137,10 @@ def scrape_registry(settings: Any) -> CollectorRegistry:
     path = os.environ.get(MULTIPROC_ENV)
     registry = CollectorRegistry(auto_describe=False)
     if path and os.path.isdir(path):
+        from waymark.ops.process_metrics import ProcessTreeCollector
+
         _Reaping(registry, path)
+        registry.register(ProcessTreeCollector())  # memory and CPU of every process
     else:
         import waymark.ops.metrics  # noqa: F401 - make sure every metric is registered
 
@@ -200,10 +216,13 @@ def metrics_route(settings: Any) -> list[Any]:
     """GET /metrics on the main app, only when WAYMARK_METRICS_TOKEN is set (bearer auth)."""
     if not settings.metrics_token:
         return []
+    from litestar import Request, Response, get  # the serve process never serves this route
+
     registry = scrape_registry(settings)
     token = settings.metrics_token
 
-    @get("/metrics", include_in_schema=False, sync_to_thread=True)
+    @get("/metrics", include_in_schema=False, sync_to_thread=True,
+         signature_namespace={"Request": Request, "Response": Response})
     def metrics_endpoint(request: Request) -> Response:
         if not authorized(request.headers.get("authorization"), token):
             return Response(b"unauthorized\n", status_code=401, media_type="text/plain",

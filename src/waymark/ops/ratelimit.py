@@ -12,7 +12,8 @@ token, per IP), ``ws_message`` (websocket messages, checked by the websocket han
 (reset mails per e-mail address, checked by the handler: over it, no mail is sent but the
 answer is the same, so it reveals nothing).
 
-Fixed windows. With Redis, a process *leases* a slice of a class's budget at a time
+Fixed windows. With Redis (or the embedded broker that the workers of one `waymark serve`
+share without Redis), a process *leases* a slice of a class's budget at a time
 (INCRBY slice, one round trip per slice rather than per request): the slice is 1 for small
 limits (login: exact) and limit/100 for large ones (anon_read 3000/min: one Redis call per
 30 requests), so Redis adds little to hot read paths. Without Redis: exact in-process counters.
@@ -26,7 +27,6 @@ import hashlib
 import ipaddress
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,52 +34,22 @@ from typing import Any
 
 from waymark import jsonutil
 from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
+from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
+    CLASSES,
+    DEFAULT_LIMITS,
+    UNITS,
+    Rule,
+    parse_networks,
+    parse_rules,
+)
 from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.realtime.broker import BrokerClient, BrokerUnavailable
 
 log = logging.getLogger("waymark.ratelimit")
 
-DEFAULT_LIMITS = ("login=10/minute,signup=5/hour,write=600/minute,upload=30/hour,"
-                  "anon_read=3000/minute,ws_message=120/minute,reset=10/hour,"
-                  "reset_address=3/hour,search=120/minute")
-CLASSES = ("login", "signup", "write", "upload", "anon_read", "ws_message", "reset",
-           "reset_address", "search")
 RESET_PATHS = ("/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm")
-UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
-         "hour": 3600, "d": 86400, "day": 86400}
 EXEMPT_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/assets/", "/favicon")
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    limit: int
-    window: int  # seconds
-
-    @property
-    def slice(self) -> int:
-        return max(1, self.limit // 100)
-
-
-def parse_rules(spec: str) -> dict[str, Rule]:
-    """Defaults overridden by `spec`; raises ValueError naming the bad item."""
-    rules: dict[str, Rule | None] = {}
-    for source in (DEFAULT_LIMITS, spec or ""):
-        for item in filter(None, (p.strip() for p in source.split(","))):
-            name, _, value = item.partition("=")
-            name = name.strip()
-            if name not in CLASSES:
-                raise ValueError(f"rate limit class {name!r} is not one of {', '.join(CLASSES)}")
-            value = value.strip().lower()
-            if value in ("off", "none", "0"):
-                rules[name] = None
-                continue
-            m = re.fullmatch(r"(\d+)\s*/\s*(\d*)\s*([a-z]+)", value)
-            if not m or m.group(3) not in UNITS:
-                raise ValueError(f"rate limit {item!r}: use N/second|minute|hour|day or N/30s")
-            window = int(m.group(2) or 1) * UNITS[m.group(3)]
-            rules[name] = Rule(name, int(m.group(1)), window)
-    return {k: v for k, v in rules.items() if v is not None}
 
 
 @dataclass
@@ -101,9 +71,14 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, rules: dict[str, Rule], hub: RedisHub | None = None) -> None:
+    """Exact in-process counters alone; leased slices of shared counters with Redis (`hub`) or
+    the embedded broker of several workers without Redis (`broker`)."""
+
+    def __init__(self, rules: dict[str, Rule], hub: RedisHub | None = None,
+                 broker: BrokerClient | None = None) -> None:
         self.rules = rules
         self.hub = hub
+        self.broker = broker
         self._lock = threading.Lock()
         self._local: dict[str, list[int]] = {}  # key -> [count] (no Redis) or [end, left]
         self._last_failopen_log = 0.0
@@ -117,7 +92,7 @@ class RateLimiter:
         window_id = int(now // rule.window)
         reset = max(1, math.ceil((window_id + 1) * rule.window - now))
         key = f"{cls}:{ident}:{window_id}"
-        if self.hub is None:
+        if self.hub is None and self.broker is None:
             with self._lock:
                 self._prune(window_id)
                 entry = self._local.setdefault(key, [0, window_id])
@@ -139,23 +114,29 @@ class RateLimiter:
                 lease[1] -= 1
                 return lease[0] - lease[1]
         size = rule.slice
-        redis_key = self.hub.key("rl", key)  # type: ignore[union-attr]
-
-        async def run(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            pipe.incrby(redis_key, size)
-            pipe.expire(redis_key, rule.window + 5, nx=True)
-            return await pipe.execute()
-
         try:
-            end = int((await self.hub.run(run))[0])  # type: ignore[union-attr]
-        except RedisUnavailable as exc:
+            end = await self._take(key, size, rule.window + 5)
+        except (RedisUnavailable, BrokerUnavailable) as exc:
             self._fail_open(rule.name, exc)
             return None
         with self._lock:
             self._prune(window_id)
             self._local[key] = [end, size - 1, window_id]
         return end - size + 1
+
+    async def _take(self, key: str, size: int, ttl: int) -> int:
+        """Add ``size`` to the shared counter ``key`` (expiring after ``ttl``); its new value."""
+        if self.broker is not None:
+            return int(await self.broker.request("incr", key=key, amount=size, ttl=ttl))
+        redis_key = self.hub.key("rl", key)  # type: ignore[union-attr]
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.incrby(redis_key, size)
+            pipe.expire(redis_key, ttl, nx=True)
+            return await pipe.execute()
+
+        return int((await self.hub.run(run))[0])  # type: ignore[union-attr]
 
     def _prune(self, window_id: int) -> None:
         if len(self._local) < 20_000:
@@ -169,16 +150,11 @@ class RateLimiter:
         now = time.monotonic()
         if now - self._last_failopen_log > 30:
             self._last_failopen_log = now
-            log.warning("rate limiter failing open (requests are not limited): Redis "
-                        "unavailable: %s", exc)
+            log.warning("rate limiter failing open (requests are not limited): shared "
+                        "counters (Redis or the embedded broker) unavailable: %s", exc)
 
 
 # ---- who is calling and which class the request is ---------------------------------------
-def parse_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(p.strip(), strict=False) for p in (spec or "").split(",")
-            if p.strip()]
-
-
 def client_ip(scope: dict[str, Any], trusted: list[Any]) -> str:
     """The peer address, or the first untrusted hop of X-Forwarded-For when the peer is a
     trusted proxy (walking from the right, so a client cannot spoof its address)."""

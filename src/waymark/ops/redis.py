@@ -27,12 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
-
 from waymark.ops.metrics import REDIS_ERRORS
 
 log = logging.getLogger("waymark.redis")
@@ -112,8 +106,14 @@ def _sentinel(target: RedisTarget, kind: type) -> Any:
                 **({"ssl": True} if target.ssl else {}))
 
 
-def make_client(url: str) -> aioredis.Redis:
-    """An asyncio Redis client (bytes in, bytes out) for a WAYMARK_REDIS_URL."""
+def make_client(url: str) -> Any:
+    """An asyncio Redis client (bytes in, bytes out) for a WAYMARK_REDIS_URL. (redis is
+    imported here, not with this module: a process without Redis never loads it.)"""
+    import redis.asyncio as aioredis
+    from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
     target = parse_redis_url(url)
     retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1)
     common: dict[str, Any] = {"socket_timeout": SOCKET_TIMEOUT,
@@ -140,6 +140,8 @@ def sync_sentinel_pool(url: str):  # type: ignore[no-untyped-def]
 
 def is_unavailable(exc: BaseException) -> bool:
     """Errors that mean "Redis cannot serve us now" (not a bug in our command)."""
+    from redis.exceptions import RedisError, ResponseError
+
     if isinstance(exc, ResponseError):
         text = str(exc)
         return text.startswith(("READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")) or \
@@ -176,7 +178,7 @@ class RedisHub:
     def available(self) -> bool:
         return not self.degraded or time.monotonic() >= self._retry_at
 
-    async def run(self, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def run(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         """Run one Redis operation; RedisUnavailable when degraded or when it fails."""
         if not self.available:
             raise RedisUnavailable(self.last_error)

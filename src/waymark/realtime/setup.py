@@ -1,7 +1,9 @@
 """Wiring for everything WAYMARK_REDIS_URL switches: one object the app factory builds.
 
 Without a Redis URL every part uses its embedded backend (in-process channels, presence,
-live store and rate-limit counters; the sessions store stays as configured). With one, all
+live store and rate-limit counters; the sessions store stays as configured); with several
+workers the channels, presence and rate-limit counters go through the embedded broker that
+`waymark serve` runs (realtime/broker.py) and sessions through files. With a Redis URL, all
 of them use Redis through one RedisHub, and degrade to the embedded path while it is down.
 """
 
@@ -19,6 +21,8 @@ from waymark.ops.lru import BytesLRU
 from waymark.ops.metrics import REDIS_CONFIGURED, REDIS_UP
 from waymark.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rules
 from waymark.ops.redis import RedisHub
+from waymark.realtime.broker import BrokerClient
+from waymark.realtime.brokered import BrokerChannels, BrokerPresence
 from waymark.realtime.channels import EditBus, LocalChannels, RedisChannels
 from waymark.realtime.live import ROUTES as LIVE_ROUTES
 from waymark.realtime.live import HistoryWriter, LiveStore
@@ -33,18 +37,23 @@ class Realtime:
         self.settings = settings
         self.hub = RedisHub(settings.redis_url) if settings.redis_url else None
         hub = self.hub
+        socket = settings.broker_socket  # several workers of one `serve`, no Redis
+        self.broker = BrokerClient(socket) if socket is not None else None
         if hub is not None:
             self.channels: Any = RedisChannels(hub, settings.realtime_window)
             self.presence: Any = RedisPresence(hub, settings.presence_ttl_seconds)
             hub.on_degrade(lambda: REDIS_UP.set(0))
             hub.on_recover(self._recovered)
+        elif self.broker is not None:
+            self.channels = BrokerChannels(self.broker, settings.realtime_window)
+            self.presence = BrokerPresence(self.broker, settings.presence_ttl_seconds)
         else:
             self.channels = LocalChannels(settings.realtime_window)
             self.presence = LocalPresence(settings.presence_ttl_seconds)
         self.edits = EditBus(self.channels)
         self.live = LiveStore(hub, settings.live_ttl_seconds, settings.live_track_points)
         self.history = HistoryWriter(db, settings.live_flush_seconds)
-        self.limiter = RateLimiter(parse_rules(settings.rate_limits), hub)
+        self.limiter = RateLimiter(parse_rules(settings.rate_limits), hub, self.broker)
         self.cache = TwoLevelCache(BytesLRU(settings.snapshot_cache_items), hub,
                                    ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
         self.connections: dict[str, Any] = {}
@@ -75,6 +84,8 @@ class Realtime:
         if self.hub is not None:
             REDIS_UP.set(1)
             self.hub.start()
+        if self.broker is not None:
+            await self.broker.start()
         await self.channels.start()
         await self.edits.start()
         self.history.start()
@@ -88,6 +99,8 @@ class Realtime:
         await self.channels.close()
         if self.hub is not None:
             await self.hub.close()
+        if self.broker is not None:
+            await self.broker.close()
         self._loop = None
 
     async def _recovered(self) -> None:
@@ -118,6 +131,13 @@ class Realtime:
     # ---- health -------------------------------------------------------------------------------
     async def check(self) -> dict[str, Any]:
         """For /readyz: ok, or degraded (never "down": the app serves from fallbacks)."""
+        if self.broker is not None:
+            if self.broker.degraded:
+                return {"ok": False, "degraded": True, "backend": "embedded-shared",
+                        "error": "the embedded broker of this server does not answer",
+                        "impact": "real time, presence and rate limits limited to this "
+                                  "worker process until it is back"}
+            return {"ok": True, "backend": "embedded-shared"}
         if self.hub is None:
             return {"ok": True, "backend": "embedded"}
         try:

@@ -16,6 +16,11 @@ against the granian version in uv.lock.
 A handler cannot simply be closed from outside: granian holds a websocket's close back while
 a receive is pending on it. So each handler watches `OpenSockets.track()`'s event, cancels
 its own receive, then closes (see `waymark.realtime.ws.map_socket`).
+
+The signal must never be lost: granian runs the worker's event loop twice (the app's
+start-up, then serving) and uvloop does not listen to signals between two runs, so the
+handler is also installed at the Python level (see `_close_first`); before the hook is in
+place, waymark/appserver.py gives the forked worker the default action back.
 """
 
 from __future__ import annotations
@@ -114,8 +119,16 @@ def _close_first(loop: asyncio.AbstractEventLoop, stop_event: Any, sockets: Open
         if not started:  # a repeated signal changes nothing: the wait is bounded
             started.append(loop.create_task(stop()))
 
+    def on_signal_anywhere(_signum: int, _frame: Any) -> None:
+        loop.call_soon_threadsafe(on_signal)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(signum, on_signal)  # replaces granian's handler
         except (NotImplementedError, RuntimeError, ValueError):
             return  # no loop signal handlers here: granian's own stay in place
+        # granian runs the loop twice (the app's start-up, then serving) and uvloop stops
+        # listening to signals between two runs: a SIGTERM landing there was lost and the
+        # worker served on. The Python-level handler runs whenever the main thread next
+        # runs Python, and queues the stop for the loop (on_signal runs once either way).
+        signal.signal(signum, on_signal_anywhere)

@@ -46,6 +46,7 @@ from waymark.maps.events import feature_event
 from waymark.maps.state import feature_json
 from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
 from waymark.ops.redis import RedisUnavailable
+from waymark.realtime.broker import BrokerUnavailable
 from waymark.realtime.channels import Subscriber
 from waymark.realtime.shutdown import OPEN, RESTART_CODE, RESTART_REASON
 
@@ -175,7 +176,7 @@ class Connection:
         try:
             missed, current = await channels.history(self.map_id, since if since is not None
                                                      else 1 << 62)
-        except RedisUnavailable:
+        except (RedisUnavailable, BrokerUnavailable):
             return 0, "degraded", []
         status = "degraded" if channels.degraded else "ok"
         self.last_seq = current
