@@ -320,6 +320,10 @@ from waymark.deploy.commands import deploy
 
 main.add_command(deploy)
 
+from waymark.db.commands import db  # noqa: E402
+
+main.add_command(db)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
