@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -117,7 +118,8 @@ def api_state(get: Get, map_ids: list[str], *, job: str | None = None,
         if map_["deleted_at"]:  # in the trash: the map itself is all the API shows
             state[m] = {"map": map_}
             continue
-        state[m] = {"map": map_, "members": _ok(get(f"{base}/members")),
+        members = _ok(get(f"{base}/members")) if map_["role"] else None  # members only
+        state[m] = {"map": map_, "members": members,
                     "history": _pages(get, f"{base}/history", None, "before", 500)}
         for layer in map_["layers"]:
             lbase = f"{base}/layers/{layer['id']}"
@@ -149,3 +151,13 @@ def diff(a: Any, b: Any, path: str = "") -> list[str]:
             return [f"{path}: {len(a)} items != {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r:.200} != {b!r:.200}"]
+
+
+def table_lines(out: str) -> dict[str, tuple[int, int, str]]:
+    """{table: (source rows, target rows, ok|MISMATCH)} from the verification table."""
+    found = {}
+    for m in re.finditer(r"^(\w+)\s+([\d,]+)\s+([\d,]+)\s+[0-9a-f]{16}\s+[0-9a-f]{16}\s+(ok|MISMATCH)$",
+                         out, re.MULTILINE):
+        found[m.group(1)] = (int(m.group(2).replace(",", "")), int(m.group(3).replace(",", "")),
+                             m.group(4))
+    return found

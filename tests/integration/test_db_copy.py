@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ApiClient, _client_factory, make_settings
-from tests.integration.move_support import api_state, diff, populate
+from tests.integration.move_support import api_state, diff, populate, table_lines
 from waymark.app import create_app
 from waymark.db.copy import CopyError, copy_database
 from waymark.db.migrate import upgrade
@@ -49,16 +49,6 @@ def serving(settings) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     finally:
         next(factory, None)
         app.state.services.db.dispose()
-
-
-def table_lines(out: str) -> dict[str, tuple[int, int, str]]:
-    """{table: (source rows, target rows, ok|MISMATCH)} from the verification table."""
-    found = {}
-    for m in re.finditer(r"^(\w+)\s+([\d,]+)\s+([\d,]+)\s+[0-9a-f]{16}\s+[0-9a-f]{16}\s+(ok|MISMATCH)$",
-                         out, re.MULTILINE):
-        found[m.group(1)] = (int(m.group(2).replace(",", "")), int(m.group(3).replace(",", "")),
-                             m.group(4))
-    return found
 
 
 def raw_rows(path: Path) -> dict[str, list[tuple]]:

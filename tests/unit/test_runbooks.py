@@ -14,7 +14,7 @@ from waymark.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = [ROOT / "docs" / "operations" / n for n in ("backup.md", "restore.md",
-                                                         "disaster-recovery.md")]
+                                                         "disaster-recovery.md", "scaling.md")]
 # `waymark ...` at the start of a line or code span, or after `&&` / `$ ` / `=... `
 COMMAND = re.compile(r"(?:^\s*|(?<=`)|(?<=&& )|(?<=\$ )|(?<=\S=\S) ?)"
                      r"waymark((?: [a-z][a-z-]*)+)((?: (?:--?[a-z][a-z-]*|[^\s`|;#]+))*)")
@@ -77,3 +77,20 @@ def test_the_drills_run_the_documented_commands():
         words = " ".join(a.strip('"') for a in args.split(", "))
         assert f"waymark {words}" in (ROOT / "docs" / "operations" / "backup.md").read_text() \
             or f"waymark {words}" in restore, args
+
+
+def test_the_rehearsed_move_runs_the_documented_steps():
+    """Every `waymark` command of scaling.md's move procedure is one the rehearsal runs."""
+    doc = (ROOT / "docs" / "operations" / "scaling.md").read_text()
+    section = doc.split("## Moving to PostgreSQL", 1)[1].split("\n## ", 1)[0]
+    steps = section.split("```sh", 1)[1].split("```", 1)[0]
+    rehearsal = (ROOT / "tests" / "integration" / "test_pg_move.py").read_text()
+    commands = [line.split("#")[0].split()[1:] for line in steps.splitlines()
+                if line.startswith("waymark ")]
+    assert len(commands) >= 6, steps
+    for words in commands:
+        name = [w for w in words if not w.startswith("$") and "/" not in w][:3]
+        quoted = ", ".join(f'"{w}"' for w in name)
+        if name == ["serve"]:
+            quoted = "start_serve(env"  # tests/integration/test_dr.py: `waymark serve`
+        assert quoted in rehearsal, f"the rehearsal does not run `waymark {' '.join(name)}`"

@@ -236,16 +236,15 @@ def copy_database(source_url: str, target_url: str, *, force: bool = False,
     return report
 
 
-def compare(src_engine: Engine, dst_engine: Engine,
-            names: list[str] | None = None) -> list[Comparison]:
-    """Row counts and checksums of tables ``names`` (default: every table either side has)
-    on both sides, each side read afresh in one snapshot."""
+def compare(src_engine: Engine, dst_engine: Engine, names: list[str]) -> list[Comparison]:
+    """Row counts and checksums of tables ``names`` on both sides ("absent" where a side
+    lacks one), each side read afresh in one snapshot."""
     with src_engine.connect() as src, dst_engine.connect() as dst:
         _begin_snapshot(src)
         _begin_snapshot(dst)
         sources, targets = _tables(src), _tables(dst)
         out = []
-        for name in sorted(names or set(sources.tables) | set(targets.tables)):
+        for name in sorted(names):
             s = digest_table(src, sources.tables[name]) if name in sources.tables \
                 else TableDigest(name, 0, "absent")
             t = digest_table(dst, targets.tables[name]) if name in targets.tables \
@@ -255,11 +254,14 @@ def compare(src_engine: Engine, dst_engine: Engine,
 
 
 def verify_databases(source_url: str, target_url: str) -> list[Comparison]:
-    """`waymark db verify`: compare two databases without copying anything."""
+    """`waymark db verify`: compare two databases without copying anything: Waymark's
+    tables (other tables, e.g. Litestream's bookkeeping in a SQLite file, are not ours)."""
+    from waymark.db.models import Base
+
     src_engine = _engine(source_url, must_exist=True)
     dst_engine = _engine(target_url, must_exist=True)
     try:
-        return compare(src_engine, dst_engine)
+        return compare(src_engine, dst_engine, list(Base.metadata.tables))
     finally:
         src_engine.dispose()
         dst_engine.dispose()
