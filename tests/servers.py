@@ -353,3 +353,87 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+# ---- PgBouncer (transaction pooling in front of PostgreSQL) --------------------------------
+@dataclass
+class PgBouncerServer:
+    """PgBouncer in transaction mode in front of a PostgresServer (trust auth, loopback)."""
+
+    host: str
+    port: int
+    base_dir: str
+    process: subprocess.Popen[bytes]
+    pool_size: int
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{dbname}"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return f"host={self.host} port={self.port} user=postgres dbname={dbname}"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _accepts_connections(conninfo: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def start_pgbouncer(postgres: PostgresServer, *, pool_size: int = 4,
+                    startup_timeout: float = 30.0) -> PgBouncerServer:
+    """pgbouncer (Debian `pgbouncer`) on a free loopback port, pool_mode = transaction; it
+    refuses to run as root, so it runs as the postgres user like the server."""
+    binary = require_binary("pgbouncer", "pgbouncer")
+    base_dir = tempfile.mkdtemp(prefix="waymark-pgbouncer-",
+                                dir="/tmp" if postgres.as_postgres else None)
+    Path(base_dir, "userlist.txt").write_text('"postgres" ""\n')
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port()
+        ini = Path(base_dir, "pgbouncer.ini")
+        ini.write_text(
+            "[databases]\n"
+            f"* = host={postgres.host} port={postgres.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = {LOOPBACK}\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {base_dir}/userlist.txt\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\nserver_reset_query =\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {base_dir}/pgbouncer.log\n")
+        if postgres.as_postgres:
+            shutil.chown(base_dir, user="postgres", group="postgres")
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(Path(base_dir, name), user="postgres", group="postgres")
+        proc = subprocess.Popen([*postgres.as_postgres, binary, str(ini)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        server = PgBouncerServer(LOOPBACK, port, base_dir, proc, pool_size)
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _accepts_connections(server.conninfo()):
+                return server
+            time.sleep(0.1)
+        last_error = _tail(Path(base_dir, "pgbouncer.log"))
+        stop_process(proc)
+    shutil.rmtree(base_dir, ignore_errors=True)
+    raise RuntimeError(f"pgbouncer did not start:\n{last_error}")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server: PostgresServer) -> Iterator[PgBouncerServer]:
+    """PgBouncer (transaction mode) in front of the session's PostgreSQL server."""
+    server = start_pgbouncer(postgres_server)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -25,7 +25,7 @@ def _settings() -> Settings:
 def _db(settings: Settings):  # type: ignore[no-untyped-def]
     from waymark.db.engine import Database
 
-    return Database(settings.resolved_database_url)
+    return Database.for_settings(settings)
 
 
 @click.group()
@@ -150,10 +150,21 @@ def check(deploy: bool) -> None:
     for key, value in settings.redacted().items():
         click.echo(f"  {key} = {value}")
     try:
-        _db(settings).ping()
+        db = _db(settings)
+        db.ping()
         current, head = current_revision(settings.resolved_database_url), head_revision()
         if current != head:
             failures.append(f"database schema is at {current}, code expects {head}: run `waymark migrate`")
+        if not settings.is_sqlite:
+            from waymark.db.pool import connection_budget
+
+            with db.engine.connect() as conn:
+                budget = connection_budget(settings, conn)
+            click.echo(f"  {budget.describe()}")
+            problem = budget.problem()
+            if problem and not settings.db_transaction_pooler:  # then PgBouncer's budget counts
+                failures.append(problem)
+        db.dispose()
     except Exception as exc:  # noqa: BLE001 - reported to the operator
         failures.append(f"database unreachable: {exc}")
     try:
@@ -320,7 +331,7 @@ from waymark.deploy.commands import deploy
 
 main.add_command(deploy)
 
-from waymark.db.commands import db  # noqa: E402
+from waymark.db.commands import db
 
 main.add_command(db)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # nosec B105 - dev placeholder, refused outside dev
@@ -45,6 +46,8 @@ class Settings:
     jobs_immediate: bool = False  # run jobs inline (tests, single-shot CLI)
     snapshot_cache_items: int = 256
     snapshot_delay_ms: int = 1000  # background publishing waits this long to coalesce edits
+    db_pool_size: int = 10  # PostgreSQL connections per process, at most (scaling.md)
+    db_transaction_pooler: bool = False  # the URL is PgBouncer in transaction mode
     demo_data: bool = True  # `waymark serve` seeds a demo map on an empty database
     allow_signup: bool = True
     log_level: str = "info"
@@ -236,9 +239,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         parse_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise SettingsError(f"WAYMARK_RATE_LIMITS / WAYMARK_TRUSTED_PROXIES: {exc}") from None
+    if settings.db_pool_size < 1:
+        raise SettingsError("WAYMARK_DB_POOL_SIZE must be at least 1")
     if settings.max_upload_bytes <= 0:
         raise SettingsError("WAYMARK_MAX_UPLOAD_BYTES must be positive")
     return settings
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "PROFILES", "DEFAULT_SECRET"]
+__all__ = ["DEFAULT_SECRET", "PROFILES", "Settings", "SettingsError", "load_settings"]

@@ -99,7 +99,7 @@ def retention_cmd() -> None:
     from waymark.storage.crypto import open_object_store
 
     settings = _settings()
-    db = Database(settings.resolved_database_url)
+    db = Database.for_settings(settings)
     try:
         report = run_retention(settings, db, open_object_store(settings))
     finally:
