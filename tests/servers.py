@@ -294,8 +294,19 @@ def _kill_postmaster(data_dir: str) -> None:
         pass
 
 
-def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
-    """initdb + pg_ctl start on a free loopback port, as the postgres user when root."""
+def postgres_options(port: int, base_dir: str, durable: bool = False) -> str:
+    """pg_ctl -o options: loopback, the socket in base_dir, and no fsync unless durable."""
+    opts = f"-h {LOOPBACK} -p {port} -k {base_dir}"
+    return opts if durable else opts + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
+def start_postgres_server(*, startup_timeout: int = 60, conf: Mapping[str, str] | None = None,
+                          base_dir: str | None = None, durable: bool = False) -> PostgresServer:
+    """initdb + pg_ctl start on a free loopback port, as the postgres user when root.
+
+    ``conf``: extra postgresql.conf settings (e.g. WAL archiving); ``base_dir``: an existing
+    empty directory to use (e.g. one whose path is already in those settings); ``durable``:
+    keep fsync and synchronous commits (backup and recovery drills)."""
     pg_bin = postgres_bin_dir()
     initdb = require_binary(os.path.join(pg_bin, "initdb") if pg_bin else "initdb", "postgresql")
     pg_bin = os.path.dirname(initdb)
@@ -304,7 +315,7 @@ def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
     is_root = os.geteuid() == 0
     as_postgres: list[str] = []
     # /tmp rather than $TMPDIR: the postgres user must be able to reach the directory.
-    base_dir = tempfile.mkdtemp(prefix="waymark-pg-", dir="/tmp" if is_root else None)
+    base_dir = base_dir or tempfile.mkdtemp(prefix="waymark-pg-", dir="/tmp" if is_root else None)
     if is_root:
         as_postgres = [require_binary("runuser", "util-linux"), "-u", "postgres", "--"]
         shutil.chown(base_dir, user="postgres", group="postgres")
@@ -324,14 +335,14 @@ def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
     if init.returncode != 0:
         shutil.rmtree(base_dir, ignore_errors=True)
         raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+    if conf:
+        with open(os.path.join(data_dir, "postgresql.conf"), "a") as out:
+            out.writelines(f"{key} = '{value}'\n" for key, value in conf.items())
 
     last_error = ""
     for _attempt in range(3):  # the free port may be taken before postgres binds it
         port = free_port()
-        opts = (
-            f"-h {LOOPBACK} -p {port} -k {base_dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        opts = postgres_options(port, base_dir, durable)
         start = run(
             pg_ctl, "-D", data_dir, "-l", log_file, "-w", "-t", str(startup_timeout),
             "-o", opts, "start",

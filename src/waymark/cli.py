@@ -171,6 +171,13 @@ def check(deploy: bool) -> None:
         open_store(settings.resolved_object_store_url).ping_sync()
     except Exception as exc:  # noqa: BLE001
         failures.append(f"object storage unreachable: {exc}")
+    if not settings.is_sqlite and (deploy or settings.backup_url):
+        from waymark.backup.pg_status import describe_backups
+
+        line, problem = describe_backups(settings)
+        click.echo(f"  database backups: {line}")
+        if problem and (deploy or settings.env == "prod"):
+            failures.append(problem)
     if deploy or settings.env != "dev":
         # --deploy applies the production rules whatever the profile (problems() skips dev)
         checked = dataclasses.replace(settings, env="prod") if deploy else settings

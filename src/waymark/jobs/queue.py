@@ -67,7 +67,8 @@ def enqueue_import(huey: Huey, job_public_id: str) -> None:
 # ---- periodic data-safety tasks (docs/operations/backup.md) ----------------------------------
 def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
-    the replication-lag metric (every minute) and a configuration backup (daily)."""
+    the replication-lag metric (every minute) and a configuration backup (daily); on a
+    self-hosted PostgreSQL also a pgBackRest base backup (daily)."""
     from huey import crontab
 
     @huey.periodic_task(crontab(minute="17"), name="retention")
@@ -96,5 +97,17 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
         @huey.periodic_task(crontab(), name="backup_lag")
         def backup_lag_task() -> None:
             from waymark.backup.status import record_metrics
+
+            record_metrics(runtime().settings)
+    elif not settings.postgres_managed:  # PostgreSQL with pgBackRest (backup/pgbackrest.py)
+        @huey.periodic_task(crontab(minute="15", hour="1"), name="pg_backup")
+        def pg_backup_task() -> None:
+            from waymark.backup.pg_backup import take_backup
+
+            take_backup(runtime().settings)  # full weekly, differential the other days
+
+        @huey.periodic_task(crontab(), name="backup_lag")
+        def pg_backup_lag_task() -> None:
+            from waymark.backup.pg_status import record_metrics
 
             record_metrics(runtime().settings)
