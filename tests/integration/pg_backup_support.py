@@ -22,6 +22,7 @@ from tests.servers import (
     free_port,
     postgres_options,
     require_binary,
+    scoped_env,
     start_postgres_server,
 )
 from waymark.db.migrate import upgrade
@@ -44,7 +45,8 @@ def waymark(env: dict[str, str], *args: str, check: bool = True,
 class ArchivedPostgres:
     server: PostgresServer
     root: Path  # backup target, pgBackRest config, restored copies: owned by postgres
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # for `waymark` commands
+    server_env: dict[str, str] = field(default_factory=dict)  # PostgreSQL's (archive_command)
 
     @property
     def settings(self) -> Settings:
@@ -58,7 +60,8 @@ class ArchivedPostgres:
                ) -> subprocess.CompletedProcess[str]:
         cmd = [*self.server.as_postgres, os.path.join(self.server.pg_bin, "pg_ctl"),
                "-D", data_dir or self.server.data_dir, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                              env={**os.environ, **self.server_env})
 
     def start(self) -> None:
         """Start (again) on the same port and socket, e.g. after a restore."""
@@ -107,9 +110,11 @@ def _postgres_dir(prefix: str) -> Path:
     return path
 
 
-def start_archived_postgres(extra_env: dict[str, str] | None = None,
-                            archive_timeout: int = 1) -> ArchivedPostgres:
-    """PostgreSQL archiving to ``<root>/backup/pg`` through pgBackRest, database migrated."""
+def start_archived_postgres(extra_env: dict[str, str] | None = None, archive_timeout: int = 1,
+                            server_env: dict[str, str] | None = None) -> ArchivedPostgres:
+    """PostgreSQL archiving through pgBackRest to ``<root>/backup/pg`` (or the backup URL in
+    ``extra_env``), database migrated; ``server_env``: PostgreSQL's own environment (what its
+    archive_command needs, e.g. PGBACKREST_REPO1_S3_KEY for an S3 repository)."""
     from waymark.backup import pgbackrest
 
     require_binary("pgbackrest", "pgbackrest")
@@ -126,8 +131,9 @@ def start_archived_postgres(extra_env: dict[str, str] | None = None,
                 "WAYMARK_DEMO_DATA": "false", "WAYMARK_METRICS_PORT": "0",
                 "PYTHONUNBUFFERED": "1", **(extra_env or {})})
     conf = pgbackrest.postgres_conf(load_settings(environ=env))
-    server = start_postgres_server(base_dir=str(base), conf=conf, durable=True)
-    archived = ArchivedPostgres(server, root, env)
+    with scoped_env(**(server_env or {})):
+        server = start_postgres_server(base_dir=str(base), conf=conf, durable=True)
+    archived = ArchivedPostgres(server, root, env, dict(server_env or {}))
     server.create_database(DATABASE)
     env["WAYMARK_DATABASE_URL"] = archived.url
     upgrade(archived.url)
@@ -151,14 +157,67 @@ def stop_copy(archived: ArchivedPostgres, data_dir: Path) -> None:
 
 def wait_archived(env: dict[str, str], timeout: float = 120) -> dict:
     """Poll the backup status (what `waymark backup status` prints) until every written WAL
-    byte is archived (lag 0)."""
+    byte is archived (lag 0), pushing WAL as the worker's backup_lag job does."""
+    from waymark.backup.pg_backup import push_wal
     from waymark.backup.pg_status import backup_status
 
     deadline = time.monotonic() + timeout
     status: dict = {}
+    aws = {k: v for k, v in env.items() if k.startswith("AWS_")}
+    settings = load_settings(environ=env)
     while time.monotonic() < deadline:
-        status = backup_status(load_settings(environ=env)).as_dict()
+        with scoped_env(**aws):
+            status = backup_status(settings).as_dict()
         if status.get("lag_seconds") == 0:
             return status
+        push_wal(settings, status.get("lag_seconds"))
         time.sleep(0.2)
     raise AssertionError(f"WAL archive did not catch up: {status}")
+
+
+@dataclass
+class TlsProxy:
+    """HAProxy terminating TLS in front of a plain-HTTP server (pgBackRest speaks S3 over
+    HTTPS only; moto_server's own TLS mode closes connections in a way OpenSSL 3 refuses)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    ca_file: Path
+    root: Path
+
+    def stop(self) -> None:
+        from tests.servers import stop_process
+
+        stop_process(self.process)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_tls_proxy(target_port: int) -> TlsProxy:
+    from tests.tls_support import tls_files
+
+    binary = require_binary("haproxy", "haproxy")
+    root = Path(tempfile.mkdtemp(prefix="waymark-tls-", dir="/tmp"))
+    os.chmod(root, 0o755)  # the CA file is read by pgBackRest as the postgres user
+    ca, cert, key = tls_files(root)
+    os.chmod(ca, 0o644)
+    pem = root / "server-with-key.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    port = free_port()
+    cfg = root / "haproxy.cfg"
+    cfg.write_text(
+        "global\n  maxconn 200\ndefaults\n  mode http\n  timeout connect 5s\n"
+        "  timeout client 120s\n  timeout server 120s\n"
+        f"frontend s3\n  bind {LOOPBACK}:{port} ssl crt {pem}\n  default_backend upstream\n"
+        f"backend upstream\n  server upstream {LOOPBACK}:{target_port}\n")
+    proc = subprocess.Popen([binary, "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex((LOOPBACK, port)) == 0:
+                return TlsProxy(proc, port, ca, root)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("haproxy (TLS in front of S3) did not start")

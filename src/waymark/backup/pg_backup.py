@@ -95,3 +95,28 @@ def take_backup(settings: Settings, kind: str = "auto") -> dict[str, Any]:
         raise pgbackrest.failed(proc, f"pgbackrest backup --type={kind}")
     backups = pgbackrest.info(settings, at).get("backup", [])
     return max(backups, key=lambda b: b["timestamp"]["stop"])
+
+
+def push_wal(settings: Settings, lag_seconds: float | None) -> bool:
+    """Switch to a new WAL segment (so it gets archived) when the archive lags more than
+    twice archive_timeout. PostgreSQL 15 was seen skipping archive_timeout after a restart
+    until its next checkpoint (up to checkpoint_timeout, 5 min): the RPO would silently
+    grow. The worker's backup_lag job calls this every minute; True when it switched.
+    Needs superuser or `GRANT EXECUTE ON FUNCTION pg_switch_wal() TO <waymark role>`."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from waymark.db.engine import make_engine
+
+    if lag_seconds is None or lag_seconds <= 2 * max(settings.pg_archive_timeout_seconds, 1):
+        return False
+    engine = make_engine(settings.resolved_database_url, pool_size=1,
+                         transaction_pooler=settings.db_transaction_pooler)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_switch_wal()"))
+        return True
+    except ProgrammingError as exc:  # permission denied: said once per run of the job
+        raise BackupError("the WAL archive lags and cannot be pushed: GRANT EXECUTE ON FUNCTION "
+                          "pg_switch_wal() TO the Waymark database role") from exc
+    finally:
+        engine.dispose()

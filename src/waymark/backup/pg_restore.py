@@ -144,7 +144,8 @@ def check_restored(settings: Settings, data_dir: Path, owner: str, *, archive: b
         start = subprocess.run(
             [*prefix, pg_ctl, "-D", str(data_dir), "-l", str(log), "-w", "-t",
              str(START_TIMEOUT_S), "-o", " ".join(opts), "start"],
-            capture_output=True, text=True, timeout=START_TIMEOUT_S + 60, check=False)
+            capture_output=True, text=True, timeout=START_TIMEOUT_S + 60, check=False,
+            env=pgbackrest.child_env(settings))  # its restore_command fetches WAL from S3
         started = start.returncode == 0
         if not started:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []

@@ -82,7 +82,8 @@ def _archiver(settings: Settings) -> dict[str, Any]:
     lag = None
     if wal and at:
         end = segment_end(wal, int(segment))
-        behind = end is None or int(lsn) > end
+        # after a timeline history file: behind if the current segment holds WAL
+        behind = int(lsn) > end if end is not None else int(lsn) % int(segment) != 0
         lag = max(0.0, time.time() - at.timestamp()) if behind else 0.0
     return {"archive_mode": mode, "last_archived_wal": wal, "last_archived_at": _iso(at),
             "archive_failures": int(failures or 0), "last_failed_wal": failed_wal,

@@ -109,8 +109,10 @@ def _written(settings: Settings) -> dict[str, str]:
 
 
 def repository(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
-    """The repo1-* options for ``<backup_url>/pg``. Credentials (from the URL's query or
-    AWS_* variables) only with ``secrets``: the written file has them, printed copies not."""
+    """The repo1-* options for ``<backup_url>/pg``, from the settings alone (the file must
+    not depend on which process wrote it). Credentials given in the URL's query are written
+    (``secrets``: the 0600 file has them, printed copies not); otherwise they come from the
+    environment of whoever runs pgBackRest (``child_env``)."""
     target = urls.sub_url(settings.backup_url, "pg")
     kind = urls.scheme(target)
     if kind == "file":
@@ -129,15 +131,10 @@ def repository(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
     out["repo1-s3-endpoint"] = host
     if endpoint:  # a self-hosted store (MinIO, SeaweedFS...): path-style addressing
         out["repo1-s3-uri-style"] = "path"
-    if lowered.get("verify_tls", "").lower() in ("0", "false", "no", "n"):
-        out["repo1-storage-verify-tls"] = "n"
-    key = lowered.get("access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID", "")
-    secret = lowered.get("secret_access_key") or os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    key, secret = lowered.get("access_key_id"), lowered.get("secret_access_key")
     if key and secret:
-        out["repo1-s3-key"] = key if secrets else "<from AWS_ACCESS_KEY_ID>"
-        out["repo1-s3-key-secret"] = secret if secrets else "<from AWS_SECRET_ACCESS_KEY>"
-    else:
-        out["repo1-s3-key-type"] = "auto"  # the instance's or pod's role
+        out["repo1-s3-key"] = key if secrets else "<access_key_id from WAYMARK_BACKUP_URL>"
+        out["repo1-s3-key-secret"] = secret if secrets else "<secret_access_key from WAYMARK_BACKUP_URL>"
     if settings.backup_sse_kms_key_id:
         out["repo1-s3-kms-key-id"] = settings.backup_sse_kms_key_id
     return out
@@ -239,13 +236,35 @@ def current_config(settings: Settings, at: Server | None = None) -> Path:
                           "as root on the database host") from None
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment for pgBackRest: S3 credentials and a private CA from the usual AWS_*
+    variables (pgBackRest's own names are PGBACKREST_REPO1_*), unless the URL carries them;
+    no credentials at all means the instance's or pod's role."""
+    env = dict(os.environ)
+    if urls.scheme(settings.backup_url) != "s3":
+        return env
+    if "repo1-s3-key" not in repository(settings):
+        names = {"AWS_ACCESS_KEY_ID": "PGBACKREST_REPO1_S3_KEY",
+                 "AWS_SECRET_ACCESS_KEY": "PGBACKREST_REPO1_S3_KEY_SECRET",
+                 "AWS_SESSION_TOKEN": "PGBACKREST_REPO1_S3_TOKEN"}
+        for aws, ours in names.items():
+            if env.get(aws):
+                env.setdefault(ours, env[aws])
+        if "PGBACKREST_REPO1_S3_KEY" not in env:
+            env.setdefault("PGBACKREST_REPO1_S3_KEY_TYPE", "auto")
+    if env.get("AWS_CA_BUNDLE"):
+        env.setdefault("PGBACKREST_REPO1_STORAGE_CA_FILE", env["AWS_CA_BUNDLE"])
+    return env
+
+
 def run(settings: Settings, *args: str, timeout: float = 3600, at: Server | None = None,
         config_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one pgbackrest command for the stanza with the generated configuration."""
     at = at or server(settings)
     cfg = config_file or current_config(settings, at)
     cmd = [*as_owner(Path(at.data_dir)), binary(), f"--config={cfg}", f"--stanza={STANZA}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=child_env(settings))
 
 
 def failed(proc: subprocess.CompletedProcess[str], what: str) -> BackupError:

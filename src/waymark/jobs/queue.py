@@ -108,6 +108,8 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
 
         @huey.periodic_task(crontab(), name="backup_lag")
         def pg_backup_lag_task() -> None:
+            from waymark.backup.pg_backup import push_wal
             from waymark.backup.pg_status import record_metrics
 
-            record_metrics(runtime().settings)
+            status = record_metrics(runtime().settings)
+            push_wal(runtime().settings, status.lag_seconds)  # WAL archive_timeout forgot
