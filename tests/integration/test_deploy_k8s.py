@@ -59,6 +59,12 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def app_workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Waymark's own Deployment or StatefulSet (not e.g. the PostgreSQL exporter's)."""
+    return [w for w in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
+            if w["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "waymark"]
+
+
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -83,13 +89,13 @@ def test_validator_rejects_a_broken_manifest(tmp_path: Path) -> None:
 def test_workload_shape(rendered) -> None:  # type: ignore[no-untyped-def]
     name, docs, _ = rendered
     mode = OVERLAYS[name]
-    workloads = by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
+    workloads = app_workloads(docs)
     assert len(workloads) == 1
     work = workloads[0]
     pod = work["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert matches(work["spec"]["selector"]["matchLabels"], labels)
-    [service] = by_kind(docs, "Service")
+    [service] = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "waymark"]
     assert matches(service["spec"]["selector"], labels)
     [pdb] = by_kind(docs, "PodDisruptionBudget")
     assert matches(pdb["spec"]["selector"]["matchLabels"], labels)
@@ -153,7 +159,7 @@ def test_network_policy_default_deny_and_narrow_egress(rendered) -> None:  # typ
     assert {"redis", "postgresql"} <= set(peers)
     ports = sorted({p["port"] for rule in egress["egress"] for p in rule["ports"]})
     assert ports == [53, 443, 5432, 6379, 26379]
-    workload = (by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet"))[0]
+    workload = app_workloads(docs)[0]
     labels = workload["spec"]["template"]["metadata"]["labels"]
     assert matches(egress["podSelector"]["matchLabels"], labels)
     assert matches(policies["waymark-app-ingress"]["podSelector"]["matchLabels"], labels)

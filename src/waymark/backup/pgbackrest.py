@@ -154,6 +154,9 @@ def config(settings: Settings, *, secrets: bool = False,
         "global": {**repository(settings, secrets=secrets),
                    "repo1-retention-full": str(retention_full(settings)),
                    "start-fast": "y", "process-max": "2", "compress-type": "gz",
+                   # a backup (and `check`) waits this long for its WAL to be archived: a
+                   # busy server may have a backlog of segments to push first
+                   "archive-timeout": "600",
                    "log-level-console": "warn", "log-level-file": "off",
                    # pgBackRest's own default is /tmp/pgbackrest; one directory per cluster
                    "lock-path": f"/tmp/pgbackrest-{STANZA}-{lock}"},  # nosec B108
