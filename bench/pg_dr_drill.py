@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
+from dr_drill import run_once
 
 sys.path.insert(0, str(c.ROOT))
 TEST = "tests/integration/test_pg_dr.py::test_lose_the_data_directory_restore_everything"
@@ -48,19 +48,9 @@ FILL = ("INSERT INTO features (uuid, layer_id, geometry, properties, minx, miny,
         "FROM generate_series({start}, {end}) i")
 
 
-def run_drill(tmp: Path, i: int) -> dict:
-    out = tmp / f"pgdr-{i}.json"
-    env = {**os.environ, "WAYMARK_DR_RESULTS": str(out), "CI": "true"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST],
-                          cwd=c.ROOT, env=env, capture_output=True, text=True, timeout=1800,
-                          check=False)
-    if proc.returncode != 0 or not out.exists():
-        raise SystemExit(f"drill run {i} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    return json.loads(out.read_text())
-
-
 def one_gigabyte(gb: float) -> dict:
-    from tests.integration.pg_backup_support import start_archived_postgres, waymark
+    from tests.integration.pg_backup_support import start_archived_postgres
+    from tests.integration.test_dr import waymark
 
     data_dir = Path(tempfile.mkdtemp(prefix="waymark-bench-pgdr-"))
     pg = start_archived_postgres({"WAYMARK_DATA_DIR": str(data_dir)}, archive_timeout=60)
@@ -120,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     notes = c.machine_notes()
     with tempfile.TemporaryDirectory(prefix="waymark-bench-pgdr-") as tmp:
-        drills = [run_drill(Path(tmp), i + 1) for i in range(args.runs)]
+        drills = [run_once(Path(tmp), i + 1, TEST, timeout=1800) for i in range(args.runs)]
     big = one_gigabyte(args.gb)
     headers = ["run", *(label for _, label in COLUMNS)]
     rows = [[i + 1, *(r[key] for key, _ in COLUMNS)] for i, r in enumerate(drills)]

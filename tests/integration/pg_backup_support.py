@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,16 +28,6 @@ from waymark.db.migrate import upgrade
 from waymark.settings import Settings, load_settings
 
 DATABASE = "waymark"
-
-
-def waymark(env: dict[str, str], *args: str, check: bool = True,
-            timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "waymark.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"waymark {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @dataclass

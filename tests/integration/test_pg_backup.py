@@ -18,8 +18,8 @@ from tests.integration.pg_backup_support import (
     start_copy,
     stop_copy,
     wait_archived,
-    waymark,
 )
+from tests.integration.test_dr import waymark
 from waymark.db.engine import Database
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.ops import metrics

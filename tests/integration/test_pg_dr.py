@@ -36,9 +36,8 @@ from tests.integration.pg_backup_support import (
     start_tls_proxy,
     stop_copy,
     wait_archived,
-    waymark,
 )
-from tests.integration.test_dr import Api, start_serve, stop_serve, wait_ready
+from tests.integration.test_dr import Api, start_serve, stop_serve, wait_ready, waymark
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 LAYER_FEATURES = ("SELECT f.uuid FROM features f JOIN layers l ON l.id = f.layer_id "

@@ -6,6 +6,7 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from huey import Huey, RedisHuey, SqliteHuey
@@ -100,11 +101,12 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
 
             record_metrics(runtime().settings)
     elif not settings.postgres_managed:  # PostgreSQL with pgBackRest (backup/pgbackrest.py)
-        @huey.periodic_task(crontab(minute="15", hour="1"), name="pg_backup")
-        def pg_backup_task() -> None:
-            from waymark.backup.pg_backup import take_backup
+        if shutil.which("pgbackrest"):  # a worker on the database host; elsewhere: cron there
+            @huey.periodic_task(crontab(minute="15", hour="1"), name="pg_backup")
+            def pg_backup_task() -> None:
+                from waymark.backup.pg_backup import take_backup
 
-            take_backup(runtime().settings)  # full weekly, differential the other days
+                take_backup(runtime().settings)  # full weekly, differential the other days
 
         @huey.periodic_task(crontab(), name="backup_lag")
         def pg_backup_lag_task() -> None:
