@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # nosec B105 - dev placeholder, refused outside dev
@@ -250,4 +249,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
-__all__ = ["DEFAULT_SECRET", "PROFILES", "Settings", "SettingsError", "load_settings"]
+__all__ = ["Settings", "SettingsError", "load_settings", "PROFILES", "DEFAULT_SECRET"]

@@ -19,8 +19,9 @@ import psycopg
 import pytest
 import yaml
 
-from tests.integration.test_deploy_compose import COMPOSE, compose_schema, plan_compose
+from tests.integration.test_deploy_compose import COMPOSE, compose_schema, load, plan_compose
 from tests.integration.test_deploy_k8s import by_kind, render
+from tests.security.test_network_isolation import isolation_problems
 from tests.servers import LOOPBACK, free_port, require_binary, stop_process
 from tests.unit.test_metrics import promql_metrics
 
@@ -135,10 +136,41 @@ def test_compose_prod_on_postgresql_runs_the_exporter() -> None:
     for name in ("app1", "app2", "worker", "init"):
         assert "outbound" in plan.services[name]["networks"], name  # reaches the database
     assert "WAYMARK_DATABASE_URL_FILE=/run/secrets/database_url" in plan.stdout
-    prometheus = yaml.safe_load((COMPOSE / "prod" / "prometheus.yml").read_text())
-    assert "/etc/prometheus/rules/postgres.yml" in prometheus["rule_files"]
-    jobs = {j["job_name"]: j for j in prometheus["scrape_configs"]}
-    assert jobs["postgres"]["static_configs"][0]["targets"] == ["postgres-exporter:9187"]
+    # Prometheus gets the SQLite stack's configuration plus exactly the PostgreSQL parts
+    assert override["services"]["prometheus"]["volumes"] == [
+        "./prod/prometheus.postgres.yml:/etc/prometheus/prometheus.yml:ro"]
+    base = yaml.safe_load((COMPOSE / "prod" / "prometheus.yml").read_text())
+    with_pg = yaml.safe_load((COMPOSE / "prod" / "prometheus.postgres.yml").read_text())
+    assert with_pg["rule_files"] == [*base["rule_files"], "/etc/prometheus/rules/postgres.yml"]
+    assert with_pg["scrape_configs"] == [*base["scrape_configs"], {
+        "job_name": "postgres", "static_configs": [{"targets": ["postgres-exporter:9187"]}]}]
+    assert {k: v for k, v in with_pg.items() if k not in ("rule_files", "scrape_configs")} == \
+        {k: v for k, v in base.items() if k not in ("rule_files", "scrape_configs")}
+    # and the network isolation rules hold for the merged stack
+    merged = merge_compose(load("prod"), override)
+    assert isolation_problems(merged, plan) == []
+    assert "prometheus.postgres.yml" in " ".join(merged["services"]["prometheus"]["volumes"])
+
+
+def merge_compose(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file: maps merge, lists extend, a volume replaces the
+    one mounted at the same target."""
+    import copy
+
+    def merge(into: dict, extra: dict) -> dict:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            elif isinstance(value, list) and isinstance(into.get(key), list):
+                if key == "volumes":
+                    targets = {v.split(":")[1] for v in value}
+                    into[key] = [v for v in into[key] if v.split(":")[1] not in targets]
+                into[key] = [*into[key], *value]
+            else:
+                into[key] = copy.deepcopy(value)
+        return into
+
+    return merge(copy.deepcopy(base), override)
 
 
 @pytest.mark.parametrize("overlay", ["staging", "prod", "dev", "prod-sqlite"])

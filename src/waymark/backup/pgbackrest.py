@@ -247,9 +247,9 @@ def child_env(settings: Settings) -> dict[str, str]:
     if urls.scheme(settings.backup_url) != "s3":
         return env
     if "repo1-s3-key" not in repository(settings):
-        names = {"AWS_ACCESS_KEY_ID": "PGBACKREST_REPO1_S3_KEY",
-                 "AWS_SECRET_ACCESS_KEY": "PGBACKREST_REPO1_S3_KEY_SECRET",
-                 "AWS_SESSION_TOKEN": "PGBACKREST_REPO1_S3_TOKEN"}
+        names = {"AWS_ACCESS_KEY_ID": "PGBACKREST_REPO1_S3_KEY",  # variable names, not secrets
+                 "AWS_SECRET_ACCESS_KEY": "PGBACKREST_REPO1_S3_KEY_SECRET",  # nosec B105
+                 "AWS_SESSION_TOKEN": "PGBACKREST_REPO1_S3_TOKEN"}  # nosec B105
         for aws, ours in names.items():
             if env.get(aws):
                 env.setdefault(ours, env[aws])
