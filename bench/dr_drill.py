@@ -41,11 +41,12 @@ COLUMNS = [("acknowledged_writes", "app-crash writes"), ("lost_writes", "lost"),
            ("first_boot_seconds", "first boot s")]
 
 
-def run_once(tmp: Path, i: int) -> dict:
+def run_once(tmp: Path, i: int, test: str = TEST, timeout: float = 900) -> dict:
+    """Run the drill test once; the measurements it wrote to $WAYMARK_DR_RESULTS."""
     out = tmp / f"dr-{i}.json"
     env = {**os.environ, "WAYMARK_DR_RESULTS": str(out), "CI": "true"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST],
-                          cwd=c.ROOT, env=env, capture_output=True, text=True, timeout=900,
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          cwd=c.ROOT, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)
     if proc.returncode != 0 or not out.exists():
         raise SystemExit(f"drill run {i} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")

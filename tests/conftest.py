@@ -14,10 +14,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from tests.servers import moto_server, postgres_server  # noqa: F401 - fixtures
+from tests.servers import moto_server, pgbouncer_server, postgres_server  # noqa: F401 - fixtures
 from waymark.app import create_app
 from waymark.db.migrate import upgrade
 from waymark.settings import Settings, load_settings
+
 
 def _geo_data() -> Path:
     """The real-world geodata corpus kept in the repository (tests/data/geo, see its
@@ -75,13 +76,37 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     return _fresh_sqlite(tmp_path, sqlite_template)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    """A fresh, migrated database; tests using it run on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return _fresh_sqlite(tmp_path, sqlite_template)
+def fresh_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    """A fresh, migrated database: "sqlite", "postgres", or "pgbouncer" (PostgreSQL through
+    PgBouncer in transaction mode; settings need WAYMARK_DB_TRANSACTION_POOLER, see
+    `pooler_settings`)."""
+    if kind == "sqlite":
+        return _fresh_sqlite(tmp_path, request.getfixturevalue("sqlite_template"))
     server = request.getfixturevalue("postgres_server")
-    return _fresh_postgres(server, request.getfixturevalue("postgres_template"))
+    url = _fresh_postgres(server, request.getfixturevalue("postgres_template"))
+    if kind == "pgbouncer":
+        return request.getfixturevalue("pgbouncer_server").url(url.rsplit("/", 1)[1])
+    return url
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# For a subset of tests: the same on SQLite, PostgreSQL and PostgreSQL through PgBouncer.
+WITH_PGBOUNCER = pytest.mark.parametrize(
+    "database_url", [*DATABASES, pytest.param("pgbouncer", marks=pytest.mark.postgres)],
+    indirect=True)
+
+
+def pooler_settings(request: pytest.FixtureRequest, fixture: str = "database_url") -> dict[str, Any]:
+    """Settings overrides for the database a parametrised fixture picked."""
+    callspec = getattr(request.node, "callspec", None)
+    kind = callspec.params.get(fixture) if callspec else None
+    return {"db_transaction_pooler": True} if kind == "pgbouncer" else {}
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database; tests using it run on SQLite and on PostgreSQL."""
+    return fresh_database(request, request.param, tmp_path)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
@@ -197,9 +222,9 @@ def bob(clients) -> ApiClient:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def db_app(tmp_path: Path, database_url: str) -> Iterator[Litestar]:
+def db_app(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Litestar]:
     """The app on SQLite and on PostgreSQL (parametrised through database_url)."""
-    application = create_app(make_settings(tmp_path, database_url))
+    application = create_app(make_settings(tmp_path, database_url, **pooler_settings(request)))
     yield application
     application.state.services.db.dispose()
 

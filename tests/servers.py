@@ -310,8 +310,19 @@ def _kill_postmaster(data_dir: str) -> None:
         pass
 
 
-def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
-    """initdb + pg_ctl start on a free loopback port, as the postgres user when root."""
+def postgres_options(port: int, base_dir: str, durable: bool = False) -> str:
+    """pg_ctl -o options: loopback, the socket in base_dir, and no fsync unless durable."""
+    opts = f"-h {LOOPBACK} -p {port} -k {base_dir}"
+    return opts if durable else opts + " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
+def start_postgres_server(*, startup_timeout: int = 60, conf: Mapping[str, str] | None = None,
+                          base_dir: str | None = None, durable: bool = False) -> PostgresServer:
+    """initdb + pg_ctl start on a free loopback port, as the postgres user when root.
+
+    ``conf``: extra postgresql.conf settings (e.g. WAL archiving); ``base_dir``: an existing
+    empty directory to use (e.g. one whose path is already in those settings); ``durable``:
+    keep fsync and synchronous commits (backup and recovery drills)."""
     pg_bin = postgres_bin_dir()
     initdb = require_binary(os.path.join(pg_bin, "initdb") if pg_bin else "initdb", "postgresql")
     pg_bin = os.path.dirname(initdb)
@@ -320,7 +331,7 @@ def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
     is_root = os.geteuid() == 0
     as_postgres: list[str] = []
     # /tmp rather than $TMPDIR: the postgres user must be able to reach the directory.
-    base_dir = tempfile.mkdtemp(prefix="waymark-pg-", dir="/tmp" if is_root else None)
+    base_dir = base_dir or tempfile.mkdtemp(prefix="waymark-pg-", dir="/tmp" if is_root else None)
     if is_root:
         as_postgres = [require_binary("runuser", "util-linux"), "-u", "postgres", "--"]
         shutil.chown(base_dir, user="postgres", group="postgres")
@@ -340,14 +351,14 @@ def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
     if init.returncode != 0:
         shutil.rmtree(base_dir, ignore_errors=True)
         raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+    if conf:
+        with open(os.path.join(data_dir, "postgresql.conf"), "a") as out:
+            out.writelines(f"{key} = '{value}'\n" for key, value in conf.items())
 
     last_error = ""
     for _attempt in range(3):  # the free port may be taken before postgres binds it
         port = free_port()
-        opts = (
-            f"-h {LOOPBACK} -p {port} -k {base_dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        opts = postgres_options(port, base_dir, durable)
         start = run(
             pg_ctl, "-D", data_dir, "-l", log_file, "-w", "-t", str(startup_timeout),
             "-o", opts, "start",
@@ -365,6 +376,90 @@ def start_postgres_server(*, startup_timeout: int = 60) -> PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the session; ``.create_database(name)`` gives a URL."""
     server = start_postgres_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---- PgBouncer (transaction pooling in front of PostgreSQL) --------------------------------
+@dataclass
+class PgBouncerServer:
+    """PgBouncer in transaction mode in front of a PostgresServer (trust auth, loopback)."""
+
+    host: str
+    port: int
+    base_dir: str
+    process: subprocess.Popen[bytes]
+    pool_size: int
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{dbname}"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return f"host={self.host} port={self.port} user=postgres dbname={dbname}"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _accepts_connections(conninfo: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def start_pgbouncer(postgres: PostgresServer, *, pool_size: int = 4,
+                    startup_timeout: float = 30.0) -> PgBouncerServer:
+    """pgbouncer (Debian `pgbouncer`) on a free loopback port, pool_mode = transaction; it
+    refuses to run as root, so it runs as the postgres user like the server."""
+    binary = require_binary("pgbouncer", "pgbouncer")
+    base_dir = tempfile.mkdtemp(prefix="waymark-pgbouncer-",
+                                dir="/tmp" if postgres.as_postgres else None)
+    Path(base_dir, "userlist.txt").write_text('"postgres" ""\n')
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port()
+        ini = Path(base_dir, "pgbouncer.ini")
+        ini.write_text(
+            "[databases]\n"
+            f"* = host={postgres.host} port={postgres.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = {LOOPBACK}\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {base_dir}/userlist.txt\n"
+            f"pool_mode = transaction\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\nserver_reset_query =\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {base_dir}/pgbouncer.log\n")
+        if postgres.as_postgres:
+            shutil.chown(base_dir, user="postgres", group="postgres")
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                shutil.chown(Path(base_dir, name), user="postgres", group="postgres")
+        proc = subprocess.Popen([*postgres.as_postgres, binary, str(ini)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        server = PgBouncerServer(LOOPBACK, port, base_dir, proc, pool_size)
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _accepts_connections(server.conninfo()):
+                return server
+            time.sleep(0.1)
+        last_error = _tail(Path(base_dir, "pgbouncer.log"))
+        stop_process(proc)
+    shutil.rmtree(base_dir, ignore_errors=True)
+    raise RuntimeError(f"pgbouncer did not start:\n{last_error}")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server: PostgresServer) -> Iterator[PgBouncerServer]:
+    """PgBouncer (transaction mode) in front of the session's PostgreSQL server."""
+    server = start_pgbouncer(postgres_server)
     try:
         yield server
     finally:

@@ -84,7 +84,7 @@ def _stores(settings: Settings) -> dict:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     observability.setup_process(settings)  # JSON logs, build info, error tracking
-    db = Database(settings.resolved_database_url)
+    db = Database.for_settings(settings)
     set_trash_days(settings.trash_days)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
     set_runtime(Runtime(settings, db, store))

@@ -47,7 +47,7 @@ def _require_database(settings: Settings) -> None:
 def _db(settings: Settings):  # type: ignore[no-untyped-def]
     from waymark.db.engine import Database
 
-    return Database(settings.resolved_database_url)
+    return Database.for_settings(settings)
 
 
 @click.group()
@@ -252,16 +252,34 @@ def check(deploy: bool) -> None:
     for key, value in settings.redacted().items():
         click.echo(f"  {key} = {value}")
     try:
-        _db(settings).ping()
+        db = _db(settings)
+        db.ping()
         current, head = current_revision(settings.resolved_database_url), head_revision()
         if current != head:
             failures.append(f"database schema is at {current}, code expects {head}: run `waymark migrate`")
+        if not settings.is_sqlite:
+            from waymark.db.pool import connection_budget
+
+            with db.engine.connect() as conn:
+                budget = connection_budget(settings, conn)
+            click.echo(f"  {budget.describe()}")
+            problem = budget.problem()
+            if problem and not settings.db_transaction_pooler:  # then PgBouncer's budget counts
+                failures.append(problem)
+        db.dispose()
     except Exception as exc:  # noqa: BLE001 - reported to the operator
         failures.append(f"database unreachable: {exc}")
     try:
         open_store(settings.resolved_object_store_url).ping_sync()
     except Exception as exc:  # noqa: BLE001
         failures.append(f"object storage unreachable: {exc}")
+    if not settings.is_sqlite and (deploy or settings.backup_url):
+        from waymark.backup.pg_status import describe_backups
+
+        line, problem = describe_backups(settings)
+        click.echo(f"  database backups: {line}")
+        if problem and (deploy or settings.env == "prod"):
+            failures.append(problem)
     if deploy or settings.env != "dev":
         # --deploy applies the production rules whatever the profile (problems() skips dev)
         checked = dataclasses.replace(settings, env="prod") if deploy else settings
@@ -453,6 +471,9 @@ main.add_command(deploy)
 from waymark.maintenance.commands import maintenance  # noqa: E402
 
 main.add_command(maintenance)
+from waymark.db.commands import db
+
+main.add_command(db)
 
 
 if __name__ == "__main__":

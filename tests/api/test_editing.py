@@ -1,6 +1,7 @@
 """Editing features: per-feature CRUD with optimistic concurrency, batch, history, revert.
 
-Everything here runs on SQLite and on PostgreSQL (`db_clients`).
+Everything here runs on SQLite and on PostgreSQL (`db_clients`); the edit path
+(`WITH_PGBOUNCER`) also through PgBouncer in transaction mode.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ApiClient
+from tests.conftest import WITH_PGBOUNCER, ApiClient
 
 
 def pt(lon: float, lat: float) -> dict[str, Any]:
@@ -96,6 +97,7 @@ def editor(db_clients, owner: ApiClient, layer: Layer) -> ApiClient:  # type: ig
 
 
 # ---- one feature -----------------------------------------------------------------------
+@WITH_PGBOUNCER
 def test_feature_create_get_put_patch_delete(layer: Layer) -> None:
     c = layer.c
     start = layer.info()["version"]
@@ -147,6 +149,7 @@ def test_client_chosen_id_and_duplicates(layer: Layer) -> None:
     assert layer.info()["feature_count"] == 1
 
 
+@WITH_PGBOUNCER
 def test_stale_if_match_is_412_with_the_current_feature(layer: Layer) -> None:
     f = layer.add(pt(1, 2), {"n": 1})
     url = layer.feature_url(f["id"])
@@ -168,6 +171,7 @@ def test_stale_if_match_is_412_with_the_current_feature(layer: Layer) -> None:
     assert layer.info()["version"] == before["version"]
 
 
+@WITH_PGBOUNCER
 def test_edit_conflict_between_two_clients(layer: Layer, editor: ApiClient) -> None:
     """Both read v1; A saves; B's save is refused with A's state; B merges, retries, wins."""
     f = layer.add(pt(3, 4), {"name": "Old name", "note": ""})
@@ -257,6 +261,7 @@ def test_feature_without_geometry(layer: Layer) -> None:
 
 
 # ---- batch ----------------------------------------------------------------------------
+@WITH_PGBOUNCER
 def test_batch_applies_all_as_one_version(layer: Layer) -> None:
     keep = layer.add(pt(1, 1), {"n": 1})
     gone = layer.add(pt(2, 2), {"n": 2})
@@ -283,6 +288,7 @@ def test_batch_applies_all_as_one_version(layer: Layer) -> None:
     assert {h["layer_version"] for h in recent} == {v0 + 1}  # one unit of undo
 
 
+@WITH_PGBOUNCER
 @pytest.mark.parametrize("bad_op, code", [
     ({"op": "update", "id": "FEATURE", "geometry": {"type": "Point", "coordinates": [500, 0]}},
      "invalid"),
@@ -330,6 +336,7 @@ def test_batch_shape_errors(layer: Layer, body: dict) -> None:
 
 
 # ---- history --------------------------------------------------------------------------
+@WITH_PGBOUNCER
 def test_history_lists_who_when_what_newest_first(layer: Layer, editor: ApiClient) -> None:
     f = layer.add(pt(1, 1), {"n": 1})
     r = editor.patch(layer.feature_url(f["id"]), json={"properties": {"n": 2}})
@@ -364,6 +371,7 @@ def test_readers_see_history_but_cannot_revert(db_clients, layer: Layer) -> None
 
 
 # ---- revert ---------------------------------------------------------------------------
+@WITH_PGBOUNCER
 def test_revert_restores_features_and_can_be_reverted(layer: Layer) -> None:
     a = layer.add(pt(1, 1), {"name": "A"})
     b = layer.add(pt(2, 2), {"name": "B"})
@@ -461,6 +469,7 @@ def test_count_and_bbox_follow_edits(layer: Layer) -> None:
     assert info["feature_count"] == 0 and info["bbox"] is None
 
 
+@WITH_PGBOUNCER
 def test_features_bbox_query_and_paging(layer: Layer) -> None:
     ids = [layer.add(pt(i, i))["id"] for i in range(5)]
     r = layer.c.get(layer.url + "/features", params={"bbox": "0.5,0.5,3.5,3.5"})
@@ -492,6 +501,7 @@ def _workers(db_clients, owner: ApiClient) -> list[ApiClient]:  # type: ignore[n
     return workers
 
 
+@WITH_PGBOUNCER
 def test_concurrent_edits_from_threads(db_clients, owner: ApiClient, layer: Layer) -> None:  # type: ignore[no-untyped-def]
     """8 clients × 10 sequential patches, each client on its own feature, all at once.
 
@@ -539,6 +549,7 @@ def test_concurrent_edits_from_threads(db_clients, owner: ApiClient, layer: Laye
     assert len({h["layer_version"] for h in updates}) == total
 
 
+@WITH_PGBOUNCER
 def test_concurrent_adds_keep_the_count(db_clients, owner: ApiClient, layer: Layer) -> None:  # type: ignore[no-untyped-def]
     """Adds from many clients at once: the feature count and bbox are not lost updates."""
     workers = _workers(db_clients, owner)

@@ -3,7 +3,8 @@ broken input, upload limits, the kept original and skip_invalid.
 
 Expected counts are the formats-level ones (GDAL's count, or the documented exception);
 a bad upload must give a clear 4xx in the one error format, change no table and write
-nothing to object storage.
+nothing to object storage. The tests marked THROUGH_PGBOUNCER also run on PostgreSQL behind
+PgBouncer in transaction mode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 
-from tests.conftest import GEO_DATA, ApiClient, make_settings
+from tests.conftest import GEO_DATA, ApiClient, fresh_database, make_settings, pooler_settings
 from waymark.app import create_app
 from waymark.db.models import Base
 from waymark.storage import open_store
@@ -85,8 +86,8 @@ def expected_count(rel: str) -> int:
 
 
 # ---- fixtures --------------------------------------------------------------------------
-def _app(tmp_path: Path, sqlite_url: str, **overrides: Any) -> Iterator[Litestar]:
-    settings = make_settings(tmp_path, sqlite_url, snapshot_delay_ms=0, **overrides)
+def _app(tmp_path: Path, url: str, **overrides: Any) -> Iterator[Litestar]:
+    settings = make_settings(tmp_path, url, snapshot_delay_ms=0, **overrides)
     application = create_app(settings)
     yield application
     wait_publisher_idle(application)
@@ -94,9 +95,20 @@ def _app(tmp_path: Path, sqlite_url: str, **overrides: Any) -> Iterator[Litestar
 
 
 @pytest.fixture
-def inline_app(tmp_path: Path, sqlite_url: str) -> Iterator[Litestar]:
+def import_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite; with THROUGH_PGBOUNCER also PostgreSQL behind PgBouncer (transaction mode)."""
+    return fresh_database(request, getattr(request, "param", "sqlite"), tmp_path)
+
+
+THROUGH_PGBOUNCER = pytest.mark.parametrize(
+    "import_url", ["sqlite", pytest.param("pgbouncer", marks=pytest.mark.postgres)], indirect=True)
+
+
+@pytest.fixture
+def inline_app(request: pytest.FixtureRequest, tmp_path: Path, import_url: str) -> Iterator[Litestar]:
     """Everything imports inline (no job), whatever its size."""
-    yield from _app(tmp_path, sqlite_url, import_job_bytes=100 * 1024 * 1024)
+    yield from _app(tmp_path, import_url, import_job_bytes=100 * 1024 * 1024,
+                    **pooler_settings(request, "import_url"))
 
 
 @pytest.fixture
@@ -178,6 +190,7 @@ def test_corpus_file_imports_through_api(rel: str, owner: ApiClient, a_map: dict
 
 
 # ---- the original upload is kept --------------------------------------------------------
+@THROUGH_PGBOUNCER
 def test_original_upload_kept_in_object_storage(owner: ApiClient, a_map: dict[str, Any],
                                                 inline_app: Litestar) -> None:
     data = (GEO_DATA / "gpx/togeojson/run.gpx").read_bytes()
@@ -197,6 +210,7 @@ def test_original_upload_kept_in_object_storage(owner: ApiClient, a_map: dict[st
         assert raw == data
 
 
+@THROUGH_PGBOUNCER
 def test_raw_body_import_with_format_param(owner: ApiClient, a_map: dict[str, Any]) -> None:
     data = b'{"type":"FeatureCollection","features":[{"type":"Feature","geometry":' \
            b'{"type":"Point","coordinates":[1,2]},"properties":{"a":1}}]}'
@@ -208,6 +222,7 @@ def test_raw_body_import_with_format_param(owner: ApiClient, a_map: dict[str, An
 
 
 # ---- skip_invalid ------------------------------------------------------------------------
+@THROUGH_PGBOUNCER
 def test_skip_invalid_imports_meteorites_with_warnings(owner: ApiClient, a_map: dict[str, Any],
                                                        inline_app: Litestar) -> None:
     data = (GEO_DATA / METEORITES).read_bytes()
@@ -265,6 +280,7 @@ BAD_INPUT = [
 ]
 
 
+@THROUGH_PGBOUNCER
 @pytest.mark.parametrize("endpoint", ["layer", "map"])
 @pytest.mark.parametrize("name,filename,data,where,text", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
 def test_bad_input_is_refused_and_changes_nothing(name: str, filename: str, data: bytes,
@@ -312,6 +328,7 @@ def test_missing_file_field_is_refused(owner: ApiClient, a_map: dict[str, Any],
     assert row_counts(inline_app) == before
 
 
+@THROUGH_PGBOUNCER
 def test_import_needs_edit_rights(owner: ApiClient, a_map: dict[str, Any], inline_app: Litestar) -> None:
     data = (GEO_DATA / "gpx/togeojson/wpt.gpx").read_bytes()
     url = f"/api/v1/maps/{a_map['id']}/import"
@@ -357,6 +374,7 @@ def test_over_limit_upload_gives_413(small_app: Litestar) -> None:
         assert r.status_code == 201, r.text
 
 
+@THROUGH_PGBOUNCER
 @pytest.mark.parametrize("layer_name", ["   ", "x" * 5000])
 def test_bad_layer_name_changes_nothing(layer_name: str, owner: ApiClient, a_map: dict[str, Any],
                                         inline_app: Litestar) -> None:
@@ -374,6 +392,7 @@ def test_bad_layer_name_changes_nothing(layer_name: str, owner: ApiClient, a_map
     assert stored_objects(inline_app) == objects
 
 
+@THROUGH_PGBOUNCER
 def test_import_into_deleted_layer_changes_nothing(owner: ApiClient, a_map: dict[str, Any],
                                                    inline_app: Litestar) -> None:
     layer_url = f"/api/v1/maps/{a_map['id']}/layers/{a_map['layers'][0]['id']}"

@@ -59,6 +59,12 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def app_workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Waymark's own Deployment or StatefulSet (not e.g. the PostgreSQL exporter's)."""
+    return [w for w in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
+            if w["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "waymark"]
+
+
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -87,14 +93,13 @@ def component(doc: dict[str, Any]) -> str:
 def test_workload_shape(rendered) -> None:  # type: ignore[no-untyped-def]
     name, docs, _ = rendered
     mode = OVERLAYS[name]
-    workloads = [w for w in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet")
-                 if component(w) == "app"]
+    workloads = [w for w in app_workloads(docs) if component(w) == "app"]
     assert len(workloads) == 1
     work = workloads[0]
     pod = work["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert matches(work["spec"]["selector"]["matchLabels"], labels)
-    [service] = by_kind(docs, "Service")
+    [service] = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "waymark"]
     assert matches(service["spec"]["selector"], labels)
     [pdb] = by_kind(docs, "PodDisruptionBudget")
     assert matches(pdb["spec"]["selector"]["matchLabels"], labels)
@@ -158,7 +163,7 @@ def test_network_policy_default_deny_and_narrow_egress(rendered) -> None:  # typ
     assert {"redis", "postgresql"} <= set(peers)
     ports = sorted({p["port"] for rule in egress["egress"] for p in rule["ports"]})
     assert ports == [53, 443, 5432, 6379, 26379]
-    for workload in by_kind(docs, "Deployment") + by_kind(docs, "StatefulSet"):
+    for workload in app_workloads(docs):
         labels = workload["spec"]["template"]["metadata"]["labels"]
         assert matches(egress["podSelector"]["matchLabels"], labels)  # workers too
         ingress = matches(policies["waymark-app-ingress"]["podSelector"]["matchLabels"], labels)
@@ -196,7 +201,7 @@ def test_postgres_mode_runs_workers_and_keeps_no_state_in_any_pod(rendered) -> N
     name, docs, _ = rendered
     if OVERLAYS[name] != "postgres":
         return
-    workloads = {component(w): w for w in by_kind(docs, "Deployment")}
+    workloads = {component(w): w for w in app_workloads(docs)}
     assert set(workloads) == {"app", "worker"}
     worker = workloads["worker"]
     [container] = worker["spec"]["template"]["spec"]["containers"]

@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,27 +25,35 @@ def run(*cmd: str) -> str:
     return output
 
 
-def test_promtool_check_rules() -> None:
+RULES = sorted(p for p in (DEPLOY / "prometheus/rules").glob("*.yml") if not p.stem.endswith("_test"))
+
+
+@pytest.mark.parametrize("rules", RULES, ids=lambda p: p.name)
+def test_promtool_check_rules(rules: Path) -> None:
     promtool = require_binary("promtool", "prometheus")
-    out = run(promtool, "check", "rules", str(DEPLOY / "prometheus/rules/waymark.yml"))
+    out = run(promtool, "check", "rules", str(rules))
     assert "SUCCESS" in out
 
 
-def test_promtool_test_rules() -> None:
+@pytest.mark.parametrize("rules", RULES, ids=lambda p: p.name)
+def test_promtool_test_rules(rules: Path) -> None:
     promtool = require_binary("promtool", "prometheus")
-    out = run(promtool, "test", "rules", str(DEPLOY / "prometheus/rules/waymark_test.yml"))
+    out = run(promtool, "test", "rules", str(rules.with_name(rules.stem + "_test.yml")))
     assert "SUCCESS" in out
 
 
-def test_every_alert_has_a_unit_test() -> None:
+@pytest.mark.parametrize("rules", RULES, ids=lambda p: p.name)
+def test_every_alert_has_a_unit_test(rules: Path) -> None:
     import yaml
 
-    rules = yaml.safe_load((DEPLOY / "prometheus/rules/waymark.yml").read_text())
-    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    tests = yaml.safe_load((DEPLOY / "prometheus/rules/waymark_test.yml").read_text())
+    alerts = {r["alert"] for g in yaml.safe_load(rules.read_text())["groups"]
+              for r in g["rules"] if "alert" in r}
+    tests = yaml.safe_load(rules.with_name(rules.stem + "_test.yml").read_text())
     tested = {case["alertname"] for t in tests["tests"] for case in t.get("alert_rule_test", [])
               if case.get("exp_alerts")}
     assert alerts - tested == set(), f"alerts without a firing test: {alerts - tested}"
+    config = (DEPLOY / "prometheus/prometheus.yml").read_text()
+    assert f"rules/{rules.name}" in config, f"{rules.name} is not loaded by prometheus.yml"
 
 
 def test_promtool_check_prometheus_config() -> None:
@@ -78,8 +88,8 @@ def test_every_runbook_link_points_at_a_section_of_the_monitoring_doc() -> None:
 
     doc = (ROOT / "docs/operations/monitoring.md").read_text()
     anchors = {_slug(line.lstrip("#")) for line in doc.splitlines() if line.startswith("#")}
-    rules = yaml.safe_load((DEPLOY / "prometheus/rules/waymark.yml").read_text())
-    for group in rules["groups"]:
+    groups = [g for path in RULES for g in yaml.safe_load(path.read_text())["groups"]]
+    for group in groups:
         for rule in group["rules"]:
             if "alert" in rule:
                 path, _, anchor = rule["annotations"]["runbook"].partition("#")

@@ -15,7 +15,8 @@ from waymark.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = [ROOT / "docs" / "operations" / n for n in ("backup.md", "restore.md",
                                                          "disaster-recovery.md",
-                                                         "maintenance.md", "cluster.md")]
+                                                         "maintenance.md", "cluster.md",
+                                                         "scaling.md")]
 # `waymark ...` at the start of a line or code span, or after `&&` / `$ ` / `=... `
 COMMAND = re.compile(r"(?:^\s*|(?<=`)|(?<=&& )|(?<=\$ )|(?<=\S=\S) ?)"
                      r"waymark((?: [a-z][a-z-]*)+)((?: (?:--?[a-z][a-z-]*|[^\s`|;#]+))*)")
@@ -96,3 +97,18 @@ def test_maintenance_runbook_names_every_job_with_its_setting():
     for tool in ("make upgrade", "deploy/container/build-base.sh --check", "weekly.yml",
                  "CHANGELOG.md"):
         assert tool in text, tool
+def test_the_rehearsed_move_runs_the_documented_steps():
+    """Every `waymark` command of scaling.md's move procedure is one the rehearsal runs."""
+    doc = (ROOT / "docs" / "operations" / "scaling.md").read_text()
+    section = doc.split("## Moving to PostgreSQL", 1)[1].split("\n## ", 1)[0]
+    steps = section.split("```sh", 1)[1].split("```", 1)[0]
+    rehearsal = (ROOT / "tests" / "integration" / "test_pg_move.py").read_text()
+    commands = [line.split("#")[0].split()[1:] for line in steps.splitlines()
+                if line.startswith("waymark ")]
+    assert len(commands) >= 6, steps
+    for words in commands:
+        name = [w for w in words if not w.startswith("$") and "/" not in w][:3]
+        quoted = ", ".join(f'"{w}"' for w in name)
+        if name == ["serve"]:
+            quoted = "start_serve(env"  # tests/integration/test_dr.py: `waymark serve`
+        assert quoted in rehearsal, f"the rehearsal does not run `waymark {' '.join(name)}`"

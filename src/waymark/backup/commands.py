@@ -30,11 +30,15 @@ def backup() -> None:
 @backup.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def backup_status_cmd(as_json: bool) -> None:
-    """Replica position, last sync, lag and size; exit 1 when there is no replica."""
-    from waymark.backup.status import backup_status
+    """Replica position, last sync, lag and size; exit 1 when there is no replica.
 
+    PostgreSQL: last archived WAL, archive lag and failures, last base backup (pgBackRest)."""
+    from waymark.backup import pg_status
+    from waymark.backup import status as litestream_status
+
+    settings = _settings()
     try:
-        status = backup_status(_settings())
+        status = (litestream_status if settings.is_sqlite else pg_status).backup_status(settings)
     except BackupError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -99,7 +103,7 @@ def retention_cmd() -> None:
     from waymark.storage.crypto import open_object_store
 
     settings = _settings()
-    db = Database(settings.resolved_database_url)
+    db = Database.for_settings(settings)
     try:
         report = run_retention(settings, db, open_object_store(settings))
     finally:
@@ -122,39 +126,83 @@ def archive_get_cmd(key: str, output: Path) -> None:
 
 @backup.command("config-file")
 def config_file_cmd() -> None:
-    """Print the Litestream configuration generated from the settings."""
-    from waymark.backup.litestream import render
+    """Print the Litestream (SQLite) or pgBackRest (PostgreSQL) configuration generated from
+    the settings (credentials left out)."""
+    from waymark.backup import litestream, pgbackrest
 
+    settings = _settings()
     try:
-        click.echo(render(_settings()), nl=False)
+        click.echo((litestream if settings.is_sqlite else pgbackrest).render(settings), nl=False)
     except BackupError as exc:
         raise _fail(exc) from None
 
 
+@backup.command("pg-setup")
+def pg_setup_cmd() -> None:
+    """PostgreSQL: write the pgBackRest configuration, create the stanza; when WAL archiving
+    is on, check it and take the first full backup, else print the lines it needs."""
+    from waymark.backup.pg_backup import setup
+
+    try:
+        report = setup(_settings())
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"wrote {report.config}; stanza created")
+    if report.missing:
+        click.echo("add to postgresql.conf (or ALTER SYSTEM SET ...), restart PostgreSQL, then "
+                   "run `waymark backup pg-setup` again:")
+        for key, value in report.missing.items():
+            click.echo(f"  {key} = '{value}'")
+        sys.exit(2)
+    click.echo("WAL archiving checked: OK")
+    if report.first_backup:
+        click.echo(f"first full backup: {report.first_backup['label']}")
+
+
+@backup.command("pg-backup")
+@click.option("--type", "kind", default="auto", show_default=True,
+              type=click.Choice(["auto", "full", "diff", "incr"]),
+              help="auto: full when the newest full backup is over 7 days old, else diff.")
+def pg_backup_cmd(kind: str) -> None:
+    """PostgreSQL: take a base backup now (the daily pg_backup job does this)."""
+    from waymark.backup.pg_backup import take_backup
+
+    try:
+        done = take_backup(_settings(), kind)
+    except BackupError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{done['type']} backup {done['label']}: {done['info']['size']:,} bytes "
+               f"({done['info']['repository']['delta']:,} stored)")
+
+
 @click.command()
 @click.option("--to-time", default=None, help="Point in time (ISO-8601, UTC if no zone).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of the live database path.")
-@click.option("--force", is_flag=True, help="Replace an existing file, the live database included "
-              "(stop the app first).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write here instead of the live database: a file (SQLite) or a new data "
+              "directory (PostgreSQL).")
+@click.option("--force", is_flag=True, help="Replace an existing database, the live one included "
+              "(stop the app, or PostgreSQL, first).")
 @click.option("--boot", is_flag=True, help="What `waymark serve` does on start, for a separate "
-              "init step: restore only if the database file is missing and a replica exists. "
-              "Exit 1 if that restore fails or the replica cannot be read: never go on with "
-              "an empty database that would then replicate over the backup.")
+              "init step (SQLite): restore only if the database file is missing and a replica "
+              "exists. Exit 1 if that restore fails or the replica cannot be read: never go on "
+              "with an empty database that would then replicate over the backup.")
 def restore(to_time: str | None, output: Path | None, force: bool, boot: bool) -> None:
-    """Restore the database from its replica (latest, or --to-time), then integrity-check it."""
+    """Restore the database from its backup (latest, or --to-time), then integrity-check it."""
+    from waymark.backup.pg_restore import restore_cluster
     from waymark.backup.restore import boot_restore, restore_database
 
+    settings = _settings()
     if boot:
         try:
-            result = boot_restore(_settings())
+            result = boot_restore(settings)
         except BackupError as exc:
             raise click.ClickException(f"boot-time restore failed: {exc}") from None
         click.echo("restored the database from the replica" if result else
                    "nothing to restore (the database exists, or no replica yet)")
         return
     try:
-        r = restore_database(_settings(), to_time=to_time, output=output, force=force)
+        run = restore_database if settings.is_sqlite else restore_cluster
+        r = run(settings, to_time=to_time, output=output, force=force)
     except BackupError as exc:
         raise _fail(exc) from None
     click.echo(f"restored {r.path} ({r.size:,} bytes) to {r.to_time or 'latest'} in "

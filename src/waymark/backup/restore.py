@@ -32,8 +32,8 @@ class RestoreResult:
     size: int
 
 
-def parse_time(value: str) -> str:
-    """An ISO-8601 time (naive = UTC) as Litestream's RFC 3339 UTC form."""
+def parse_moment(value: str) -> datetime:
+    """An ISO-8601 time (naive = UTC), in UTC."""
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -41,7 +41,12 @@ def parse_time(value: str) -> str:
                           "(e.g. 2026-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_time(value: str) -> str:
+    """An ISO-8601 time (naive = UTC) as Litestream's RFC 3339 UTC form."""
+    moment = parse_moment(value)
     frac = f".{moment.microsecond:06d}" if moment.microsecond else ""
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 

@@ -36,8 +36,11 @@ def before_serve(settings: Settings, backup: bool) -> tuple[bool, bool]:
     if not (backup and settings.backup_url):
         return False, False
     if not settings.is_sqlite:
-        click.echo("WAYMARK_BACKUP_URL: the database is PostgreSQL, so Litestream is not used "
-                   "(object and configuration backups still run)", err=True)
+        how = ("its provider's (WAYMARK_POSTGRES_MANAGED)" if settings.postgres_managed else
+               "pgBackRest's, on the database host (`waymark backup status`)")
+        click.echo("WAYMARK_BACKUP_URL: the database is PostgreSQL, so Litestream is not used; "
+                   f"database backups are {how} (object and configuration backups still run)",
+                   err=True)
         return False, False
     try:
         result = boot_restore(settings)

@@ -1,6 +1,7 @@
 """Layout of the backup target (WAYMARK_BACKUP_URL)::
 
     <backup_url>/db/        Litestream replica of the SQLite database (LTX files)
+    <backup_url>/pg/        pgBackRest repository of a PostgreSQL database (WAL, base backups)
     <backup_url>/objects/   incremental copy of object storage (ciphertext as stored)
     <backup_url>/config/    configuration backups (no secrets)
     <backup_url>/archive/   archived maps and snapshots (unless WAYMARK_ARCHIVE_URL is set)

@@ -4,4 +4,4 @@ need to serve)."""
 
 from waymark.db.engine import Database, make_engine
 
-__all__ = ["Database", "make_engine"]
+__all__ = ["Database", "current_revision", "head_revision", "make_engine", "upgrade"]

@@ -4,7 +4,12 @@ SQLite: WAL (readers never block the writer), synchronous=NORMAL (durable at che
 safe with WAL), a busy timeout, foreign keys on, and write transactions that BEGIN IMMEDIATE
 so two writers queue on the lock instead of failing with "database is locked" on upgrade.
 Read sessions use a plain deferred BEGIN so they never take the write lock.
-PostgreSQL: the same code through psycopg 3.
+PostgreSQL: the same code through psycopg 3, from a bounded pool: at most
+WAYMARK_DB_POOL_SIZE connections per process, no overflow, so nodes x processes x pool size
+is the most the app can ever open (docs/operations/scaling.md, "PostgreSQL connections").
+Behind PgBouncer in transaction mode (WAYMARK_DB_TRANSACTION_POOLER) psycopg's server-side
+prepared statements are off: consecutive transactions of one client may run on different
+server connections, where a statement prepared on another one does not exist.
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import NotImplementedType
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from waymark.ops.metrics import instrument_engine
+from waymark.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Commits checkpoint only as a backstop (about 32 MB of WAL): in the app the Checkpointer
@@ -31,9 +38,12 @@ SQLITE_AUTOCHECKPOINT_PAGES = 8_000
 CHECKPOINT_INTERVAL_S = 1.0
 # First half of the two-int PostgreSQL advisory lock keys taken by Database.process_lock
 ADVISORY_NAMESPACE = 0x574D  # "WM"
+DEFAULT_POOL_SIZE = 10
+POOL_TIMEOUT_S = 30  # a request waits this long for a free connection, then fails
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                transaction_pooler: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -46,11 +56,13 @@ def make_engine(url: str) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if transaction_pooler else {}
     # A bounded connect: during a fail-over a connection attempt must fail fast (503) rather
     # than hang the request; the URL can still set its own connect_timeout.
-    connect_args = {} if "connect_timeout" in url else {"connect_timeout": 5}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args=connect_args)
+    if "connect_timeout" not in url:
+        connect_args["connect_timeout"] = 5
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0,
+                         pool_timeout=POOL_TIMEOUT_S, connect_args=connect_args)
 
 
 def fold_text(value: Any) -> Any:
@@ -176,9 +188,10 @@ class Checkpointer:
 class Database:
     """Owns the engine; hands out read sessions and write transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 transaction_pooler: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size, transaction_pooler=transaction_pooler)
         instrument_engine(self.engine)  # waymark_db_query_duration_seconds
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -193,6 +206,12 @@ class Database:
         self._peek_lock = threading.Lock()
         self._locks_fd: int | None = None
         self.checkpointer = Checkpointer(database) if file_db else None  # type: ignore[arg-type]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        """The database of these settings, with their pool size and pooler mode."""
+        return cls(settings.resolved_database_url, pool_size=settings.db_pool_size,
+                   transaction_pooler=settings.db_transaction_pooler)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

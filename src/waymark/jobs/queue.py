@@ -6,6 +6,8 @@ the app factory (web process) or `waymark worker` (worker process) sets up.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,8 @@ from waymark.db.engine import Database
 from waymark.jobs.periodic import OncePerPeriod
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported where a queue is made: huey loads redis and psycopg with it
     from huey import Huey
@@ -137,14 +141,19 @@ def enqueue_import(huey: Huey, job_public_id: str) -> None:
 # ---- periodic data-safety tasks (docs/operations/backup.md) ----------------------------------
 def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     """Retention every hour; with WAYMARK_BACKUP_URL also the object backup (every 5 min),
-    the replication-lag metric (every minute) and a configuration backup (daily)."""
+    the replication-lag metric (every minute) and a configuration backup (daily); on a
+    self-hosted PostgreSQL also a pgBackRest base backup (daily)."""
     from huey import crontab
 
     @huey.periodic_task(crontab(minute="17"), name="retention")
     def retention_task() -> None:
+        from waymark.maintenance.mode import read_state
         from waymark.maps.retention import run_retention
 
         rt = runtime()
+        if read_state(rt.db) is not None:  # read-only: nothing changes (e.g. during a copy)
+            log.info("retention skipped: the service is read-only")
+            return
         run_retention(rt.settings, rt.db, rt.store)
 
     if not settings.backup_url:
@@ -168,6 +177,21 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
             from waymark.backup.status import record_metrics
 
             record_metrics(runtime().settings)
+    elif not settings.postgres_managed:  # PostgreSQL with pgBackRest (backup/pgbackrest.py)
+        if shutil.which("pgbackrest"):  # a worker on the database host; elsewhere: cron there
+            @huey.periodic_task(crontab(minute="15", hour="1"), name="pg_backup")
+            def pg_backup_task() -> None:
+                from waymark.backup.pg_backup import take_backup
+
+                take_backup(runtime().settings)  # full weekly, differential the other days
+
+        @huey.periodic_task(crontab(), name="backup_lag")
+        def pg_backup_lag_task() -> None:
+            from waymark.backup.pg_backup import push_wal
+            from waymark.backup.pg_status import record_metrics
+
+            status = record_metrics(runtime().settings)
+            push_wal(runtime().settings, status.lag_seconds)  # WAL archive_timeout forgot
 
 
 # ---- periodic routine maintenance (docs/operations/maintenance.md) ---------------------------

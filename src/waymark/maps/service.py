@@ -14,7 +14,7 @@ from waymark.db.models import Change, Layer, Map, Member, User, utcnow
 from waymark.errors import Conflict, Forbidden, Invalid, NotFound
 from waymark.ids import clamp_to_row_range, is_row_id, new_public_id, new_uuid
 from waymark.maps.access import ROLES, VISIBILITIES
-from waymark.maps.state import DEFAULT_CONTROLS, DEFAULT_STYLE, map_json
+from waymark.maps.state import DEFAULT_CONTROLS, DEFAULT_STYLE, iso, map_json
 
 TRASH_DAYS = 30  # default; create_app applies WAYMARK_TRASH_DAYS through set_trash_days
 MAX_TITLE = 200
@@ -186,7 +186,7 @@ def list_maps(session: Session, actor: Actor, scope: str, q: str = "", limit: in
     for map_, role in session.execute(query):
         item = map_json(map_, role)
         if scope == "trash":
-            item["purge_after"] = trash_expiry(map_).isoformat()
+            item["purge_after"] = iso(trash_expiry(map_))  # UTC on either database
         out.append(item)
     return out
 

@@ -173,6 +173,12 @@ BACKUP_LAST_SUCCESS = _NewestTime(
     "0 = never. Set by backup/objects.py and backup/status.record_metrics.",
     multiprocess_mode="max",
 )
+BACKUP_BASE_LAST = _NewestTime(
+    "waymark_backup_base_timestamp_seconds",
+    "PostgreSQL: Unix time the newest pgBackRest base backup (full or differential) "
+    "finished; 0 = none yet. Set by backup/pg_status.record_metrics.",
+    multiprocess_mode="max",
+)
 OBJECT_BACKUP_COPIED = Counter(
     "waymark_backup_objects_copied_total",
     "Objects copied to backup storage by the incremental object backup.",
