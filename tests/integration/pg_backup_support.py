@@ -26,6 +26,7 @@ from tests.servers import (
 )
 from waymark.db.migrate import upgrade
 from waymark.settings import Settings, load_settings
+from waymark.storage.keys_provider import LocalKeyFile
 
 DATABASE = "waymark"
 
@@ -112,12 +113,15 @@ def start_archived_postgres(extra_env: dict[str, str] | None = None, archive_tim
     (root / "backup").mkdir()
     if os.geteuid() == 0:
         shutil.chown(root / "backup", user="postgres", group="postgres")
+    LocalKeyFile(root / "master.key").current_key_id()  # `waymark keys create` does this
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAYMARK_")}
     env.update({"WAYMARK_BACKUP_URL": f"file://{root}/backup",
                 "WAYMARK_PGBACKREST_CONFIG": str(root / "pgbackrest" / "pgbackrest.conf"),
                 "WAYMARK_POSTGRES_DATA_DIR": str(base / "data"),
                 "WAYMARK_PG_ARCHIVE_TIMEOUT_SECONDS": str(archive_timeout),
                 "WAYMARK_DEMO_DATA": "false", "WAYMARK_METRICS_PORT": "0",
+                # a shared database: the object key is a shared one, as on every such node
+                "WAYMARK_MASTER_KEY_FILE": str(root / "master.key"),
                 "PYTHONUNBUFFERED": "1", **(extra_env or {})})
     conf = pgbackrest.postgres_conf(load_settings(environ=env))
     with scoped_env(**(server_env or {})):

@@ -158,6 +158,7 @@ def test_rehearsed_move_from_sqlite_to_postgresql(tmp_path: Path, postgres_serve
 
     # ---- 5. switch the URL, 6. start, 7. check ------------------------------------------
     env["WAYMARK_DATABASE_URL"] = pg_url
+    env["WAYMARK_MASTER_KEY_FILE"] = str(data_dir / "master.key")  # the key the objects have
     assert waymark(env, "check").stdout.rstrip().endswith("OK")
     served = start_serve(env, tmp_path / "postgres.log")
     try:
