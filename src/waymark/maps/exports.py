@@ -17,6 +17,7 @@ from waymark import jsonutil
 from waymark.db.models import Feature, Layer, Map
 from waymark.errors import Invalid
 from waymark.formats import ExportLayer, FormatError, write
+from waymark.formats.simplestyle import upgrade_legacy
 from waymark.maps.layers import check_style, list_layers
 from waymark.maps.service import check_visibility, create_map
 
@@ -42,8 +43,12 @@ def _features(session: Session, layer: Layer) -> list[dict[str, Any]]:
 
 
 def _export_layer(session: Session, layer: Layer) -> ExportLayer:
-    return ExportLayer(name=layer.name, style=jsonutil.loads(layer.style),
-                       features=_features(session, layer))
+    """A layer for the file writers; a feature style stored the old way (``_style``) goes
+    out under the simplestyle names other tools understand."""
+    features = _features(session, layer)
+    for f in features:
+        f["properties"] = upgrade_legacy(f["properties"])
+    return ExportLayer(name=layer.name, style=jsonutil.loads(layer.style), features=features)
 
 
 def check_format(fmt: str) -> str:
