@@ -64,7 +64,7 @@ class Popup(Struct, forbid_unknown_fields=True):
     """Which properties popups show, in what order, under which label; ``others``: then
     the remaining ones."""
 
-    fields: Annotated[list[PopupField], Meta(max_length=50)] = []
+    fields: Annotated[list[PopupField], Meta(max_length=300)] = []
     others: bool = False
 
 
