@@ -53,6 +53,28 @@ function heatPoints(group, property) {
   return points;
 }
 
+/** Leaflet.heat scales every view to a fixed maximum, so 40,000 points are one red blob
+ * when zoomed out and faint when zoomed in. Here the maximum follows the view: the 97th
+ * percentile of the grid cells' sums, so each view shows where its points are densest. */
+let AdaptiveHeat = null;
+function heatLayer(points, options) {
+  if (!AdaptiveHeat) {
+    AdaptiveHeat = L.HeatLayer.extend({
+      _initCanvas() {
+        L.HeatLayer.prototype._initCanvas.call(this);
+        const heat = this._heat;
+        const draw = heat.draw.bind(heat);
+        heat.draw = (minOpacity) => {
+          const sums = heat._data.map((cell) => cell[2]).sort((a, b) => a - b);
+          if (sums.length) heat.max(sums[Math.floor((sums.length - 1) * 0.97)] || 1);
+          return draw(minOpacity);
+        };
+      },
+    });
+  }
+  return new AdaptiveHeat(points, options);
+}
+
 function buildView(entry, display) {
   const others = L.featureGroup();
   const points = [];
@@ -66,8 +88,8 @@ function buildView(entry, display) {
     });
     cluster.addLayers(points);
   } else {
-    heat = L.heatLayer(heatPoints(entry.group, display.heatWeight), {
-      radius: display.heatRadius, blur: display.heatBlur, maxZoom: 12, minOpacity: 0.25,
+    heat = heatLayer(heatPoints(entry.group, display.heatWeight), {
+      radius: display.heatRadius, blur: display.heatBlur, minOpacity: 0.2,
     });
   }
   const view = L.layerGroup([...(cluster ? [cluster] : [heat]), others]);

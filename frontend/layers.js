@@ -102,8 +102,8 @@ function styleForm(ctx, entry) {
     for (const key of Object.keys(style)) if (style[key] === undefined) delete style[key];
     try {
       entry.info = await api("PATCH", `${ctx.base}/layers/${entry.info.id}`, { json: { name: name.value.trim(), style } });
-      await ctx.restyle(entry);
       notify(`Layer "${entry.info.name}" saved.`, "ok");
+      await ctx.restyle(entry); // a big layer drawn anew (e.g. as clusters) takes a moment
       render(ctx);
     } catch (exc) {
       notify(`Cannot save the layer: ${exc.message}`, "error");
