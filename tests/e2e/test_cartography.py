@@ -158,6 +158,9 @@ def test_choropleth_by_a_numeric_property_with_a_legend(page: Page, screenshot) 
     page.goto(f"/m/{map_id}/embed")
     expect(page.locator(READY)).to_be_attached(timeout=30000)
     expect(page.get_by_role("region", name="Legend").locator(".legend-layer li")).to_have_count(6)
+    set_view(page, [25, 10], 2)
+    page.wait_for_timeout(300)  # for the screenshot only
+    screenshot(page, "choropleth-embed")
 
 
 def test_clusters_and_heatmap_of_42049_points(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
