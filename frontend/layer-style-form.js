@@ -71,7 +71,7 @@ export function displayFieldset(entry, numericKeys) {
   const dissolve = number("clusterMaxZoom", d.clusterMaxZoom, 1, 22);
   const radius = number("heatRadius", d.heatRadius, 2, 100);
   const blur = number("heatBlur", d.heatBlur, 0, 100);
-  const weight = select("heatWeight", [["", "Every point counts the same"], ...numericKeys.map((k) => [k, k])], d.heatWeight || "");
+  const weight = select("heatWeight", [["", "Each point the same"], ...numericKeys.map((k) => [k, k])], d.heatWeight || "");
   const clusterRow = field("Clusters dissolve at zoom", dissolve);
   const heatRows = [field("Heat radius (pixels)", radius), field("Blur (pixels)", blur), field("Weight by", weight)];
   const sync = () => {
