@@ -8,13 +8,17 @@
 // copy of every text file, so the server sends compressed bytes without compressing per request.
 // The built-in basemap (frontend/basemap/build.mjs, cached by input hash) is copied in as
 // basemap/natural-earth-HASH.pmtiles ("basemap.pmtiles" in the manifest) and
-// basemap/gazetteer.json (read by the server's offline place search).
+// basemap/gazetteer.json (read by the server's offline place search). A second entry,
+// density (marker clustering and heatmaps), is loaded by the map page only for layers
+// that cluster or heat-map their points; the icon set (icons-build.mjs) is a folder of
+// small SVGs ("icons/" in the manifest), fetched one by one as maps use them.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import { BASEMAP_CACHE, buildBasemap } from "./basemap/build.mjs";
+import { buildIcons } from "./icons-build.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "src", "waymark", "static", "dist");
@@ -22,7 +26,7 @@ const watch = process.argv.includes("--watch");
 
 const options = {
   absWorkingDir: root,
-  entryPoints: { main: "frontend/main.js" },
+  entryPoints: { main: "frontend/main.js", density: "frontend/density.js" },
   bundle: true,
   minify: !watch,
   sourcemap: watch ? "inline" : false,
@@ -53,9 +57,10 @@ function writeManifest(result) {
   for (const [file, info] of Object.entries(result.metafile.outputs)) {
     const rel = relative(outdir, join(root, file)).split("\\").join("/");
     if (info.entryPoint) {
-      manifest["main.js"] = rel;
+      const name = basename(info.entryPoint, ".js");
+      manifest[`${name}.js`] = rel;
       if (info.cssBundle) {
-        manifest["main.css"] = relative(outdir, join(root, info.cssBundle)).split("\\").join("/");
+        manifest[`${name}.css`] = relative(outdir, join(root, info.cssBundle)).split("\\").join("/");
       }
     } else if (rel.startsWith("assets/")) {
       const logical = basename(rel).replace(/-[A-Z0-9]{8}(\.\w+)$/, "$1");
@@ -80,7 +85,8 @@ function precompress(result) {
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
-const basemapEntries = addBasemap();
+const { count: iconCount, ...iconEntries } = buildIcons(root, outdir);
+const basemapEntries = { ...addBasemap(), ...iconEntries };
 
 if (watch) {
   const ctx = await esbuild.context({
@@ -102,7 +108,8 @@ if (watch) {
   const manifest = writeManifest(result);
   precompress(result);
   for (const [name, file] of Object.entries(manifest)) {
-    if (!name.startsWith("assets/") && !name.startsWith("basemap")) {
+    if (name === "icons/") console.log(`icons    ${file}  ${iconCount} icons`);
+    else if (!name.startsWith("assets/") && !name.startsWith("basemap")) {
       const size = readFileSync(join(outdir, file)).length;
       const gz = readFileSync(join(outdir, file + ".gz")).length;
       console.log(`${name.padEnd(9)} ${file}  ${(size / 1024).toFixed(1)} KiB (${(gz / 1024).toFixed(1)} KiB gzip)`);

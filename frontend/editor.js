@@ -178,7 +178,7 @@ export function initEditor(ctx) {
       const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: { geometry, properties: {} } });
       if (!target.shown) {
         target.shown = true;
-        target.group.addTo(ctx.map);
+        ctx.showEntry(target);
       }
       const layer = ctx.addFeature(target.info.id, feature);
       ctx.status(`Added a ${SHAPES[shape] || "shape"}`);

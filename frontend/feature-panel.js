@@ -1,5 +1,8 @@
-// The side panel that edits one feature's properties (name, description, any others).
+// The side panel that edits one feature's properties (name, description, its style, any
+// others).
 import { showPanel } from "./controls.js";
+import { styleFieldset, withStyle } from "./feature-style.js";
+import { previewFeature } from "./draw.js";
 import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
@@ -55,11 +58,14 @@ function render(layer) {
   const panel = document.getElementById("feature-body");
   const feature = layer.feature;
   const props = feature.properties || {};
+  const entry = ctxRef.layers.get(layer._wmLayerId);
+  const style = styleFieldset(entry, layer, (changes) => previewFeature(entry, layer, withStyle(layer.feature.properties || {}, changes)));
   const form = el("form", { id: "feature-form", "aria-label": "Feature properties", dataset: { featureId: feature.id } },
     el("p", { class: "muted" }, `${KIND[feature.geometry?.type] || "Feature"} · version `, el("span", { id: "feature-version" }, String(feature.version))),
     el("div", { id: "conflict", class: "conflict", role: "alert", hidden: true }),
     el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
     el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
+    style,
     el("fieldset", { class: "props" }, el("legend", {}, "Other properties"),
       el("div", { id: "prop-rows" }, Object.entries(props).filter(([k]) => k !== "name" && k !== "description" && !isInternal(k))
         .map(([k, v]) => propRow(k, valueText(v)))),
@@ -83,7 +89,8 @@ function render(layer) {
 }
 
 async function submit(form, layer, { force = false } = {}) {
-  const props = collect(form, layer.feature.properties || {});
+  const style = form.querySelector(".feature-style");
+  const props = withStyle(collect(form, layer.feature.properties || {}), style ? style.read() : {});
   try {
     const saved = await ops.save(ctxRef, layer, { properties: props });
     if (!saved) return; // a conflict: the panel shows it, the form keeps what was typed
@@ -91,6 +98,7 @@ async function submit(form, layer, { force = false } = {}) {
     form.querySelector("#conflict").hidden = true;
     if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
     if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
+    ctxRef.restyleSoon(ctxRef.layers.get(layer._wmLayerId)); // its style, and the layer's classes
     ctxRef.status(force ? "Saved your version" : "Properties saved");
     notify("Properties saved.", "ok", { timeout: 2500 });
   } catch (exc) {
@@ -99,6 +107,9 @@ async function submit(form, layer, { force = false } = {}) {
 }
 
 export function openFeature(ctx, layer) {
+  if (current && current !== layer && ctx.layers.has(current._wmLayerId)) {
+    previewFeature(ctx.layers.get(current._wmLayerId), current, current.feature.properties || {});
+  }
   current = layer;
   render(layer);
   showPanel("feature");
@@ -106,6 +117,8 @@ export function openFeature(ctx, layer) {
 
 export function closeFeature(layer) {
   if (current !== layer) return;
+  const entry = layer && ctxRef.layers.get(layer._wmLayerId);
+  if (entry) previewFeature(entry, layer, layer.feature.properties || {}); // drop an unsaved preview
   current = null;
   const panel = document.getElementById("feature-body");
   if (panel) panel.replaceChildren(el("p", { class: "muted" }, "Select a shape on the map, or draw one, to edit its properties."));

@@ -1,21 +1,25 @@
 // The layers panel: show/hide for everyone; for editors: choose the active layer, add,
 // rename, restyle, reorder and delete layers.
 import { api } from "./api.js";
-import { DEFAULT_STYLE, safeColor } from "./style.js";
+import { DEFAULT_STYLE, FEATURE_STYLE_KEYS, safeColor } from "./style.js";
 import { isInternal } from "./popup.js";
+import { displayFieldset, labelFieldset, markerFieldset, ruleFieldset } from "./layer-style-form.js";
+import { numericProperties } from "./datastyle.js";
+import { entryFeatures } from "./draw.js";
 import { el, icon, notify } from "./ui.js";
 
 function field(label, input) {
   return el("label", { class: "field" }, el("span", {}, label), input);
 }
 
-/** Property keys of the layer's features, in first-seen order (at most 60). */
-function propertyKeys(entry) {
+/** Property keys of the layer's features, in first-seen order (at most `max`), without the
+ * features' style properties (their look, not their data). */
+export function propertyKeys(entry, { withName = false, max = 60 } = {}) {
   const keys = new Set();
   for (const layer of entry.group.getLayers()) {
     for (const key of Object.keys((layer.feature && layer.feature.properties) || {})) {
-      if (key !== "name") keys.add(key);
-      if (keys.size >= 60) return [...keys];
+      if ((withName || key !== "name") && !(key in FEATURE_STYLE_KEYS)) keys.add(key);
+      if (keys.size >= max) return [...keys];
     }
   }
   return [...keys];
@@ -68,12 +72,23 @@ function styleForm(ctx, entry) {
   const fillOpacity = el("input", { type: "number", name: "fillOpacity", min: "0", max: "1", step: "0.05", value: String(s.fillOpacity) });
   const markerColor = el("input", { type: "color", name: "markerColor", value: safeColor(s.markerColor, "#3388ff") });
   const popup = popupFieldset(entry);
+  const keys = propertyKeys(entry, { withName: true, max: 300 }).filter((k) => !isInternal(k));
+  const marker = markerFieldset(entry);
+  const label = labelFieldset(entry, keys);
+  const rule = ruleFieldset(entry, keys, () => {
+    // a choropleth reads best with opaque fills and thin light outlines
+    if (Number(fillOpacity.value) < 0.5) fillOpacity.value = "0.8";
+    if (Number(weight.value) > 1) weight.value = "1";
+    color.value = "#ffffff";
+  });
+  const display = displayFieldset(entry, numericProperties(entryFeatures(entry), keys));
   const form = el("form", { class: "layer-settings", "aria-label": `Settings of layer ${entry.info.name}` },
     field("Name", name),
     el("fieldset", {}, el("legend", {}, "Style"),
       field("Line colour", color), field("Line weight", weight), field("Opacity", opacity),
       el("label", { class: "field field-check" }, fill, el("span", {}, "Fill areas")),
       field("Fill colour", fillColor), field("Fill opacity", fillOpacity), field("Marker colour", markerColor)),
+    marker, rule, label, display,
     popup,
     el("button", { type: "submit" }, "Save layer"));
   form.addEventListener("submit", async (event) => {
@@ -81,12 +96,14 @@ function styleForm(ctx, entry) {
     const style = {
       color: color.value, weight: Number(weight.value), opacity: Number(opacity.value), fill: fill.checked,
       fillColor: fillColor.value, fillOpacity: Number(fillOpacity.value), markerColor: markerColor.value,
+      ...marker.read(), label: label.read(), rule: rule.read(), display: display.read(),
       popup: popup.read(),
     };
+    for (const key of Object.keys(style)) if (style[key] === undefined) delete style[key];
     try {
       entry.info = await api("PATCH", `${ctx.base}/layers/${entry.info.id}`, { json: { name: name.value.trim(), style } });
-      ctx.restyle(entry);
       notify(`Layer "${entry.info.name}" saved.`, "ok");
+      await ctx.restyle(entry); // a big layer drawn anew (e.g. as clusters) takes a moment
       render(ctx);
     } catch (exc) {
       notify(`Cannot save the layer: ${exc.message}`, "error");
@@ -119,7 +136,7 @@ async function remove(ctx, entry) {
   if (!window.confirm(`Delete layer "${entry.info.name}" and its ${entry.info.feature_count} features? History keeps a record.`)) return;
   try {
     await api("DELETE", `${ctx.base}/layers/${entry.info.id}`);
-    entry.group.remove();
+    ctx.hideEntry(entry);
     ctx.layers.delete(entry.info.id);
     if (ctx.activeLayerId === entry.info.id) ctx.activeLayerId = ctx.orderedLayers()[0]?.info.id || null;
     ctx.emit("layersChanged");
@@ -140,8 +157,7 @@ function layerItem(ctx, entry) {
   const toggle = el("input", { type: "checkbox", checked: entry.shown, "aria-label": `Show layer ${info.name}` });
   toggle.addEventListener("change", () => {
     entry.shown = toggle.checked;
-    if (entry.shown) entry.group.addTo(ctx.map);
-    else entry.group.remove();
+    ctx.showEntry(entry);
     ctx.emit("layerToggled", entry);
   });
   const item = el("li", { class: "layer-item", dataset: { layerId: info.id } });

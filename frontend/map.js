@@ -8,7 +8,11 @@ import { initSearch } from "./search.js";
 import { legendControl } from "./legend.js";
 import { initTable } from "./table.js";
 import { applyMapInfo, initSettings } from "./settings.js";
-import { dotStyle, featureStyle, pinIcon } from "./style.js";
+import { isPoint } from "./style.js";
+import { compileRule } from "./datastyle.js";
+import { drawOptions, pointKind, restyle } from "./draw.js";
+import { hideEntry, revealFeature, showEntry } from "./display.js";
+import { initIcons, onIconsLoaded } from "./icons.js";
 import { initLayersPanel } from "./layers.js";
 import { initEditor } from "./editor.js";
 import { initShare } from "./share.js";
@@ -17,9 +21,6 @@ import { popupContent } from "./popup.js";
 import { escapeHtml, icon, notify } from "./ui.js";
 
 const WORLD = { lat: 20, lon: 0, zoom: 2 };
-const markerIcon = (style = {}) => pinIcon(style.markerColor || style.color);
-const DOTS_ABOVE = 300; // a layer with more points than this draws them as canvas dots
-const isPoint = (feature) => feature && feature.geometry && feature.geometry.type === "Point";
 
 function readHash() {
   const m = /^#(\d{1,2})\/(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(window.location.hash);
@@ -70,7 +71,8 @@ class MapContext {
     this.layers = new Map(); // layer id -> {info, group, shown}
     this.activeLayerId = null;
     this.canEdit = false;
-    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [], mapChanged: [], controlsChanged: [], layerToggled: [] };
+    this.listeners = { featureLayer: [], layersChanged: [], featureSelected: [], mapChanged: [], controlsChanged: [], layerToggled: [],
+      styleChanged: [], displayFailed: [] };
   }
 
   on(name, fn) {
@@ -89,31 +91,37 @@ class MapContext {
     return this.layers.get(this.activeLayerId) || this.orderedLayers()[0] || null;
   }
 
-  /** Create the Leaflet group for a layer (empty) and register it. */
+  /** Create the Leaflet group for a layer and register it; it is drawn as its style says
+   * (draw.js: pins, dots or circles, data-driven classes, labels; display.js: as it is,
+   * clustered or as a heatmap). */
   addLayer(info, features = []) {
     const ctx = this;
     const entry = { info, group: null, shown: info.visible !== false };
-    const dots = features.filter(isPoint).length > DOTS_ABOVE;
-    if (dots && !this.canvas) this.canvas = L.canvas({ padding: 0.3, tolerance: 4 });
-    const group = L.geoJSON(null, {
-      renderer: dots ? this.canvas : undefined,
-      style: (feature) => (dots && isPoint(feature) ? dotStyle(entry.info.style) : featureStyle(entry.info.style || {}, feature)),
-      pointToLayer: (feature, latlng) => (dots ? L.circleMarker(latlng, { renderer: this.canvas })
-        : L.marker(latlng, { icon: markerIcon(entry.info.style), keyboard: true,
-          title: feature.properties && feature.properties.name ? String(feature.properties.name) : "" })),
-      onEachFeature: (feature, layer) => {
-        layer._wmLayerId = info.id;
-        layer.bindPopup(() => popupContent(layer.feature, (entry.info.style || {}).popup, ctx.imageOrigins),
-          { maxWidth: 340, minWidth: 200, autoPanPadding: [24, 24] });
-        ctx.emit("featureLayer", layer);
-      },
-    });
+    entry.pointKind = pointKind(info.style, features.filter(isPoint).length);
+    entry.rule = compileRule((info.style || {}).rule, features);
+    const group = L.geoJSON(null, drawOptions(this, entry, (feature, layer) => {
+      layer._wmLayerId = info.id;
+      layer.bindPopup(() => popupContent(layer.feature, (entry.info.style || {}).popup, ctx.imageOrigins),
+        { maxWidth: 340, minWidth: 200, autoPanPadding: [24, 24] });
+      ctx.emit("featureLayer", layer);
+    }));
     entry.group = group;
     this.layers.set(info.id, entry);
     if (features.length) group.addData({ type: "FeatureCollection", features });
-    if (entry.shown) group.addTo(this.map);
+    // data-driven classes follow the data: features added or removed later restyle the layer
+    group.on("layeradd layerremove", () => entry.rule && this.restyleSoon(entry));
+    this.showEntry(entry);
     if (!this.activeLayerId) this.activeLayerId = info.id;
     return entry;
+  }
+
+  /** Put a layer on the map (entry.shown) or take it off, the way its style says. */
+  showEntry(entry) {
+    return showEntry(this, entry);
+  }
+
+  hideEntry(entry) {
+    hideEntry(this, entry);
   }
 
   /** Add one feature (API JSON) to a layer's group; returns its Leaflet layer. A feature
@@ -144,13 +152,24 @@ class MapContext {
     return null;
   }
 
+  /** Redraw a layer after its style or its data changed (a change of point kind, e.g. to
+   * proportional circles or clusters, rebuilds it from the server's data). */
   restyle(entry) {
-    const style = entry.info.style || {};
-    entry.group.eachLayer((layer) => {
-      if (layer instanceof L.Marker) layer.setIcon(markerIcon(style));
-      else if (layer instanceof L.CircleMarker && isPoint(layer.feature)) layer.setStyle(dotStyle(style));
-      else if (layer.setStyle) layer.setStyle(featureStyle(style, layer.feature));
-    });
+    if (entry.pointKind !== pointKind(entry.info.style, entry.group.getLayers().filter((l) => isPoint(l.feature)).length)) {
+      return this.reloadLayer(entry.info.id);
+    }
+    restyle(entry);
+    this.showEntry(entry);
+    this.emit("styleChanged", entry);
+    return Promise.resolve(entry);
+  }
+
+  /** restyle() once after a burst of changes. */
+  restyleSoon(entry) {
+    clearTimeout(entry.restyleTimer);
+    entry.restyleTimer = setTimeout(() => {
+      if (this.layers.get(entry.info.id) === entry) this.restyle(entry);
+    }, 150);
   }
 
   /** Fetch a layer again and redraw it. The group is built anew, so a layer that became
@@ -161,7 +180,7 @@ class MapContext {
     const data = await api("GET", info.data_url);
     const current = this.layers.get(layerId);
     if (!current || current !== old) return current; // deleted or rebuilt meanwhile
-    current.group.remove();
+    this.hideEntry(current);
     this.layers.delete(layerId);
     const entry = this.addLayer({ ...info, visible: current.shown }, data.features || []);
     this.emit("layersChanged");
@@ -190,8 +209,10 @@ class MapContext {
     if (w !== undefined && (w !== e || s !== n)) this.map.flyToBounds([[s, w], [n, e]], { padding: [40, 40], maxZoom: 17, duration: 0.8 });
     else if (w !== undefined) this.map.flyTo([s, w], Math.max(this.map.getZoom(), 16), { duration: 0.8 });
     if (layer && layer.openPopup) {
-      if (w === undefined) layer.openPopup();
-      else this.map.once("moveend", () => layer.openPopup());
+      const entry = this.layers.get(layer._wmLayerId);
+      const open = () => revealFeature(entry, layer, () => layer.openPopup());
+      if (w === undefined) open();
+      else this.map.once("moveend", open);
     }
     this.emit("featureSelected", featureId);
   }
@@ -219,6 +240,11 @@ export async function initMapPage() {
   performance.mark("waymark:map-init");
   const map = L.map(root, { zoomControl: true, worldCopyJump: true, keyboard: true });
   ctx.map = map;
+  initIcons(root);
+  onIconsLoaded(() => { // pins waiting for their icon
+    for (const entry of ctx.layers.values()) if (entry.pointKind === "pin") ctx.restyleSoon(entry);
+  });
+  ctx.on("displayFailed", (entry, exc) => notify(`Layer "${entry.info.name}" is drawn plain: ${exc.message}`, "error"));
   ctx.basemap = initBasemap(map, root);
   map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="A JavaScript library for interactive maps">Leaflet</a>');
   const hashView = readHash();

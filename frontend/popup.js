@@ -8,7 +8,7 @@ import { el } from "./ui.js";
 /** Fields importers keep for round trips, not for people (GPX, KML, simplestyle). */
 const INTERNAL = new Set(["coordinateProperties", "gpx_type", "sym", "styleUrl", "styleHash", "styleMapHash",
   "stroke", "stroke-width", "stroke-opacity", "fill", "fill-opacity", "marker-color", "marker-size",
-  "marker-symbol", "icon", "visibility", "times", "coordTimes"]);
+  "marker-symbol", "label-text", "label-show", "icon", "visibility", "times", "coordTimes"]);
 export const isInternal = (key) => key.startsWith("_") || INTERNAL.has(key);
 const DESCRIPTION_KEYS = ["description", "desc"];
 const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;

@@ -62,7 +62,7 @@ export function applyEdit(ctx, ev) {
       break;
     case "layer.delete":
       if (entry) {
-        ctx.map.removeLayer(entry.group);
+        ctx.hideEntry(entry);
         ctx.layers.delete(ev.layer);
         ctx.emit("layersChanged");
       }
@@ -90,7 +90,7 @@ export async function resync(ctx) {
     }
     for (const id of [...ctx.layers.keys()]) {
       if (!(info.layers || []).some((l) => l.id === id)) {
-        ctx.map.removeLayer(ctx.layers.get(id).group);
+        ctx.hideEntry(ctx.layers.get(id));
         ctx.layers.delete(id);
       }
     }

@@ -37,7 +37,7 @@ from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
-from waymark.openapi import document_error_format
+from waymark.openapi import document_error_format, document_layer_style
 from waymark.ops import observability
 from waymark.ops.apidocs import api_docs
 from waymark.ops.health import healthz, readyz
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=settings.debug,
     )
     document_error_format(app)  # the schema shows the real error body
+    document_layer_style(app)  # and the layer style document
     # security headers on every response, routed or not (404, 405, 429 included); anonymous
     # reads of cached published layers are answered before the framework, with the same headers
     app.asgi_handler = HeadAsGet(PublishedReads(

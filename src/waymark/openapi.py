@@ -12,6 +12,8 @@ from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
 
+from waymark.maps.styles import style_schema_components
+
 ERROR_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["error"],
@@ -43,3 +45,24 @@ def document_error_format(app: Litestar) -> None:
                             _LITESTAR_ERROR:
                         media.schema = ref
                         media.examples = None
+
+
+#: the layer routes whose bodies carry a layer style: (path, method) -> required members
+_LAYER_BODIES = {("/api/v1/maps/{map_id}/layers", "post"): ["name"],
+                 ("/api/v1/maps/{map_id}/layers/{layer_id}", "patch"): []}
+
+
+def document_layer_style(app: Litestar) -> None:
+    """Publish the layer style document (maps/styles.py) as JSON Schema, as the body of the
+    layer create and update routes (their handlers take the raw JSON and validate it)."""
+    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    style, components = style_schema_components()
+    openapi.components.schemas.update(components)
+    body = {"type": "object", "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "style": style, "visible": {"type": "boolean"}, "position": {"type": "integer"}}}
+    for (path, method), required in _LAYER_BODIES.items():
+        operation = getattr((openapi.paths or {}).get(path), method, None)
+        media = operation.request_body.content["application/json"] if operation else None
+        if media is not None:
+            media.schema = {**body, "required": required} if required else body

@@ -3,8 +3,9 @@
 What each format loses is documented in waymark.formats and checked here exactly:
 CSV turns property values into strings (and adds ``id``, plus ``layer`` for several
 layers); GPX writes polygons as tracks (one segment per ring), puts waypoints first and
-adds ``gpx_type``; KML and GPX bake the effective style into ``_style`` and KML adds
-``folder``. A map bundle is lossless: it recreates an identical map.
+adds ``gpx_type``; KML and GPX bake the effective style into the simplestyle properties
+and KML adds ``folder``; a feature style stored the old way (``_style``) is exported under
+the simplestyle names. A map bundle is lossless: it recreates an identical map.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from tests.api.test_import_api import assert_error, row_counts, stored_objects, upload
 from tests.conftest import ApiClient
-from waymark.formats.model import STYLE_KEYS
+from waymark.formats.simplestyle import effective_style, upgrade_legacy
 
 TRICKY = 'Café <b>&amp; "quotes" \'single\'</b> ]]> 日本語 🗺, comma;semi\ttab'
 LAYER_STYLE = {"color": "#3388ff", "weight": 3, "opacity": 0.5, "fillColor": "#ff0000",
@@ -78,22 +79,16 @@ def _coords_equal(a: Any, b: Any) -> None:
         _coords_equal(x, y)
 
 
-def _effective_style(layer_style: dict, props: dict) -> dict:
-    style = {k: v for k, v in layer_style.items() if k in STYLE_KEYS}
-    style.update({k: v for k, v in (props.get("_style") or {}).items() if k in STYLE_KEYS})
-    return {k: v for k, v in style.items() if not (k in ("opacity", "fillOpacity") and v == 1)}
-
-
 def _xml_newlines(v: Any) -> Any:
     """XML parsers turn CR LF (and lone CR) in text into LF (XML 1.0, section 2.11)."""
     return v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
 
 
 def _xml_props(layer_style: dict, props: dict, extra: dict) -> dict:
-    out = {k: _xml_newlines(v) for k, v in props.items() if k != "_style"}
-    style = _effective_style(layer_style, props)
-    if style:
-        out["_style"] = style
+    out = {k: _xml_newlines(v) for k, v in props.items()}
+    for key, value in effective_style(layer_style, props).items():
+        if not (key.endswith("opacity") and value == 1):  # full opacity is implied
+            out.setdefault(key, value)
     return {**out, **extra}
 
 
@@ -122,12 +117,12 @@ def expected_after(fmt: str, layers: list[tuple[str, dict, list[dict]]]) -> list
     keys: dict[str, None] = {}
     for _, _, feats in layers:
         for f in feats:
-            for k in f["properties"]:
+            for k in upgrade_legacy(f["properties"]):
                 keys.setdefault(k, None)
     out = []
     for name, style, feats in layers:
         for f in feats:
-            geometry, props = f["geometry"], f["properties"]
+            geometry, props = f["geometry"], upgrade_legacy(f["properties"])
             if fmt == "geojson":
                 out.append({"geometry": geometry, "properties": props})
             elif fmt == "csv":

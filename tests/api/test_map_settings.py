@@ -42,7 +42,7 @@ def test_bad_controls_are_refused(alice: ApiClient, controls: object, field: str
 @pytest.mark.parametrize(("popup", "field"), [
     ([], "style.popup"), ({"fields": "name"}, "style.popup.fields"),
     ({"fields": [{"label": "x"}]}, "style.popup.fields[0]"), ({"fields": [], "others": "yes"}, "style.popup.others"),
-    ({"fields": [], "colour": 1}, "style.popup"),
+    ({"fields": [], "colour": 1}, "style.popup.colour"),
 ])
 def test_popup_template_is_validated(alice: ApiClient, popup: object, field: str) -> None:
     m = alice.create_map("Popups")

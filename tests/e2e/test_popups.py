@@ -103,7 +103,8 @@ def test_popup_template_picks_orders_and_labels_fields(page: Page, screenshot) -
     rows = item.locator(".popup-fields li")
     expect(rows.first).to_be_visible()
     keys = [li.get_attribute("data-key") for li in rows.all()]
-    assert "_style" in keys and not item.locator("li[data-key='_style'] .pf-show").is_checked()
+    # the placemark's colour (marker-color, from its KML style) is its look, not a field
+    assert keys == ["description", "website", "height_m"], keys
     item.locator("li[data-key='description'] .pf-show").uncheck()
     item.locator("li[data-key='height_m'] .pf-label").fill("Height (m)")
     item.get_by_role("button", name="Move height_m up").click()

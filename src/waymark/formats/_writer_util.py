@@ -1,11 +1,9 @@
-"""Helpers shared by the writers (styles, XML-safe text, numbers)."""
+"""Helpers shared by the writers (XML-safe text, numbers, geometry parts)."""
 
 from __future__ import annotations
 
 import json
 import re
-
-from waymark.formats.model import STYLE_KEYS, ExportLayer
 
 # characters XML 1.0 cannot carry at all, even escaped
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -14,15 +12,6 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def xml_text(value: str) -> str:
     """Drop characters XML 1.0 forbids (escaping of <, & and quotes is done by ElementTree)."""
     return _XML_ILLEGAL.sub("", value)
-
-
-def effective_style(layer: ExportLayer, props: dict) -> dict:
-    """Layer style overridden by the feature's own "_style" (only known keys)."""
-    own = props.get("_style")
-    style = {k: v for k, v in (layer.style or {}).items() if k in STYLE_KEYS and v is not None}
-    if isinstance(own, dict):
-        style.update({k: v for k, v in own.items() if k in STYLE_KEYS and v is not None})
-    return style
 
 
 def num(v) -> str:

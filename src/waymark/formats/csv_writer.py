@@ -2,8 +2,8 @@
 union of property keys in first-seen order.
 
 WKT comes from shapely with full precision and Z kept. CSV has no types: on
-read-back every property is a string (numbers, booleans); nested values and
-``_style`` are JSON-encoded text, ``None`` becomes an empty cell, and features
+read-back every property is a string (numbers, booleans); nested values are
+JSON-encoded text, ``None`` becomes an empty cell, and features
 without geometry get an empty ``wkt`` (the reader skips such rows). Reading it
 back also yields ``id`` (and ``layer``) as ordinary properties.
 """

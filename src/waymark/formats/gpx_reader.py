@@ -18,8 +18,12 @@ Mapping (close to togeojson so users see familiar results):
   (``coordinateProperties.names``, ``descs``, ``cmts``, ``syms``, ``types``,
   ``turns``, aligned like ``times``), or with ``route_points="points"`` as Point
   features of their own (``gpx_type: "route_point"``, ``route``: its name).
-* Styles: TopoGrafix ``gpx_style:line`` (color/opacity/width) and Garmin
-  ``gpxx:DisplayColor`` become ``_style``.
+* Styles become simplestyle properties (formats/simplestyle.py): TopoGrafix
+  ``gpx_style:line`` color/opacity/width -> ``stroke``/``stroke-opacity``/
+  ``stroke-width``; the colour of Garmin ``gpxx:DisplayColor`` (16 named colours),
+  OsmAnd ``osmand:color`` (#rrggbb or #aarrggbb) and TopoGrafix GPX 1.0
+  ``topografix:color`` -> ``stroke`` on routes and tracks, ``marker-color`` on
+  waypoints.
 * Waymark's own ``<extensions><wm:prop name=.. type="json">`` (written by our
   GPX writer) restore properties exactly.
 * Non-numeric / out-of-range lat/lon -> FormatError naming the element's line
@@ -39,6 +43,7 @@ from waymark.formats.model import (
     ReadOptions,
     WarningCollector,
 )
+from waymark.formats.simplestyle import hex_color
 from waymark.formats.xml_safety import Node, parse_xml
 
 WAYMARK_NS = "https://waymark.invalid/ns/gpx/1"
@@ -53,6 +58,14 @@ _TEXT_FIELDS = ("name", "desc", "cmt", "type", "sym")
 #: per-point lists kept on a route: coordinateProperties key -> rtept element
 POINT_LISTS = {"names": "name", "descs": "desc", "cmts": "cmt", "syms": "sym", "types": "type",
                "turns": "turn"}
+
+
+def _set_color(style: dict, key: str, text: str | None) -> None:
+    """A GPX colour ("RRGGBB", "#rrggbb", or Android's "#AARRGGBB") as "#rrggbb"."""
+    t = (text or "").strip().lstrip("#")
+    color = hex_color(t[-6:] if len(t) == 8 else t)
+    if color:
+        style[key] = color
 
 
 class _Skip(Exception):
@@ -107,29 +120,35 @@ class _Reader:
             if v is not None:
                 props[f] = v
         props["gpx_type"] = gpx_type
+        style: dict = {}
+        color_key = "marker-color" if gpx_type == "waypoint" else "stroke"
+        for child in node.children:  # GPX 1.0: private elements sit in the element itself
+            if child.tag == "color" and "topografix" in child.ns.lower():
+                _set_color(style, color_key, child.text)
         ext = node.find("extensions")
         if ext is not None:
-            self.extensions(ext, props)
+            self.extensions(ext, props, style, color_key)
+        for key, value in style.items():
+            props.setdefault(key, value)
         return props
 
-    def extensions(self, ext: Node, props: dict) -> None:
-        style: dict = {}
-        own: dict = {}
+    def extensions(self, ext: Node, props: dict, style: dict, color_key: str) -> None:
         for child in ext.iter():
-            if child.tag == "line" and "gpx_style" in child.ns:
-                color = child.findtext("color")
-                if color and len(color.lstrip("#")) == 6:
-                    style["color"] = "#" + color.lstrip("#").lower()
+            ns = child.ns.lower()
+            if child.tag == "line" and "gpx_style" in ns:
+                _set_color(style, "stroke", child.findtext("color"))
                 op = _float(child.findtext("opacity"))
-                if op is not None and op != 1.0:  # full opacity is the default, as in KML
-                    style["opacity"] = op
-                width = _float(child.findtext("width"))
-                if width is not None:
-                    style["weight"] = width
+                if op is not None and op != 1.0 and 0 <= op <= 1:  # 1 is the default, as in KML
+                    style["stroke-opacity"] = op
+                w = _float(child.findtext("width"))
+                if w is not None and w >= 0:
+                    style["stroke-width"] = w
             elif child.tag == "DisplayColor":
                 color = GARMIN_COLORS.get((child.text or "").strip())
                 if color:
-                    style["color"] = color
+                    style[color_key] = color
+            elif child.tag == "color" and ("osmand" in ns or "topografix" in ns):
+                _set_color(style, color_key, child.text)
             elif child.tag == "prop" and child.ns == WAYMARK_NS:
                 name = child.get("name")
                 if name is None:
@@ -140,10 +159,7 @@ class _Reader:
                         value = json.loads(value)
                     except ValueError:
                         pass
-                own[name] = value
-        if style:
-            props["_style"] = style
-        props.update(own)
+                props[name] = value
 
     def points(self, nodes: list[Node], kept: list | None = None) -> tuple[list, list]:
         coords, times = [], []

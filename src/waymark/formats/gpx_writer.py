@@ -11,9 +11,11 @@
 * name/desc/cmt/type/sym (and ``time`` for waypoints) become GPX elements;
   per-point times come from ``coordinateProperties.times``; a route's per-point
   names/descs/cmts/syms/types/turns become its ``rtept`` elements. Every other
-  property, and the effective style (layer style + feature ``_style``), goes to
-  ``<extensions><wm:prop name=".." [type="json"]>`` so it round-trips exactly;
-  line styles are also written as TopoGrafix ``gpx_style:line`` for other apps.
+  property, and the effective style (layer colours and widths overridden by the
+  feature's simplestyle properties), goes to ``<extensions><wm:prop name=".."
+  [type="json"]>`` so it round-trips exactly; for other apps a line's colour,
+  opacity and width are also written as TopoGrafix ``gpx_style:line`` and a
+  waypoint's colour as OsmAnd ``osmand:color``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 
-from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
+from waymark.formats._writer_util import num, split_geometry, value_text, xml_text
 from waymark.formats.gpx_reader import POINT_LISTS, WAYMARK_NS
 from waymark.formats.model import ExportLayer
+from waymark.formats.simplestyle import effective_style, hex_color
 
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 STYLE_NS = "http://www.topografix.com/GPX/gpx_style/0/2"
+OSMAND_NS = "https://osmand.net"
 _ELEMENTS = ("name", "cmt", "desc", "sym", "type")  # order from the GPX schema (after ele/time)
 _SKIP = {"gpx_type", "coordinateProperties", "_style"}
 
-_PREFIX = {GPX_NS: "", WAYMARK_NS: "wm:", STYLE_NS: "gpxstyle:"}
+_PREFIX = {GPX_NS: "", WAYMARK_NS: "wm:", STYLE_NS: "gpxstyle:", OSMAND_NS: "osmand:"}
 
 
 def _q(tag: str, ns: str = GPX_NS) -> str:
@@ -79,19 +83,23 @@ def _meta(el: ET.Element, props: dict, style: dict, extra_skip: set[str] = froze
             _text(el, key, props[key])
     own = {k: v for k, v in props.items()
            if k not in plain and k not in _SKIP and k not in extra_skip}
-    if style:
-        own["_style"] = style
+    for key, value in style.items():
+        own.setdefault(key, value)
     is_line = el.tag != _q("wpt")
-    if not own and not (is_line and style.get("color")):
+    line_color = hex_color(style.get("stroke")) if is_line else None
+    marker_color = hex_color(style.get("marker-color")) if not is_line else None
+    if not own and not line_color and not marker_color:
         return
     ext = ET.SubElement(el, _q("extensions"))
-    if is_line and isinstance(style.get("color"), str) and len(style["color"]) == 7:
+    if line_color:
         line = ET.SubElement(ext, _q("line", STYLE_NS))
-        _text(line, "color", style["color"][1:].upper(), STYLE_NS)
-        if style.get("opacity") is not None:
-            _text(line, "opacity", num(style["opacity"]), STYLE_NS)
-        if style.get("weight") is not None:
-            _text(line, "width", num(style["weight"]), STYLE_NS)
+        _text(line, "color", line_color[1:].upper(), STYLE_NS)
+        for key, tag in (("stroke-opacity", "opacity"), ("stroke-width", "width")):
+            value = style.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                _text(line, tag, num(value), STYLE_NS)
+    if marker_color:
+        _text(ext, "color", marker_color, OSMAND_NS)
     for key, value in own.items():
         text, is_json = value_text(value)
         attrs = {"name": xml_text(str(key))}
@@ -108,7 +116,7 @@ def _times(props: dict):
 
 def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> None:
     props = f.get("properties") or {}
-    style = effective_style(layer, props)
+    style = effective_style(layer.style, props)
     times = _times(props)
     for geom in split_geometry(f.get("geometry")):
         gtype, coords = geom["type"], geom["coordinates"]
@@ -159,7 +167,8 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> Non
 
 def write_gpx(layers: list[ExportLayer]) -> bytes:
     root = ET.Element("gpx", {"version": "1.1", "creator": "Waymark", "xmlns": GPX_NS,
-                              "xmlns:wm": WAYMARK_NS, "xmlns:gpxstyle": STYLE_NS})
+                              "xmlns:wm": WAYMARK_NS, "xmlns:gpxstyle": STYLE_NS,
+                              "xmlns:osmand": OSMAND_NS})
     if len(layers) == 1 and layers[0].name:
         meta = ET.SubElement(root, _q("metadata"))
         _text(meta, "name", layers[0].name)

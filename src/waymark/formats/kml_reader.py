@@ -20,9 +20,13 @@ Why these choices:
   (``begin``/``end``), ExtendedData Data/value and SchemaData/SimpleData. A Data
   element carrying our ``wm:type="json"`` attribute is JSON-decoded (lossless
   round trip of our own exports); everything else stays a string.
-* Styles: inline Style > styleUrl (Style, StyleMap "normal" pair, or
-  gx:CascadingStyle) -> ``_style``. KML colours are aabbggrr; we emit "#rrggbb"
-  and an opacity (rounded to 2 decimals) only when alpha is not ff.
+* Styles: shared (styleUrl to a Style, a StyleMap's "normal" pair, a
+  gx:CascadingStyle) then inline Style -> the simplestyle properties (``stroke``,
+  ``stroke-width``, ``stroke-opacity``, ``fill``, ``fill-opacity``, ``marker-color``,
+  ``marker-size`` from the icon scale; formats/simplestyle.py). KML colours are
+  aabbggrr; we emit "#rrggbb" and an opacity (rounded to 2 decimals) only when alpha
+  is not ff. The "highlight" style of a StyleMap is not kept: the map highlights the
+  selected feature itself. ExtendedData wins over the style for the same key.
 * NetworkLink / GroundOverlay / ScreenOverlay / PhotoOverlay are ignored with a
   warning (remote content is never fetched).
 * KMZ: ``doc.kml`` or the first ``.kml`` entry; decompressed size is capped.
@@ -43,6 +47,7 @@ from waymark.formats.model import (
     ReadOptions,
     WarningCollector,
 )
+from waymark.formats.simplestyle import width
 from waymark.formats.xml_safety import Node, parse_xml
 
 WAYMARK_NS = "https://waymark.invalid/ns/kml/1"
@@ -76,35 +81,46 @@ def kml_color(text: str | None) -> tuple[str, float] | None:
 
 
 def _style_from(node: Node) -> dict:
+    """A <Style> as simplestyle properties (formats/simplestyle.py)."""
     style: dict = {}
     line = node.find("LineStyle")
     if line is not None:
         c = kml_color(line.findtext("color"))
         if c:
-            style["color"] = c[0]
+            style["stroke"] = c[0]
             if c[1] != 1.0:
-                style["opacity"] = c[1]
-        w = line.findtext("width")
-        try:
-            if w is not None:
-                style["weight"] = float(w)
-        except ValueError:
-            pass
+                style["stroke-opacity"] = c[1]
+        w = width(line.findtext("width"))
+        if w is not None:
+            style["stroke-width"] = w
     poly = node.find("PolyStyle")
     if poly is not None:
         c = kml_color(poly.findtext("color"))
         if c:
-            style["fillColor"] = c[0]
+            style["fill"] = c[0]
             if c[1] != 1.0:
-                style["fillOpacity"] = c[1]
+                style["fill-opacity"] = c[1]
         if poly.findtext("fill") == "0":
-            style["fillOpacity"] = 0.0
+            style["fill-opacity"] = 0.0
+        if poly.findtext("outline") == "0":
+            style["stroke-width"] = 0.0
     icon = node.find("IconStyle")
     if icon is not None:
         c = kml_color(icon.findtext("color"))
         if c:
-            style["markerColor"] = c[0]
+            style["marker-color"] = c[0]
+        size = marker_size(icon.findtext("scale"))
+        if size:
+            style["marker-size"] = size
     return style
+
+
+def marker_size(scale: str | None) -> str | None:
+    """KML IconStyle scale -> simplestyle marker-size (1 is the default, "medium")."""
+    v = width(scale)
+    if v is None or v == 1:
+        return None
+    return "small" if v < 0.9 else "large" if v > 1.2 else "medium"
 
 
 class _Reader:
@@ -276,11 +292,10 @@ class _Reader:
                 if d.get("name") is not None:
                     props[d.get("name")] = d.text.strip()
         inline = pm.find("Style")
-        style = dict(self.resolve(pm.findtext("styleUrl")))
-        if inline is not None:
-            style.update(_style_from(inline))
-        if style:
-            props["_style"] = style
+        style = {**self.resolve(pm.findtext("styleUrl")),
+                 **(_style_from(inline) if inline is not None else {})}
+        for key, value in style.items():
+            props.setdefault(key, value)
         try:
             children = [c for c in pm.children if c.tag in _GEOM_TAGS]
             parts = [g for child in children for g in self.geometry(child)]

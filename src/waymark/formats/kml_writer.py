@@ -3,11 +3,14 @@
 * ``name``/``description`` become elements; every other property becomes
   ``ExtendedData/Data`` (non-string values JSON-encoded and flagged with a
   ``wm:type="json"`` attribute that our reader honours; other tools see text).
-* Styles: the effective style (layer style overridden by the feature's
-  ``_style``) is written as a shared ``<Style>`` (deduplicated) referenced by
-  ``styleUrl``, so reading the file back yields that effective style as
-  ``_style``. Opacity goes through the 8-bit KML alpha: it reads back rounded
-  to 2 decimals, and an opacity of 1 is implied (not returned).
+* Styles: the effective style (layer colours and widths overridden by the
+  feature's simplestyle properties, formats/simplestyle.py) is written as a shared
+  ``<Style>`` (one per distinct style) referenced by ``styleUrl``, so reading the
+  file back yields that effective style as simplestyle properties. The colours,
+  widths and opacities live only in the Style; ``marker-size`` is also the icon
+  scale for other viewers, and stays in ExtendedData with ``marker-symbol`` and the
+  label. Opacity goes through the 8-bit KML alpha: it reads back rounded to 2
+  decimals, and an opacity of 1 is implied (not returned).
 * Geometry: Multi* and GeometryCollection -> MultiGeometry (collections are
   flattened; a collection whose members all share a type reads back as the
   matching Multi* type). Features without geometry are written without one.
@@ -24,9 +27,14 @@ import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input
 import zipfile
 import zlib
 
-from waymark.formats._writer_util import effective_style, num, split_geometry, value_text, xml_text
+from waymark.formats._writer_util import num, split_geometry, value_text, xml_text
 from waymark.formats.kml_reader import WAYMARK_NS
 from waymark.formats.model import ExportLayer
+from waymark.formats.simplestyle import COLOR_KEYS, effective_style, hex_color
+
+#: style properties a <Style> can carry
+IN_STYLE = {"stroke", "stroke-width", "stroke-opacity", "fill", "fill-opacity", "marker-color"}
+SCALES = {"small": 0.75, "medium": 1.0, "large": 1.5}
 
 PIN_HREF = "files/pin.png"
 KML_NS = "http://www.opengis.net/kml/2.2"
@@ -65,26 +73,45 @@ def _color(hex_rgb, opacity) -> str | None:
     return f"{a:02x}{h[4:6]}{h[2:4]}{h[0:2]}"
 
 
+def _carried(key: str, value) -> bool:
+    """Does the <Style> give this value back exactly (so ExtendedData need not repeat it)?"""
+    if key not in IN_STYLE:
+        return False
+    if key in COLOR_KEYS:
+        return isinstance(value, str) and hex_color(value) == value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if key == "stroke-width":
+        return value >= 0
+    return 0 <= value < 1 and round(round(value * 255) / 255, 2) == value
+
+
 def _style_element(parent: ET.Element, sid: str, style: dict, icon_href: str | None) -> None:
     el = ET.SubElement(parent, _q("Style"), {"id": sid})
-    marker = _color(style.get("markerColor"), None)
-    if marker or icon_href:
+    marker = _color(style.get("marker-color"), None)
+    scale = SCALES.get(style.get("marker-size"))
+    if marker or icon_href or scale:
         icon = _sub(el, "IconStyle")
         if marker:
             _sub(icon, "color", marker)
+        if scale:
+            _sub(icon, "scale", num(scale))
         if icon_href:  # a white pin, tinted by the colour above
             _sub(_sub(icon, "Icon"), "href", icon_href)
-    line_color = _color(style.get("color"), style.get("opacity"))
-    if line_color or style.get("weight") is not None:
+    line_color = _color(style.get("stroke"), style.get("stroke-opacity"))
+    line_width = style.get("stroke-width")
+    if not isinstance(line_width, (int, float)) or isinstance(line_width, bool):
+        line_width = None
+    if line_color or line_width is not None:
         line = _sub(el, "LineStyle")
         if line_color:
             _sub(line, "color", line_color)
-        if isinstance(style.get("weight"), (int, float)):
-            _sub(line, "width", num(style["weight"]))
-    fill = _color(style.get("fillColor"), style.get("fillOpacity"))
+        if line_width is not None:
+            _sub(line, "width", num(line_width))
+    fill = _color(style.get("fill"), style.get("fill-opacity"))
     if fill:
         _sub(_sub(el, "PolyStyle"), "color", fill)
-    elif style.get("fillOpacity") == 0:
+    elif style.get("fill-opacity") == 0:
         _sub(_sub(el, "PolyStyle"), "fill", "0")
 
 
@@ -137,14 +164,16 @@ def write_kml(layers: list[ExportLayer], icon_href: str | None = None) -> bytes:
             for key in _ELEMENTS:
                 if key in as_element:
                     _sub(pm, key, props[key])
-            style = effective_style(layer, props)
+            style = {k: v for k, v in effective_style(layer.style, props).items()
+                     if k in IN_STYLE or k == "marker-size"}
             if style or (icon_href and _has_point(f.get("geometry"))):
                 key = json.dumps(style, sort_keys=True)
                 if key not in style_ids:
                     style_ids[key] = f"style{len(style_ids) + 1}"
                     _style_element(doc, style_ids[key], style, icon_href)
                 _sub(pm, "styleUrl", "#" + style_ids[key])
-            extra = {k: v for k, v in props.items() if k not in as_element and k != "_style"}
+            extra = {k: v for k, v in props.items()
+                     if k not in as_element and not _carried(k, v) and k != "_style"}
             if extra:
                 ext = _sub(pm, "ExtendedData")
                 for k, v in extra.items():

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 #: attribute columns of one imported table (CSV, .dbf, GeoPackage...): bounds the memory a
 #: small file of many empty columns could take, one property per column per row
 MAX_COLUMNS = 1000
-#: keys allowed inside a feature's reserved "_style" property / a layer style
-STYLE_KEYS = ("color", "weight", "opacity", "fillColor", "fillOpacity", "markerColor")
 
 
 @dataclass(slots=True)

@@ -17,8 +17,10 @@ from waymark import jsonutil
 from waymark.db.models import Feature, Layer, Map
 from waymark.errors import Invalid
 from waymark.formats import ExportLayer, FormatError, write
-from waymark.maps.layers import check_style, list_layers
+from waymark.formats.simplestyle import upgrade_legacy
+from waymark.maps.layers import list_layers
 from waymark.maps.service import check_visibility, create_map
+from waymark.maps.styles import check_style
 
 FORMATS = {"geojson": ("application/geo+json", "geojson"), "csv": ("text/csv", "csv"),
            "gpx": ("application/gpx+xml", "gpx"), "kml": ("application/vnd.google-earth.kml+xml", "kml"),
@@ -42,8 +44,12 @@ def _features(session: Session, layer: Layer) -> list[dict[str, Any]]:
 
 
 def _export_layer(session: Session, layer: Layer) -> ExportLayer:
-    return ExportLayer(name=layer.name, style=jsonutil.loads(layer.style),
-                       features=_features(session, layer))
+    """A layer for the file writers; a feature style stored the old way (``_style``) goes
+    out under the simplestyle names other tools understand."""
+    features = _features(session, layer)
+    for f in features:
+        f["properties"] = upgrade_legacy(f["properties"])
+    return ExportLayer(name=layer.name, style=jsonutil.loads(layer.style), features=features)
 
 
 def check_format(fmt: str) -> str:
@@ -96,7 +102,11 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
         if not isinstance(layer, dict) or not isinstance(layer.get("features", []), list):
             raise Invalid(f"layer {i} of the bundle is malformed", code="invalid_bundle",
                           details={"layer_index": i})
-        check_style(layer.get("style"))
+        try:
+            check_style(layer.get("style"))
+        except Invalid as exc:
+            raise Invalid(f"layer {i} of the bundle: {exc}", code="invalid_bundle",
+                          details={"layer_index": i, **exc.details}) from None
     return bundle
 
 

@@ -13,64 +13,10 @@ from waymark.errors import Invalid, NotFound, PreconditionFailed
 from waymark.ids import clamp_to_row_range, new_uuid
 from waymark.maps.editing import UNSET, LayerEditor
 from waymark.maps.service import record_map_op
-from waymark.maps.state import DEFAULT_STYLE, change_json, layer_state
+from waymark.maps.state import change_json, layer_state
+from waymark.maps.styles import check_style
 
 MAX_BATCH = 10_000
-STYLE_KEYS = {"color": str, "weight": (int, float), "opacity": (int, float), "fillColor": str,
-              "fillOpacity": (int, float), "fill": bool, "markerColor": str, "dashArray": str}
-
-
-MAX_POPUP_FIELDS = 50
-
-
-def check_popup(popup: Any) -> dict[str, Any]:
-    """The layer's popup template: {"fields": [{"key", "label"}], "others": bool}: which
-    properties show, in what order, under which label; `others`: the rest after them."""
-    if not isinstance(popup, dict) or set(popup) - {"fields", "others"}:
-        raise Invalid('style.popup must be {"fields": [...], "others": true|false}',
-                      details={"field": "style.popup"})
-    fields = popup.get("fields", [])
-    if not isinstance(fields, list) or len(fields) > MAX_POPUP_FIELDS:
-        raise Invalid(f"style.popup.fields must be a list of at most {MAX_POPUP_FIELDS}",
-                      details={"field": "style.popup.fields"})
-    out = []
-    for i, item in enumerate(fields):
-        key = item.get("key") if isinstance(item, dict) else None
-        label = item.get("label", key) if isinstance(item, dict) else None
-        if not isinstance(key, str) or not key or len(key) > 100 or \
-                not isinstance(label, str) or len(label) > 100:
-            raise Invalid(f"style.popup.fields[{i}] needs a key and a label of at most 100 characters",
-                          details={"field": f"style.popup.fields[{i}]"})
-        out.append({"key": key, "label": label})
-    if not isinstance(popup.get("others", False), bool):
-        raise Invalid("style.popup.others must be true or false", details={"field": "style.popup.others"})
-    return {"fields": out, "others": popup.get("others", False)}
-
-
-def check_style(style: Any) -> dict[str, Any]:
-    if style is None:
-        return dict(DEFAULT_STYLE)
-    if not isinstance(style, dict):
-        raise Invalid("style must be an object", details={"field": "style"})
-    out = {}
-    for key, value in style.items():
-        if key == "popup":
-            out[key] = check_popup(value)
-            continue
-        kind = STYLE_KEYS.get(key)
-        if kind is None:
-            raise Invalid(f"unknown style key {key!r} (allowed: {', '.join(sorted(STYLE_KEYS))}, popup)",
-                          details={"field": f"style.{key}"})
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise Invalid(f"style.{key} has the wrong type", details={"field": f"style.{key}"})
-        if key in ("opacity", "fillOpacity") and not 0 <= value <= 1:
-            raise Invalid(f"style.{key} must be between 0 and 1", details={"field": f"style.{key}"})
-        if key == "weight" and not 0 <= value <= 50:
-            raise Invalid("style.weight must be between 0 and 50", details={"field": "style.weight"})
-        if isinstance(value, str) and len(value) > 50:
-            raise Invalid(f"style.{key} is too long", details={"field": f"style.{key}"})
-        out[key] = value
-    return out
 
 
 def _check_name(name: Any) -> str:

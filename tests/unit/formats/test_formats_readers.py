@@ -8,6 +8,7 @@ import pytest
 from _geo_corpus import DATA_DIR
 
 from waymark.formats import FormatError, detect_format, read
+from waymark.formats.simplestyle import SIMPLESTYLE
 
 
 def _gj(obj) -> bytes:
@@ -206,13 +207,14 @@ def test_kml_features() -> None:
     assert len(poly.geometry["coordinates"]) == 2
     assert poly.properties == {
         "name": "<b>bold</b>", "folder": "A / B", "k": "v", "s": "1",
-        "_style": {"color": "#ff0000", "opacity": 0.5, "weight": 4.0,
-                   "fillColor": "#00ff00", "markerColor": "#0000ff"}}
+        "stroke": "#ff0000", "stroke-opacity": 0.5, "stroke-width": 4.0,
+        "fill": "#00ff00", "marker-color": "#0000ff"}
     assert mg.geometry["type"] == "GeometryCollection"
     assert pts.geometry == {"type": "MultiPoint", "coordinates": [[1, 2], [3, 4, 5]]}
     assert track.geometry == {"type": "LineString", "coordinates": [[1, 2, 3], [4, 5, 6]]}
     assert track.properties["coordinateProperties"] == {"times": ["t1", "t2"]}
-    assert nogeom.geometry is None and nogeom.properties["_style"] == {"weight": 2.0}
+    assert nogeom.geometry is None and nogeom.properties == {"name": "nogeom",
+                                                           "stroke-width": 2.0}
     assert result.warnings == ["1 GroundOverlay element(s) ignored (not supported)"]
 
 
@@ -225,9 +227,9 @@ def test_kml_bad_coordinates_skip_invalid() -> None:
 def test_kml_corpus_styles() -> None:
     data = (DATA_DIR / "kml/togeojson/styles.kml").read_bytes()
     point, polygon = read(data, "kml").layers[0].features
-    assert point.properties["_style"]["color"] == "#fbc02d"  # StyleMap normal -> CascadingStyle
-    assert polygon.properties["_style"] == {"color": "#303f9f", "weight": 2.13333,
-                                            "fillColor": "#ffee58", "fillOpacity": 0.25}
+    assert point.properties["stroke"] == "#fbc02d"  # StyleMap normal -> CascadingStyle
+    assert {k: v for k, v in polygon.properties.items() if k in SIMPLESTYLE} == {
+        "stroke": "#303f9f", "stroke-width": 2.13333, "fill": "#ffee58", "fill-opacity": 0.25}
 
 
 # ---------------------------------------------------------------- detection

@@ -1,8 +1,9 @@
 """write() output is accepted by read() and gives back the same data.
 
 Documented lossiness checked here as well: CSV turns property values into
-strings; KML/GPX bake the effective style (layer + feature) into ``_style`` and
-KML adds a ``folder`` property; GPX adds ``gpx_type``.
+strings; KML/GPX bake the effective style (layer + feature) into the simplestyle
+properties (an old ``_style`` becomes them too) and KML adds a ``folder`` property;
+GPX adds ``gpx_type``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import pytest
 
 from waymark.formats import ExportLayer, read, write
-from waymark.formats._writer_util import effective_style
+from waymark.formats.simplestyle import effective_style
 
 TRICKY = 'Café <b>&amp; "quotes" \'single\'</b> ]]> 日本語 🗺'
 LAYER_STYLE = {"color": "#3388ff", "weight": 3, "opacity": 0.5,
@@ -33,19 +34,22 @@ def sample_layers() -> list[ExportLayer]:
         {"id": "p2", "geometry": {"type": "Point", "coordinates": [0.1234567890123, -45.5]},
          "properties": _props(1, _style={"color": "#00ff00", "markerColor": "#abcdef"})},
         {"id": "p3", "geometry": {"type": "Point", "coordinates": [-179.999999, 89.9, 1234.5]},
-         "properties": _props(2)},
+         "properties": _props(2, **{"marker-color": "#aa5500", "marker-symbol": "park",
+                                     "marker-size": "large", "label-text": "{name}"})},
         {"id": "l3", "geometry": {"type": "LineString",
                                   "coordinates": [[1, 2, 3], [1.5, 2.5, 3.5], [2, 3, 4]]},
          "properties": _props(3, coordinateProperties={
              "times": ["2024-01-01T00:00:00Z", "2024-01-01T00:00:05Z", "2024-01-01T00:00:09Z"]})},
         {"id": "ml", "geometry": {"type": "MultiLineString",
                                   "coordinates": [[[10, 10], [11, 11]], [[12, 12], [13, 13.5]]]},
-         "properties": _props(4)},
+         "properties": _props(4, stroke="#123456", **{"stroke-width": 2.5,
+                                                       "stroke-opacity": 0.4})},
     ]
     areas = [
         {"id": "pg", "geometry": {"type": "Polygon", "coordinates": [
             [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]],
-            [[2, 2], [2, 4], [4, 4], [4, 2], [2, 2]]]}, "properties": _props(5)},
+            [[2, 2], [2, 4], [4, 4], [4, 2], [2, 2]]]},
+         "properties": _props(5, fill="#00ff00", **{"fill-opacity": 0.6, "stroke": "#FF0000"})},
         {"id": "mpg", "geometry": {"type": "MultiPolygon", "coordinates": [
             [[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[5, 5], [6, 5], [6, 6], [5, 5]]]]},
          "properties": _props(6)},
@@ -137,11 +141,10 @@ def test_csv_single_layer_has_no_layer_column() -> None:
 
 def _expected_xml_props(layer, want, extra: dict) -> dict:
     props = {k: v for k, v in want["properties"].items() if k != "_style"}
-    style = effective_style(layer, want["properties"])
-    if style:
-        style = {k: v for k, v in style.items()
-                 if not (k in ("opacity", "fillOpacity") and v == 1)}
-        props["_style"] = style
+    style = effective_style(layer.style, want["properties"])
+    for key, value in style.items():
+        if not (key.endswith("opacity") and value == 1):
+            props.setdefault(key, value)
     return {**props, **extra}
 
 
