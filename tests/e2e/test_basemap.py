@@ -145,6 +145,14 @@ def test_lakes_first_level_areas_and_rivers_are_drawn_with_names(page: Page, dem
     wait_for_labels(page, "Queensland", "New South Wales", "Western Australia")
     screenshot(page, "basemap-australia")
 
+    show(page, 48, 10, 5)  # Europe: its countries' first-level areas, the cities first
+    wait_for_labels(page, "Paris", "Munich", "Niedersachsen")
+    screenshot(page, "basemap-europe")
+
+    show(page, 27, 95, 4)  # India and China: states and provinces named beside their cities
+    wait_for_labels(page, "Delhi", "Chengdu", "Qinghai", "Xinjiang")
+    screenshot(page, "basemap-india-china")
+
     show(page, 45, -84, 6)  # the Great Lakes are water, not land
     for lake in ([43.8, -87.0], [47.6, -87.5], [44.8, -82.4]):  # Michigan, Superior, Huron
         assert WATER in page.evaluate(COLOURS_AT, lake), lake

@@ -78,25 +78,52 @@ def test_major_lakes_are_water_drawn_over_the_land() -> None:
     assert _covers(tile, "earth", point) and not _covers(tile, "lakes", point)
 
 
-def test_first_level_borders_from_zoom_2() -> None:
+FIRST_LEVEL_BORDERS = {  # a point on a first-level border inside each country, (lon, lat): first zoom
+    "USA (Kansas/Missouri)": ((-94.6, 38.5), 2),
+    "India (Madhya Pradesh/Maharashtra)": ((77.5, 21.5), 2),
+    "China (Sichuan/Qinghai)": ((100.0, 33.0), 2),
+    "France (Allier/Puy-de-Dôme)": ((3.0, 46.0), 4),  # départements: smaller areas, later
+    "Nigeria (Kano/Jigawa)": ((9.0, 12.3), 4),
+}
+
+
+def _nearest_region_border(z: int, lon: float, lat: float) -> float:
+    """Distance (tile units) from the point to the nearest first-level border of its tile."""
+    tile, point = _tile_at(z, lon, lat)
+    lines = [shape(f["geometry"]) for f in tile.get("region_boundaries", {}).get("features", [])]
+    return min((line.distance(point) for line in lines), default=float("inf"))
+
+
+def test_first_level_borders_world_wide_from_zoom_2() -> None:
     for z in (0, 1):
         assert not _features(z, "region_boundaries")
-    for z in (2, 5):  # Kansas/Missouri, between two states of one country
-        tile, _ = _tile_at(z, -95.5, 38.5)
-        assert tile["region_boundaries"]["features"], z
+    for name, ((lon, lat), first) in FIRST_LEVEL_BORDERS.items():
+        for z in (first, 5):
+            tile, _ = _tile_at(z, lon, lat)
+            assert tile.get("region_boundaries", {}).get("features"), f"no first-level border in {name} at zoom {z}"
+        # near enough to the border at zoom 6 (a 1/64 of the world wide tile, ~1.4 km a pixel unit)
+        assert _nearest_region_border(6, lon, lat) < EXTENT * 0.05, name
+    # none crosses the open sea (the middle of the Bay of Biscay, ~300 km off the coast)
+    assert _nearest_region_border(6, -5.0, 45.5) > EXTENT * 0.3
+    # Slovenia's 212 municipalities are bordered from zoom 5 only (drawn from zoom 6), not in
+    # the views of Europe before: Ljubljana is ~20 km from another first-level border
+    assert _nearest_region_border(4, 14.5, 46.05) > EXTENT * 0.01
+    assert _nearest_region_border(5, 14.5, 46.05) < EXTENT * 0.01
 
 
 def test_first_level_areas_are_named_by_country_from_zoom_3() -> None:
     by_country: dict[str, set[str]] = defaultdict(set)
     for feature in _features(6, "regions"):
         by_country[feature["properties"]["country"]].add(feature["properties"]["name"])
-    # Natural Earth 1:50m: the 50 states and DC, 13 provinces and territories, 26 states and
-    # the federal district, 8 states and territories (Jervis Bay has no place to name it by)
-    assert {c: len(names) for c, names in by_country.items()} == {"USA": 51, "CAN": 13, "BRA": 27, "AUS": 8}
+    # Natural Earth 1:10m: all the world's first-level areas, by their own names
+    counts = {c: len(by_country[c]) for c in ("USA", "CAN", "FRA", "DEU", "IND", "CHN", "NGA")}
+    assert counts == {"USA": 51, "CAN": 13, "FRA": 101, "DEU": 16, "IND": 37, "CHN": 33, "NGA": 37}
+    assert len(by_country) > 150
     assert {"Texas", "District of Columbia", "Ontario", "Prince Edward Island", "Québec", "São Paulo",
-            "Amapá", "New South Wales"} <= set().union(*by_country.values())
+            "Amapá", "New South Wales", "Bayern", "Maharashtra", "Sichuan", "Kano",
+            "Puy-de-Dôme"} <= set().union(*by_country.values())
     early = {f["properties"]["name"] for f in _features(3, "regions")}
-    assert {"Texas", "Ontario", "Queensland", "Amazonas"} <= early
+    assert {"Texas", "Ontario", "Queensland", "Amazonas", "Sichuan"} <= early
     assert "Rhode Island" not in early  # the small ones come later
 
 
