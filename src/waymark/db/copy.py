@@ -28,7 +28,10 @@ from sqlalchemy.exc import DBAPIError
 
 from waymark.db.digest import BATCH_ROWS, TableDigest, digest_table, stream_rows
 
-IGNORED_TABLES = frozenset({"alembic_version"})
+# Not data: the schema's revision (set by the migrations on the target) and the claims of
+# periodic task runs, which workers write every minute, read-only mode or not (a claim only
+# matters within its minute; the new database starts with none).
+IGNORED_TABLES = frozenset({"alembic_version", "periodic_runs"})
 Progress = Callable[[str, int], None]  # (table, rows just copied)
 
 
