@@ -157,3 +157,17 @@ def test_bundle_with_an_invalid_style_names_the_layer_and_field(owner: ApiClient
     r = upload(owner, "/api/v1/maps/import-bundle", "bad.waymark.json", json.dumps(doc).encode())
     assert r.status_code == 422
     assert r.json()["error"]["details"] == {"layer_index": 0, "field": "style.rule.ramp"}
+
+
+@pytest.mark.parametrize(("body", "field"), [({"position": {}}, "position"),
+                                             ({"position": "2"}, "position"),
+                                             ({"position": True}, "position"),
+                                             ({"visible": "no"}, "visible")])
+def test_new_layer_with_a_bad_field_is_refused_and_not_made(owner: ApiClient, body: dict,
+                                                           field: str) -> None:
+    """Found by schemathesis: `"position": {}` on create was a 500."""
+    m = owner.create_map("Layers")
+    r = owner.post(f"/api/v1/maps/{m['id']}/layers", json={"name": "New", **body})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"]["field"] == field and field in r.json()["error"]["message"]
+    assert len(owner.get(f"/api/v1/maps/{m['id']}/layers").json()) == len(m["layers"])

@@ -38,6 +38,18 @@ def list_layers(session: Session, map_: Map) -> list[Layer]:
                                 .order_by(Layer.position, Layer.id)))
 
 
+def _check_visible(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("visible must be true or false", details={"field": "visible"})
+    return value
+
+
+def _check_position(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid("position must be an integer", details={"field": "position"})
+    return value
+
+
 def create_layer(session: Session, map_: Map, user_id: int | None, data: dict[str, Any]) -> Layer:
     position = data.get("position")
     if position is None:
@@ -45,7 +57,8 @@ def create_layer(session: Session, map_: Map, user_id: int | None, data: dict[st
                     or 0) + 1
     layer = Layer(public_id=new_uuid(), map_id=map_.id, name=_check_name(data.get("name")),
                   style=jsonutil.dumps(check_style(data.get("style"))),
-                  visible=bool(data.get("visible", True)), position=int(position))
+                  visible=_check_visible(data.get("visible", True)),
+                  position=_check_position(position))
     session.add(layer)
     session.flush()
     session.add(Change(map_id=map_.id, layer_id=layer.id, layer_version=1, user_id=user_id,
@@ -68,13 +81,9 @@ def update_layer(session: Session, map_: Map, layer: Layer, user_id: int | None,
     if "style" in data:
         layer.style = jsonutil.dumps(check_style(data["style"]))
     if "visible" in data:
-        if not isinstance(data["visible"], bool):
-            raise Invalid("visible must be true or false", details={"field": "visible"})
-        layer.visible = data["visible"]
+        layer.visible = _check_visible(data["visible"])
     if "position" in data:
-        if not isinstance(data["position"], int) or isinstance(data["position"], bool):
-            raise Invalid("position must be an integer", details={"field": "position"})
-        layer.position = data["position"]
+        layer.position = _check_position(data["position"])
     editor.record_layer_op("layer.update", before, layer_state(layer))
     return editor.finish()
 
