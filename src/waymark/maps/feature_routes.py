@@ -17,11 +17,11 @@ from waymark.accounts.actor import Actor
 from waymark.db.models import Feature
 from waymark.errors import Invalid, NotFound
 from waymark.maps import feature_write
-from waymark.maps.feature_write import FeatureEdit
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
 from waymark.maps.editing import UNSET, parse_feature_id
 from waymark.maps.events import layer_event
+from waymark.maps.feature_write import FeatureEdit
 from waymark.maps.routes import LAYER, _publish, _schedule, _svc
 from waymark.maps.state import feature_json, layer_json
 from waymark.maps.table import table_page
@@ -181,10 +181,10 @@ def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any)
     "properties"}]} atomically: all succeed as one new layer version, or none does."""
     body = json_object(data)
     with _svc(request).db.write() as s:
-        edited, results = feature_write.apply_batch(s.connection(), actor, map_id, layer_id,
-                                                    body.get("operations"))
-        out = {"layer_version": edited.layer_version, "results": results}
-    _schedule(request, edited.layer_pk)
+        layer_pk, version, results = feature_write.apply_batch(
+            s.connection(), actor, map_id, layer_id, body.get("operations"))
+        out = {"layer_version": version, "results": results}
+    _schedule(request, layer_pk)
     _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
                                           layer_version=out["layer_version"]))
     return out

@@ -43,6 +43,8 @@ from waymark.maps.editing import (
 from waymark.maps.events import feature_event
 from waymark.maps.state import feature_json, feature_state
 
+Bbox = tuple[Any, Any, Any, Any]  # minx, miny, maxx, maxy (all None: no geometry)
+_NO_BBOX: Bbox = (None, None, None, None)
 _m, _l, _f = Map.__table__, Layer.__table__, Feature.__table__
 _members, _changes = Member.__table__, Change.__table__
 
@@ -106,6 +108,15 @@ class FeatureEdit:
     properties: Any = UNSET
     expected_version: int | None = None
 
+    @classmethod
+    def of(cls, op: str, data: dict[str, Any], version: int | None = None) -> FeatureEdit:
+        """From a JSON message (a websocket frame, a batch operation): a create takes its
+        geometry and properties as given; an update changes only the members present."""
+        if op == "create":
+            return cls(op, data.get("id") or None, data.get("geometry"), data.get("properties"))
+        return cls(op, str(data.get("id")), data.get("geometry", UNSET),
+                   data.get("properties", UNSET), version)
+
 
 @dataclass
 class Edited:
@@ -138,9 +149,10 @@ def apply_feature_edit(conn: Connection, actor: Actor, map_id: str, layer_id: st
 
 
 def apply_batch(conn: Connection, actor: Actor, map_id: str, layer_id: str,
-                operations: Any) -> tuple[Edited, list[dict[str, Any]]]:
+                operations: Any) -> tuple[int, int, list[dict[str, Any]]]:
     """Apply add/update/delete operations atomically, as one layer version: the same edit
-    as `apply_feature_edit`, many times; any failure rolls back all of them."""
+    as `apply_feature_edit`, many times; any failure rolls back all of them. Returns (layer
+    pk, new layer version, one result per operation)."""
     if not isinstance(operations, list) or not operations:
         raise Invalid("operations must be a non-empty list", details={"field": "operations"})
     if len(operations) > MAX_BATCH:
@@ -156,21 +168,16 @@ def apply_batch(conn: Connection, actor: Actor, map_id: str, layer_id: str,
         if kind not in ("add", "update", "delete"):
             raise Invalid(f"operation {i}: op must be add, update or delete",
                           details={"index": i, "field": "op"})
-        if kind == "add":
-            edit = FeatureEdit("create", op.get("id") or None, op.get("geometry"),
-                               op.get("properties"))
-        else:
-            if not op.get("id"):
-                raise Invalid(f"operation {i}: id is required", details={"index": i, "field": "id"})
-            edit = FeatureEdit(kind, str(op["id"]), op.get("geometry", UNSET),
-                               op.get("properties", UNSET), version)
-        feature, fid = layer_edit.apply(edit, index=i)
+        if kind != "add" and not op.get("id"):
+            raise Invalid(f"operation {i}: id is required", details={"index": i, "field": "id"})
+        feature, fid = layer_edit.apply(
+            FeatureEdit.of("create" if kind == "add" else kind, op, version), index=i)
         if feature is None:
             results.append({"op": "delete", "id": op["id"]})
         else:
             results.append({"op": kind, "id": fid, "version": feature["version"]})
     layer_edit.finish()
-    return Edited(layer_pk, layer_edit.version, None, "", "batch"), results
+    return layer_pk, layer_edit.version, results
 
 
 class LayerEdit:
@@ -189,7 +196,8 @@ class LayerEdit:
         self.delta = 0
         self.counted = delta
 
-    def apply(self, edit: FeatureEdit, *, index: int | None = None) -> tuple[dict | None, str]:
+    def apply(self, edit: FeatureEdit, *,
+              index: int | None = None) -> tuple[dict[str, Any] | None, str]:
         """(feature_json after the edit or None after a delete, feature id)."""
         if edit.op == "create":
             return self._create(edit, index)
@@ -214,7 +222,7 @@ class LayerEdit:
         bbox, geometry_text = old, row.geometry
         if geometry is not UNSET:
             geometry_text = jsonutil.dumps(geometry) if geometry is not None else None
-            bbox = geometry_bbox(geometry) if geometry is not None else (None, None, None, None)
+            bbox = (geometry_bbox(geometry) if geometry is not None else None) or _NO_BBOX
             self._fit(old, bbox)
         after = FeatureRow(fid, geometry_text,
                            row.properties if properties is UNSET else jsonutil.dumps(properties),
@@ -226,7 +234,7 @@ class LayerEdit:
         self._record(fid, "feature.update", feature_state(row), feature_state(after))
         return feature_json(after), fid
 
-    def _create(self, edit: FeatureEdit, index: int | None) -> tuple[dict, str]:
+    def _create(self, edit: FeatureEdit, index: int | None) -> tuple[dict[str, Any], str]:
         geometry = check_geometry(edit.geometry, index=index)
         properties = check_properties(edit.properties, index=index)
         fid = parse_feature_id(edit.feature_id, index=index) if edit.feature_id \
@@ -234,8 +242,7 @@ class LayerEdit:
         if self.conn.execute(_UUID_TAKEN, {"uuid": fid}).first() is not None:
             raise Conflict(f"feature {fid} already exists", code="feature_exists",
                            details=_where(index, id=fid))
-        bbox = geometry_bbox(geometry) if geometry is not None else None
-        bbox = bbox or (None, None, None, None)
+        bbox = (geometry_bbox(geometry) if geometry is not None else None) or _NO_BBOX
         after = FeatureRow(fid, jsonutil.dumps(geometry) if geometry is not None else None,
                            jsonutil.dumps(properties), 1, self.version, self.now)
         self.conn.execute(_INSERT_FEATURE, {
@@ -243,7 +250,7 @@ class LayerEdit:
             "properties": after.properties, "minx": bbox[0], "miny": bbox[1], "maxx": bbox[2],
             "maxy": bbox[3], "version": 1, "created_version": self.version,
             "updated_by": self.user_id, "updated_at": self.now})
-        self._fit((None, None, None, None), bbox)
+        self._fit(_NO_BBOX, bbox)
         self.delta += 1
         self._record(fid, "feature.create", None, feature_state(after))
         return feature_json(after), fid
@@ -260,7 +267,7 @@ class LayerEdit:
                                               "maxx": bbox[2], "maxy": bbox[3]})
         self.conn.execute(BUMP_MAP, {"map_pk": self.map_pk, "now": self.now})
 
-    def _fit(self, old: tuple, new: tuple | None) -> None:
+    def _fit(self, old: Bbox, new: Bbox | None) -> None:
         """Keep the layer bbox exact: grow it to a new geometry; recompute at the end when a
         feature that touched its edge moved or went (the only case in which it can shrink)."""
         current = self.bbox
@@ -271,7 +278,7 @@ class LayerEdit:
         if new is None or new[0] is None:
             return
         if current[0] is None:
-            self.bbox = tuple(new)
+            self.bbox = new
         else:
             self.bbox = (min(current[0], new[0]), min(current[1], new[1]),
                          max(current[2], new[2]), max(current[3], new[3]))

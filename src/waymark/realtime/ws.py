@@ -40,7 +40,7 @@ from waymark.accounts.actor import Actor, resolve_actor
 from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError, Forbidden, Invalid, ws_api_error, ws_error
 from waymark.maps.access import load_map
-from waymark.maps.editing import UNSET, parse_version
+from waymark.maps.editing import parse_version
 from waymark.maps.feature_write import FeatureEdit, apply_feature_edit
 from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
 from waymark.ops.redis import RedisUnavailable
@@ -241,13 +241,7 @@ class Connection:
         if op not in ("create", "update", "delete"):
             raise Invalid("op must be create, update or delete", details={"field": "op"})
         layer_id = str(msg.get("layer") or "")
-        version = parse_version(msg.get("version"))
-        if op == "create":
-            edit = FeatureEdit(op, msg.get("id") or None, msg.get("geometry"),
-                               msg.get("properties"))
-        else:
-            edit = FeatureEdit(op, str(msg.get("id")), msg.get("geometry", UNSET),
-                               msg.get("properties", UNSET), version)
+        edit = FeatureEdit.of(op, msg, parse_version(msg.get("version")))
         with self.svc.db.write() as s:
             actor = resolve_actor(s, method="GET", authorization=self.authorization,
                                   session_data=self.session_data, csrf_header=None)
