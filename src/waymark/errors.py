@@ -13,8 +13,8 @@ from typing import Any
 
 from waymark import jsonutil
 
-#: The members of every error object, in order (openapi.py documents them).
-ERROR_FIELDS = ("code", "message", "details")
+#: The members of every error object and their JSON types (openapi.py documents them).
+ERROR_FIELDS = {"code": "string", "message": "string", "details": "object"}
 
 
 class ApiError(Exception):
@@ -109,3 +109,9 @@ async def send_error(send: Any, status: int, body: dict[str, Any],
         (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
         (b"cache-control", b"no-store"), *(headers or ())]})
     await send({"type": "http.response.body", "body": raw})
+
+
+async def send_api_error(send: Any, exc: ApiError) -> None:
+    """`send_error` of a raised ApiError, with its status and headers."""
+    await send_error(send, exc.status_code, exc.body(),
+                     [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])

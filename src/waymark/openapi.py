@@ -21,9 +21,7 @@ ERROR_SCHEMA = Schema(
     properties={"error": Schema(
         type=OpenAPIType.OBJECT,
         required=list(ERROR_FIELDS),
-        properties=dict(zip(ERROR_FIELDS, (Schema(type=OpenAPIType.STRING),
-                                           Schema(type=OpenAPIType.STRING),
-                                           Schema(type=OpenAPIType.OBJECT)), strict=True)))},
+        properties={name: Schema(type=OpenAPIType(kind)) for name, kind in ERROR_FIELDS.items()})},
     description='Every error: {"error": {"code", "message", "details"}}',
 )
 _LITESTAR_ERROR = ["detail", "status_code"]

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 
 from waymark.db.engine import Database
 from waymark.db.models import MaintenanceMode, as_utc, utcnow
-from waymark.errors import ApiError, send_error
+from waymark.errors import ApiError, send_api_error
 
 log = logging.getLogger("waymark.maintenance")
 
@@ -158,8 +158,3 @@ class ReadOnlyGuard:
                 await send_api_error(send, exc)
                 return
         await self.app(scope, receive, send)
-
-
-async def send_api_error(send: Any, exc: ApiError) -> None:
-    await send_error(send, exc.status_code, exc.body(),
-                     [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()])
