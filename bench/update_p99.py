@@ -96,6 +96,18 @@ def publish_first(base: str, token: str, map_id: str, layer_id: str) -> float:
     return time.perf_counter() - t
 
 
+def server_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the server processes."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 class CpuSampler(threading.Thread):
     """CPU % of each server process, sampled every 0.5 s."""
 
@@ -342,10 +354,12 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         client_proc = psutil.Process()
         cpu0 = client_proc.cpu_times()
+        server0 = server_cpu_seconds(pids)
         jiffies0 = c.cpu_jiffies()
         res = asyncio.run(load(base, token, map_id, layer_id, versions, args.clients,
                                args.duration, rate=rate, client_kind=args.client))
         cpu1 = client_proc.cpu_times()
+        server1 = server_cpu_seconds(pids)
         jiffies1 = c.cpu_jiffies()
         res["steal_pct"] = c.steal_pct(jiffies0, jiffies1)
         sampler.stop.set()
@@ -354,6 +368,9 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
         res["snapshots_during"] = db_snapshots(data_dir, v0) - snaps0
         res["client_cpu_pct"] = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / res["elapsed"] * 100
         res["server_cpu"] = sampler.samples
+        # server CPU per request (edits, 412s and errors): the cost of the edit path itself,
+        # comparable across loaded runs where latency is not (the background build included)
+        res["server_cpu_ms"] = (server1 - server0) * 1000 / max(len(res["sorted"]), 1)
         res["pids"] = pids
         for spy_proc in spies:
             try:
@@ -375,7 +392,7 @@ def run_phase(name: str, data_dir: Path, args, extra_env: dict[str, str]) -> dic
           f"errors {res['errors']} {res['errors_by_kind'] or ''}; p50 {sm['p50']:.1f} "
           f"p95 {sm['p95']:.1f} p99 {sm['p99']:.1f} max {sm['max']:.1f} ms; snapshots built "
           f"during run: {res['snapshots_during']}; client CPU {res['client_cpu_pct']:.0f} %; "
-          f"CPU steal {res['steal_pct']:.1f} %")
+          f"CPU steal {res['steal_pct']:.1f} %; server CPU {res['server_cpu_ms']:.2f} ms/edit")
     print("  per-second: " + " ".join(f"[{sec}s n={n} p99={p99:.0f} max={mx:.0f}]"
                                        for sec, n, p99, mx in res["per_second"]))
     return res

@@ -25,7 +25,7 @@ from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
-from waymark.errors import ApiError
+from waymark.errors import ApiError, internal_error_body
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
 from waymark.http_head import HeadAsGet
@@ -69,8 +69,7 @@ def _internal_error(request: Request, exc: Exception) -> Response:
                     str(exc).splitlines()[0][:200])
         return _api_error(request, database_unavailable_error())
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response({"error": {"code": "internal_error", "message": "internal server error",
-                               "details": {}}}, status_code=500)
+    return Response(internal_error_body(), status_code=500)
 
 
 def _stores(settings: Settings) -> dict:

@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
 
+from waymark.errors import ERROR_FIELDS
 from waymark.maps.styles import style_schema_components
 
 ERROR_SCHEMA = Schema(
@@ -19,10 +20,8 @@ ERROR_SCHEMA = Schema(
     required=["error"],
     properties={"error": Schema(
         type=OpenAPIType.OBJECT,
-        required=["code", "message", "details"],
-        properties={"code": Schema(type=OpenAPIType.STRING),
-                    "message": Schema(type=OpenAPIType.STRING),
-                    "details": Schema(type=OpenAPIType.OBJECT)})},
+        required=list(ERROR_FIELDS),
+        properties={name: Schema(type=OpenAPIType(kind)) for name, kind in ERROR_FIELDS.items()})},
     description='Every error: {"error": {"code", "message", "details"}}',
 )
 _LITESTAR_ERROR = ["detail", "status_code"]

@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waymark.accounts.passwords import (
@@ -104,7 +104,3 @@ def revoke_token(session: Session, user: User, token_id: int) -> None:
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("token not found")
     token.revoked_at = datetime.now(timezone.utc)
-
-
-def count_users(session: Session) -> int:
-    return session.scalar(select(func.count(User.id))) or 0

@@ -22,10 +22,9 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy import delete, select
 
-from waymark import jsonutil
 from waymark.db.engine import Database
 from waymark.db.models import MaintenanceMode, as_utc, utcnow
-from waymark.errors import ApiError, error_body
+from waymark.errors import ApiError, send_api_error
 
 log = logging.getLogger("waymark.maintenance")
 
@@ -156,15 +155,6 @@ class ReadOnlyGuard:
             try:
                 await self.mode.check_async()
             except ApiError as exc:
-                await send_error(send, exc)
+                await send_api_error(send, exc)
                 return
         await self.app(scope, receive, send)
-
-
-async def send_error(send: Any, exc: ApiError) -> None:
-    body = jsonutil.dumpb(error_body(exc.code, exc.message, exc.details))
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"cache-control", b"no-store")]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -15,12 +15,26 @@ from waymark.errors import Forbidden, NotFound
 
 ROLES = ("viewer", "editor", "owner")
 VISIBILITIES = ("private", "unlisted", "public")
+#: Who may see a map without a role on it: anyone with the link (unlisted) or anyone at all
+#: (public). The one place this is decided; the routes (`check`) and the published-read fast
+#: paths (`published_reads.resolve_*`) both ask `anyone_may_view`.
+ANON_VISIBLE = ("public", "unlisted")
 RANK = {None: 0, "viewer": 1, "editor": 2, "owner": 3}
 NEED = {"view": 0, "edit": 2, "own": 3}
 #: Anonymous reads of maps anyone may see (public, unlisted) are open to pages on any site:
 #: Leaflet/MapLibre pages, geojson.io, QGIS. No credentials are ever allowed cross-origin,
 #: and answers to signed-in or token requests carry no CORS header at all.
 OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def anyone_may_view(visibility: str) -> bool:
+    """May someone without a role on the map (anonymous included) see it?"""
+    return visibility in ANON_VISIBLE
+
+
+def is_public(visibility: str) -> bool:
+    """Listed and shareable through shared caches (Redis, CDNs), unlike unlisted maps."""
+    return visibility == "public"
 
 
 def cors_headers(actor: Actor) -> dict[str, str]:
@@ -65,7 +79,7 @@ def check(visibility: str, deleted: bool, role: str | None, actor: Actor, need: 
     """The rule itself: raise 404/401/403 unless `actor` with `role` may do `need`."""
     if deleted and not (include_deleted and role == "owner"):
         raise NotFound("map not found")
-    if role is None and visibility not in ("public", "unlisted"):
+    if role is None and not anyone_may_view(visibility):
         raise NotFound("map not found")
     if RANK[role] < NEED[need]:
         actor.require_user()  # anonymous: 401, so clients know to log in

@@ -1,13 +1,17 @@
-"""Editing a layer: add, update, delete features with optimistic concurrency and history.
+"""Editing a layer: the rules every feature edit shares, and the ORM LayerEditor.
 
-A LayerEditor works inside one write transaction. Every operation checks the feature's
-version, writes one row, and appends one Change; `finish()` bumps the layer version once, so
-a batch of operations is one version and one unit of undo.
+The rules (input checks, `check_version`, `change_values` for the history row, `BUMP_MAP`)
+are used by the one edit path, feature_write.apply_feature_edit (HTTP single edits, batches,
+websocket edits), and by LayerEditor, which revert and imports use. A LayerEditor works
+inside one write transaction. Every operation checks the feature's version, writes one row,
+and appends one Change; `finish()` bumps the layer version once, so a batch of operations is
+one version and one unit of undo.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -24,6 +28,7 @@ _maps = Map.__table__
 BUMP_MAP = (update(_maps).where(_maps.c.id == bindparam("map_pk"))
              .values(updated_at=bindparam("now"), version=_maps.c.version + 1))
 MAX_PROPERTIES_BYTES = 256 * 1024
+MAX_BATCH = 10_000
 
 
 def parse_feature_id(value: str, *, index: int | None = None) -> str:
@@ -39,6 +44,35 @@ def _where(index: int | None, **extra: Any) -> dict[str, Any]:
     if index is not None:
         details["index"] = index
     return details
+
+
+def parse_version(value: Any, *, index: int | None = None) -> int | None:
+    """The version a client says it edited (None: no check), which must be an integer."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        where = f"operation {index}: " if index is not None else ""
+        raise Invalid(f"{where}version must be an integer", details=_where(index, field="version"))
+    return value
+
+
+def check_version(conn: Any, feature: Any, expected: int | None, index: int | None = None) -> None:
+    """412 with the current feature and its last editor unless `expected` is its version."""
+    if expected is not None and expected != feature.version:
+        raise PreconditionFailed(
+            f"feature {feature.uuid} is at version {feature.version}, not {expected}",
+            details=_where(index, id=feature.uuid, current=feature_json(feature),
+                           updated_by=last_editor(conn, feature)),
+            headers={"ETag": f'"{feature.version}"'},
+        )
+
+
+def change_values(map_pk: int, layer_pk: int, layer_version: int, fid: str | None,
+                  user_id: int | None, op: str, before: Any, after: Any,
+                  now: datetime) -> dict[str, Any]:
+    """The history row of one change (Change's columns)."""
+    return {"map_id": map_pk, "layer_id": layer_pk, "layer_version": layer_version,
+            "feature_uuid": fid, "user_id": user_id, "op": op,
+            "before": jsonutil.dumps(before) if before is not None else None,
+            "after": jsonutil.dumps(after) if after is not None else None, "created_at": now}
 
 
 def check_geometry(geometry: Any, *, index: int | None = None) -> dict | None:
@@ -165,13 +199,7 @@ class LayerEditor:
 
     # ---- internals ------------------------------------------------------------------
     def _check_version(self, feature: Feature, expected: int | None, index: int | None) -> None:
-        if expected is not None and expected != feature.version:
-            raise PreconditionFailed(
-                f"feature {feature.uuid} is at version {feature.version}, not {expected}",
-                details=_where(index, id=feature.uuid, current=feature_json(feature),
-                               updated_by=last_editor(self.session.connection(), feature)),
-                headers={"ETag": f'"{feature.version}"'},
-            )
+        check_version(self.session.connection(), feature, expected, index)
 
     def _set_geometry(self, feature: Feature, geometry: dict | None) -> None:
         feature.geometry = jsonutil.dumps(geometry) if geometry is not None else None
@@ -201,11 +229,8 @@ class LayerEditor:
 
     def _record(self, op: str, fid: str | None, before: Any, after: Any) -> None:
         self.touched = True
-        self.session.add(Change(map_id=self.map.id, layer_id=self.layer.id,
-                                layer_version=self.new_version, feature_uuid=fid,
-                                user_id=self.user_id, op=op,
-                                before=jsonutil.dumps(before) if before is not None else None,
-                                after=jsonutil.dumps(after) if after is not None else None))
+        self.session.add(Change(**change_values(self.map.id, self.layer.id, self.new_version, fid,
+                                                self.user_id, op, before, after, utcnow())))
 
     def record_layer_op(self, op: str, before: Any, after: Any) -> None:
         self._record(op, None, before, after)

@@ -19,8 +19,9 @@ from waymark.errors import Invalid, NotFound
 from waymark.maps import feature_write
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
-from waymark.maps.editing import UNSET, LayerEditor, parse_feature_id
-from waymark.maps.events import feature_event, layer_event
+from waymark.maps.editing import UNSET, parse_feature_id
+from waymark.maps.events import layer_event
+from waymark.maps.feature_write import FeatureEdit
 from waymark.maps.routes import LAYER, _publish, _schedule, _svc
 from waymark.maps.state import feature_json, layer_json
 from waymark.maps.table import table_page
@@ -46,17 +47,6 @@ def _bbox_param(raw: str | None) -> tuple[float, float, float, float] | None:
     except ValueError:
         raise Invalid("bbox must be minlon,minlat,maxlon,maxlat", details={"field": "bbox"}) from None
     return minx, miny, maxx, maxy
-
-
-def _edit_target(request: Request, actor: Actor, map_id: str, layer_id: str) -> tuple[Any, Any, int]:
-    """Check access in a read session, before taking the (serialised) write transaction.
-
-    The write then re-reads and locks the layer row, so a layer deleted in between is a 404.
-    """
-    with _svc(request).db.read() as s:
-        map_, _ = load_map(s, map_id, actor, "edit")
-        layer = layer_ops.get_layer(s, map_, layer_id)
-        return map_, layer, actor.require_write()
 
 
 @get(FEATURES, tags=["features"])
@@ -111,16 +101,22 @@ def feature_table(request: Request, actor: Actor, map_id: str, layer_id: str) ->
 def create_feature(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> Response:
     """Add one GeoJSON Feature ({geometry, properties}, optional UUID "id")."""
     body = json_object(data)
-    map_, target, user_id = _edit_target(request, actor, map_id, layer_id)
-    with _svc(request).db.write() as s:
-        editor = LayerEditor(s, map_, target, user_id)
-        feature = editor.add(body.get("geometry"), body.get("properties"), body.get("id"))
-        layer = editor.finish()
-        response = _feature_response(feature, 201, layer.version)
-    _schedule(request, layer.id)
-    _publish(request, map_id, feature_event("feature.create", layer_id, layer.version, actor,
-                                            feature=response.content))
-    return response
+    return _edit(request, actor, map_id, layer_id, FeatureEdit(
+        "create", body.get("id") or None, body.get("geometry"), body.get("properties")))
+
+
+def _edit(request: Request, actor: Actor, map_id: str, layer_id: str, edit: FeatureEdit, *,
+          wait: bool = True) -> Response:
+    """Run one edit through the one edit path; answer with the feature (or 204 after a delete)."""
+    with _svc(request).db.write(wait) as s:
+        edited = feature_write.apply_feature_edit(s.connection(), actor, map_id, layer_id, edit)
+    _schedule(request, edited.layer_pk)
+    _publish(request, map_id, edited.event(layer_id, actor))
+    if edited.feature is None:
+        return Response(None, status_code=204)
+    return Response(edited.feature, status_code=201 if edit.op == "create" else 200,
+                    headers={"ETag": f'"{edited.feature["version"]}"',
+                             "X-Layer-Version": str(edited.layer_version)})
 
 
 @get(FEATURE, tags=["features"])
@@ -145,18 +141,8 @@ def _update(request: Request, actor: Actor, map_id: str, layer_id: str, feature_
         geometry, properties = body.get("geometry"), body.get("properties")
     else:
         geometry, properties = body.get("geometry", UNSET), body.get("properties", UNSET)
-    with _svc(request).db.write(wait) as s:
-        edited = feature_write.update_feature(s.connection(), actor, map_id, layer_id, feature_id,
-                                              geometry=geometry, properties=properties,
-                                              expected_version=expected)
-    feature = edited.feature or {}
-    response = Response(feature, status_code=200,
-                        headers={"ETag": f'"{feature["version"]}"',
-                                 "X-Layer-Version": str(edited.layer_version)})
-    _schedule(request, edited.layer_pk)
-    _publish(request, map_id, feature_event("feature.update", layer_id, edited.layer_version, actor,
-                                            feature=feature))
-    return response
+    return _edit(request, actor, map_id, layer_id,
+                 FeatureEdit("update", feature_id, geometry, properties, expected), wait=wait)
 
 
 # Single-feature edits run through web.run_write: on the event loop when the write lock is free.
@@ -184,13 +170,8 @@ async def delete_feature(request: Request, actor: Actor, map_id: str, layer_id: 
 
 def _delete(request: Request, actor: Actor, map_id: str, layer_id: str, feature_id: str, *,
             wait: bool = True) -> None:
-    expected = if_match_version(request)
-    with _svc(request).db.write(wait) as s:
-        edited = feature_write.delete_feature(s.connection(), actor, map_id, layer_id, feature_id,
-                                              expected_version=expected)
-    _schedule(request, edited.layer_pk)
-    _publish(request, map_id, feature_event("feature.delete", layer_id, edited.layer_version, actor,
-                                            feature_id=edited.feature_uuid))
+    _edit(request, actor, map_id, layer_id,
+          FeatureEdit("delete", feature_id, expected_version=if_match_version(request)), wait=wait)
 
 
 @post(LAYER + "/batch", status_code=200, tags=["features"])
@@ -200,12 +181,9 @@ def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any)
     "properties"}]} atomically: all succeed as one new layer version, or none does."""
     body = json_object(data)
     with _svc(request).db.write() as s:
-        map_, _ = load_map(s, map_id, actor, "edit")
-        layer = layer_ops.get_layer(s, map_, layer_id)
-        layer, results = layer_ops.apply_batch(s, map_, layer, actor.require_write(),
-                                               body.get("operations"))
-        out = {"layer_version": layer.version, "results": results}
-        layer_pk = layer.id
+        layer_pk, version, results = feature_write.apply_batch(
+            s.connection(), actor, map_id, layer_id, body.get("operations"))
+        out = {"layer_version": version, "results": results}
     _schedule(request, layer_pk)
     _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
                                           layer_version=out["layer_version"]))

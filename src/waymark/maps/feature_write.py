@@ -1,15 +1,21 @@
-"""Single-feature update and delete as a few prepared Core statements.
+"""Feature edits (create, update, delete) as a few prepared Core statements: the one edit path.
+
+`apply_feature_edit` is what every single edit runs, over HTTP (POST/PUT/PATCH/DELETE of a
+feature) and over the websocket; `apply_batch` runs many through the same `LayerEdit`, as
+one layer version. Each edit: access (`access.check`), input checks (`editing.check_*`),
+version check, the row write, one history row, the layer and map version bumps; the caller
+publishes `Edited.event` after the commit. See docs/decisions/0020-one-edit-path.md.
 
 These are the hot write path (live editing: every drag or property change is one of them).
 Through the ORM an edit cost 7-10 ms of CPU over ~10 statements, which at 16 concurrent
 editors queued up behind SQLite's one writer; here it is one access query and four short
-writes in one transaction. Same rules as the rest of the app: the access decision is
-`access.check`, input checks and history records are those of `editing.LayerEditor` (which
-still does create, batch and revert). See docs/decisions/0011-core-statement-edits.md.
+writes in one transaction (docs/decisions/0011-hot-edit-path.md). `editing.LayerEditor`
+(ORM) is left to revert and imports, with the same checks and history records.
 """
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,18 +25,26 @@ from sqlalchemy import Connection, and_, bindparam, false, func, insert, select,
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
 from waymark.db.models import Change, Feature, Layer, Map, Member, utcnow
-from waymark.errors import NotFound, PreconditionFailed
+from waymark.errors import Conflict, Invalid, NotFound
 from waymark.formats.geometry import geometry_bbox
 from waymark.maps import access
 from waymark.maps.editing import (
     BUMP_MAP,
+    MAX_BATCH,
     UNSET,
+    _where,
+    change_values,
     check_geometry,
     check_properties,
+    check_version,
     parse_feature_id,
+    parse_version,
 )
-from waymark.maps.state import feature_json, feature_state, last_editor
+from waymark.maps.events import feature_event
+from waymark.maps.state import feature_json, feature_state
 
+Bbox = tuple[Any, Any, Any, Any]  # minx, miny, maxx, maxy (all None: no geometry)
+_NO_BBOX: Bbox = (None, None, None, None)
 _m, _l, _f = Map.__table__, Layer.__table__, Feature.__table__
 _members, _changes = Member.__table__, Change.__table__
 
@@ -60,10 +74,13 @@ _UPDATE_FEATURE = (update(_f).where(_f.c.id == bindparam("pk"))
                            maxy=bindparam("maxy"), version=bindparam("version"),
                            updated_by=bindparam("user_id"), updated_at=bindparam("now")))
 _DELETE_FEATURE = _f.delete().where(_f.c.id == bindparam("pk"))
+_INSERT_FEATURE = insert(_f)
+_UUID_TAKEN = select(_f.c.id).where(_f.c.uuid == bindparam("uuid"))
 _RECORD = insert(_changes)
-_SET_BBOX = (update(_l).where(_l.c.id == bindparam("layer_pk"))
-             .values(minx=bindparam("minx"), miny=bindparam("miny"), maxx=bindparam("maxx"),
-                     maxy=bindparam("maxy")))
+_FINISH_LAYER = (update(_l).where(_l.c.id == bindparam("layer_pk"))
+                 .values(feature_count=_l.c.feature_count + bindparam("delta"),
+                         minx=bindparam("minx"), miny=bindparam("miny"), maxx=bindparam("maxx"),
+                         maxy=bindparam("maxy")))
 _LAYER_BBOX = (select(func.min(_f.c.minx), func.min(_f.c.miny), func.max(_f.c.maxx),
                       func.max(_f.c.maxy)).where(_f.c.layer_id == bindparam("layer_pk")))
 
@@ -81,59 +98,194 @@ class FeatureRow:
 
 
 @dataclass
+class FeatureEdit:
+    """One edit of one feature. op: create | update | delete; geometry and properties UNSET
+    are left as they are (PATCH); feature_id None on create picks a new UUID."""
+
+    op: str
+    feature_id: str | None = None
+    geometry: Any = UNSET
+    properties: Any = UNSET
+    expected_version: int | None = None
+
+    @classmethod
+    def of(cls, op: str, data: dict[str, Any], version: int | None = None) -> FeatureEdit:
+        """From a JSON message (a websocket frame, a batch operation): a create takes its
+        geometry and properties as given; an update changes only the members present."""
+        if op == "create":
+            return cls(op, data.get("id") or None, data.get("geometry"), data.get("properties"))
+        return cls(op, str(data.get("id")), data.get("geometry", UNSET),
+                   data.get("properties", UNSET), version)
+
+
+@dataclass
 class Edited:
     layer_pk: int
     layer_version: int
-    feature: dict[str, Any] | None  # feature_json after an update; None after a delete
+    feature: dict[str, Any] | None  # feature_json after a create or update; None after a delete
     feature_uuid: str
+    op: str = "update"
+
+    def event(self, layer_id: str, actor: Actor) -> dict[str, Any]:
+        """The edit-bus event of this edit (publish it after the commit)."""
+        if self.feature is not None:
+            return feature_event(f"feature.{self.op}", layer_id, self.layer_version, actor,
+                                 feature=self.feature)
+        return feature_event("feature.delete", layer_id, self.layer_version, actor,
+                             feature_id=self.feature_uuid)
 
 
-def update_feature(conn: Connection, actor: Actor, map_id: str, layer_id: str, feature_id: str,
-                   *, geometry: Any = UNSET, properties: Any = UNSET,
-                   expected_version: int | None = None) -> Edited:
-    """PATCH (members not given stay UNSET) or PUT (both given) one feature."""
-    if geometry is not UNSET:
-        geometry = check_geometry(geometry)
-    if properties is not UNSET:
-        properties = check_properties(properties)
-    fid = parse_feature_id(feature_id)
+def apply_feature_edit(conn: Connection, actor: Actor, map_id: str, layer_id: str,
+                       edit: FeatureEdit) -> Edited:
+    """The one single-feature edit: access, checks, version check, write, history, bumps."""
+    if edit.op not in ("create", "update", "delete"):
+        raise Invalid("op must be create, update or delete", details={"field": "op"})
     layer_pk, map_pk, user_id = _target(conn, actor, map_id, layer_id)
-    now = utcnow()
-    layer = _bump_layer(conn, layer_pk, 0, now)
-    row = _locked_feature(conn, fid, layer_pk, expected_version)
-    bbox = (row.minx, row.miny, row.maxx, row.maxy)
-    geometry_text = row.geometry
-    if geometry is not UNSET:
-        geometry_text = jsonutil.dumps(geometry) if geometry is not None else None
-        bbox = geometry_bbox(geometry) if geometry is not None else (None, None, None, None)
-    after = FeatureRow(fid, geometry_text,
-                       row.properties if properties is UNSET else jsonutil.dumps(properties),
-                       row.version + 1, row.created_version, now)
-    conn.execute(_UPDATE_FEATURE, {
-        "pk": row.id, "geometry": after.geometry, "properties": after.properties,
-        "minx": bbox[0], "miny": bbox[1], "maxx": bbox[2], "maxy": bbox[3],
-        "version": after.version, "user_id": user_id, "now": now})
-    if geometry is not UNSET:
-        _fit_bbox(conn, layer_pk, layer, old=(row.minx, row.miny, row.maxx, row.maxy), new=bbox)
-    _record(conn, map_pk, layer_pk, layer.version, fid, user_id, "feature.update",
-            feature_state(row), feature_state(after), now)
-    conn.execute(BUMP_MAP, {"map_pk": map_pk, "now": now})
-    return Edited(layer_pk, layer.version, feature_json(after), fid)
+    delta = {"create": 1, "delete": -1}.get(edit.op, 0)
+    layer_edit = LayerEdit(conn, layer_pk, map_pk, user_id, delta=delta)
+    feature, fid = layer_edit.apply(edit)
+    layer_edit.finish()
+    return Edited(layer_pk, layer_edit.version, feature, fid, edit.op)
 
 
-def delete_feature(conn: Connection, actor: Actor, map_id: str, layer_id: str, feature_id: str,
-                   *, expected_version: int | None = None) -> Edited:
-    fid = parse_feature_id(feature_id)
+def apply_batch(conn: Connection, actor: Actor, map_id: str, layer_id: str,
+                operations: Any) -> tuple[int, int, list[dict[str, Any]]]:
+    """Apply add/update/delete operations atomically, as one layer version: the same edit
+    as `apply_feature_edit`, many times; any failure rolls back all of them. Returns (layer
+    pk, new layer version, one result per operation)."""
+    if not isinstance(operations, list) or not operations:
+        raise Invalid("operations must be a non-empty list", details={"field": "operations"})
+    if len(operations) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} operations per batch", details={"field": "operations"})
     layer_pk, map_pk, user_id = _target(conn, actor, map_id, layer_id)
-    now = utcnow()
-    layer = _bump_layer(conn, layer_pk, -1, now)
-    row = _locked_feature(conn, fid, layer_pk, expected_version)
-    conn.execute(_DELETE_FEATURE, {"pk": row.id})
-    _fit_bbox(conn, layer_pk, layer, old=(row.minx, row.miny, row.maxx, row.maxy), new=None)
-    _record(conn, map_pk, layer_pk, layer.version, fid, user_id, "feature.delete",
-            feature_state(row), None, now)
-    conn.execute(BUMP_MAP, {"map_pk": map_pk, "now": now})
-    return Edited(layer_pk, layer.version, None, fid)
+    layer_edit = LayerEdit(conn, layer_pk, map_pk, user_id)
+    results = []
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict):
+            raise Invalid(f"operation {i} must be an object", details={"index": i})
+        kind = op.get("op")
+        version = parse_version(op.get("version"), index=i)
+        if kind not in ("add", "update", "delete"):
+            raise Invalid(f"operation {i}: op must be add, update or delete",
+                          details={"index": i, "field": "op"})
+        if kind != "add" and not op.get("id"):
+            raise Invalid(f"operation {i}: id is required", details={"index": i, "field": "id"})
+        feature, fid = layer_edit.apply(
+            FeatureEdit.of("create" if kind == "add" else kind, op, version), index=i)
+        if feature is None:
+            results.append({"op": "delete", "id": op["id"]})
+        else:
+            results.append({"op": kind, "id": fid, "version": feature["version"]})
+    layer_edit.finish()
+    return layer_pk, layer_edit.version, results
+
+
+class LayerEdit:
+    """Edits of one layer in one write transaction: the layer row is bumped (and so locked)
+    first, each `apply` writes one feature and one history row, `finish` settles the count,
+    the bbox and the map version."""
+
+    def __init__(self, conn: Connection, layer_pk: int, map_pk: int, user_id: int, *,
+                 delta: int = 0) -> None:
+        self.conn, self.layer_pk, self.map_pk, self.user_id = conn, layer_pk, map_pk, user_id
+        self.now = utcnow()
+        layer = _bump_layer(conn, layer_pk, delta, self.now)
+        self.version = layer.version
+        self.bbox = self.start_bbox = (layer.minx, layer.miny, layer.maxx, layer.maxy)
+        self.bbox_dirty = False
+        self.delta = 0
+        self.counted = delta
+
+    def apply(self, edit: FeatureEdit, *,
+              index: int | None = None) -> tuple[dict[str, Any] | None, str]:
+        """(feature_json after the edit or None after a delete, feature id)."""
+        if edit.op == "create":
+            return self._create(edit, index)
+        if edit.op == "update":
+            geometry = edit.geometry if edit.geometry is UNSET else check_geometry(edit.geometry,
+                                                                                   index=index)
+            properties = edit.properties if edit.properties is UNSET \
+                else check_properties(edit.properties, index=index)
+        fid = parse_feature_id(str(edit.feature_id), index=index)
+        row = self.conn.execute(_FEATURE, {"uuid": fid, "layer_pk": self.layer_pk}).first()
+        if row is None:
+            raise NotFound(f"feature {fid} not found in this layer",
+                           details=_where(index, id=fid))
+        check_version(self.conn, row, edit.expected_version, index)
+        old = (row.minx, row.miny, row.maxx, row.maxy)
+        if edit.op == "delete":
+            self.conn.execute(_DELETE_FEATURE, {"pk": row.id})
+            self._fit(old, None)
+            self.delta -= 1
+            self._record(fid, "feature.delete", feature_state(row), None)
+            return None, fid
+        bbox, geometry_text = old, row.geometry
+        if geometry is not UNSET:
+            geometry_text = jsonutil.dumps(geometry) if geometry is not None else None
+            bbox = (geometry_bbox(geometry) if geometry is not None else None) or _NO_BBOX
+            self._fit(old, bbox)
+        after = FeatureRow(fid, geometry_text,
+                           row.properties if properties is UNSET else jsonutil.dumps(properties),
+                           row.version + 1, row.created_version, self.now)
+        self.conn.execute(_UPDATE_FEATURE, {
+            "pk": row.id, "geometry": after.geometry, "properties": after.properties,
+            "minx": bbox[0], "miny": bbox[1], "maxx": bbox[2], "maxy": bbox[3],
+            "version": after.version, "user_id": self.user_id, "now": self.now})
+        self._record(fid, "feature.update", feature_state(row), feature_state(after))
+        return feature_json(after), fid
+
+    def _create(self, edit: FeatureEdit, index: int | None) -> tuple[dict[str, Any], str]:
+        geometry = check_geometry(edit.geometry, index=index)
+        properties = check_properties(edit.properties, index=index)
+        fid = parse_feature_id(edit.feature_id, index=index) if edit.feature_id \
+            else str(uuidlib.uuid4())
+        if self.conn.execute(_UUID_TAKEN, {"uuid": fid}).first() is not None:
+            raise Conflict(f"feature {fid} already exists", code="feature_exists",
+                           details=_where(index, id=fid))
+        bbox = (geometry_bbox(geometry) if geometry is not None else None) or _NO_BBOX
+        after = FeatureRow(fid, jsonutil.dumps(geometry) if geometry is not None else None,
+                           jsonutil.dumps(properties), 1, self.version, self.now)
+        self.conn.execute(_INSERT_FEATURE, {
+            "uuid": fid, "layer_id": self.layer_pk, "geometry": after.geometry,
+            "properties": after.properties, "minx": bbox[0], "miny": bbox[1], "maxx": bbox[2],
+            "maxy": bbox[3], "version": 1, "created_version": self.version,
+            "updated_by": self.user_id, "updated_at": self.now})
+        self._fit(_NO_BBOX, bbox)
+        self.delta += 1
+        self._record(fid, "feature.create", None, feature_state(after))
+        return feature_json(after), fid
+
+    def finish(self) -> None:
+        """Count and bbox of the layer (one statement, only if they changed), map version."""
+        bbox = self.bbox
+        if self.bbox_dirty:
+            bbox = tuple(self.conn.execute(_LAYER_BBOX, {"layer_pk": self.layer_pk}).one())
+        delta = self.delta - self.counted
+        if delta or bbox != self.start_bbox:
+            self.conn.execute(_FINISH_LAYER, {"layer_pk": self.layer_pk, "delta": delta,
+                                              "minx": bbox[0], "miny": bbox[1],
+                                              "maxx": bbox[2], "maxy": bbox[3]})
+        self.conn.execute(BUMP_MAP, {"map_pk": self.map_pk, "now": self.now})
+
+    def _fit(self, old: Bbox, new: Bbox | None) -> None:
+        """Keep the layer bbox exact: grow it to a new geometry; recompute at the end when a
+        feature that touched its edge moved or went (the only case in which it can shrink)."""
+        current = self.bbox
+        if old[0] is not None and current[0] is not None and (
+                old[0] <= current[0] or old[1] <= current[1]
+                or old[2] >= current[2] or old[3] >= current[3]):
+            self.bbox_dirty = True
+        if new is None or new[0] is None:
+            return
+        if current[0] is None:
+            self.bbox = new
+        else:
+            self.bbox = (min(current[0], new[0]), min(current[1], new[1]),
+                         max(current[2], new[2]), max(current[3], new[3]))
+
+    def _record(self, fid: str, op: str, before: Any, after: Any) -> None:
+        self.conn.execute(_RECORD, change_values(self.map_pk, self.layer_pk, self.version, fid,
+                                                 self.user_id, op, before, after, self.now))
 
 
 def _target(conn: Connection, actor: Actor, map_id: str, layer_id: str) -> tuple[int, int, int]:
@@ -153,44 +305,3 @@ def _bump_layer(conn: Connection, layer_pk: int, delta: int, now: datetime) -> A
     if layer is None:
         raise NotFound("layer not found")  # deleted since the access check
     return layer
-
-
-def _locked_feature(conn: Connection, fid: str, layer_pk: int, expected: int | None) -> Any:
-    row = conn.execute(_FEATURE, {"uuid": fid, "layer_pk": layer_pk}).first()
-    if row is None:
-        raise NotFound(f"feature {fid} not found in this layer", details={"id": fid})
-    if expected is not None and expected != row.version:
-        raise PreconditionFailed(f"feature {fid} is at version {row.version}, not {expected}",
-                                 details={"id": fid, "current": feature_json(row),
-                                          "updated_by": last_editor(conn, row)},
-                                 headers={"ETag": f'"{row.version}"'})
-    return row
-
-
-def _fit_bbox(conn: Connection, layer_pk: int, layer: Any, *, old: tuple, new: tuple | None) -> None:
-    """Keep the layer bbox exact: grow it to a new geometry; recompute when a feature that
-    touched its edge moved or went (the only case in which it can shrink)."""
-    current = (layer.minx, layer.miny, layer.maxx, layer.maxy)
-    on_edge = old[0] is not None and current[0] is not None and (
-        old[0] <= current[0] or old[1] <= current[1] or old[2] >= current[2] or old[3] >= current[3])
-    if on_edge:
-        fitted = tuple(conn.execute(_LAYER_BBOX, {"layer_pk": layer_pk}).one())
-    elif new is None or new[0] is None:
-        return
-    elif current[0] is None:
-        fitted = tuple(new)
-    else:
-        fitted = (min(current[0], new[0]), min(current[1], new[1]),
-                  max(current[2], new[2]), max(current[3], new[3]))
-    if fitted != current:
-        conn.execute(_SET_BBOX, {"layer_pk": layer_pk, "minx": fitted[0], "miny": fitted[1],
-                                 "maxx": fitted[2], "maxy": fitted[3]})
-
-
-def _record(conn: Connection, map_pk: int, layer_pk: int, version: int, fid: str,
-            user_id: int, op: str, before: Any, after: Any, now: datetime) -> None:
-    conn.execute(_RECORD, {"map_id": map_pk, "layer_id": layer_pk, "layer_version": version,
-                           "feature_uuid": fid, "user_id": user_id, "op": op,
-                           "before": jsonutil.dumps(before) if before is not None else None,
-                           "after": jsonutil.dumps(after) if after is not None else None,
-                           "created_at": now})

@@ -15,16 +15,15 @@ from waymark.formats import ParsedFeature
 from waymark.formats.geometry import validate_geometry
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
-from waymark.maps.access import cors_headers, load_map
+from waymark.maps.access import cors_headers, is_public, load_map
 from waymark.maps.import_routes import ROUTES as IMPORT_ROUTES
 from waymark.maps.import_routes import read_upload
 from waymark.maps.imports import import_groups
 from waymark.maps.published_reads import (
-    ANON_DATA_SQL,
-    ANON_SNAPSHOT_SQL,
-    ANON_VIEWABLE,
     PRIVATE_IMMUTABLE,
     public_cache_control,
+    resolve_data,
+    resolve_snapshot,
     snapshot_reply,
 )
 from waymark.maps.routes import LAYER, MAP, _svc
@@ -148,19 +147,17 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
     that version come from the cache (keyed by their SHA-256) when present.
     """
     svc = _svc(request)
-    if not actor.is_authenticated:
-        row = svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
-        if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE and row[1]:
-            sha = row[1]
-            gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
-            return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
+    found = None if actor.is_authenticated else resolve_data(svc.db, map_id, layer_id)
+    if found is not None:
+        gz = await _snapshot_bytes(svc, found.sha, found.object_key, found.public)
+        return _serve_snapshot(request, svc, gz, found.sha, "private, no-cache", actor)
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
             map_, _ = load_map(s, map_id, actor)
             layer = layer_ops.get_layer(s, map_, layer_id)
             current = layer.snapshot_sha if layer.snapshot_version == layer.version else None
-            return layer.id, map_.visibility == "public", current
+            return layer.id, is_public(map_.visibility), current
 
     layer_pk, public, sha = await to_thread.run_sync(lookup)
     gz = await svc.cache.get(sha) if sha else None
@@ -191,10 +188,9 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
     shared caches revalidate it after WAYMARK_SHARED_CACHE_SECONDS (access may change)."""
     sha = sha.removesuffix(".geojson")
     svc = _svc(request)
-    row = svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id)) \
-        if not actor.is_authenticated else NotImplemented
-    if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE:
-        object_key, public = row[1], row[0] == "public"
+    found = None if actor.is_authenticated else resolve_snapshot(svc.db, map_id, layer_id, sha)
+    if found is not None:
+        object_key, public = found.object_key, found.public
     else:
         def lookup() -> tuple[str, bool]:
             with svc.db.read() as s:
@@ -203,7 +199,7 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
                 snap = snapshot_for(s, layer, sha)
                 if snap is None:
                     raise NotFound("no such snapshot of this layer")
-                return snap.object_key, map_.visibility == "public"
+                return snap.object_key, is_public(map_.visibility)
 
         object_key, public = await to_thread.run_sync(lookup)
     gz = await _snapshot_bytes(svc, sha, object_key, public)

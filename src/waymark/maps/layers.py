@@ -11,12 +11,11 @@ from waymark import jsonutil
 from waymark.db.models import Change, Feature, Layer, Map, User, utcnow
 from waymark.errors import Invalid, NotFound, PreconditionFailed
 from waymark.ids import clamp_to_row_range, new_uuid
-from waymark.maps.editing import UNSET, LayerEditor
+from waymark.maps.editing import LayerEditor
 from waymark.maps.service import record_map_op
 from waymark.maps.state import change_json, layer_state
 from waymark.maps.styles import check_style
 
-MAX_BATCH = 10_000
 
 
 def _check_name(name: Any) -> str:
@@ -94,46 +93,6 @@ def delete_layer(session: Session, map_: Map, layer: Layer, user_id: int | None)
     session.delete(layer)
     map_.version += 1
     map_.updated_at = utcnow()
-
-
-def apply_batch(session: Session, map_: Map, layer: Layer, user_id: int | None,
-                operations: Any) -> tuple[Layer, list[dict[str, Any]]]:
-    """Apply add/update/delete operations atomically; any failure rolls back all of them."""
-    if not isinstance(operations, list) or not operations:
-        raise Invalid("operations must be a non-empty list", details={"field": "operations"})
-    if len(operations) > MAX_BATCH:
-        raise Invalid(f"at most {MAX_BATCH} operations per batch", details={"field": "operations"})
-    editor = LayerEditor(session, map_, layer, user_id)
-    results = []
-    for i, op in enumerate(operations):
-        if not isinstance(op, dict):
-            raise Invalid(f"operation {i} must be an object", details={"index": i})
-        kind = op.get("op")
-        version = op.get("version")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-            raise Invalid(f"operation {i}: version must be an integer", details={"index": i,
-                                                                                 "field": "version"})
-        if kind == "add":
-            f = editor.add(op.get("geometry"), op.get("properties"), op.get("id"), index=i)
-            results.append({"op": "add", "id": f.uuid, "version": f.version})
-        elif kind == "update":
-            f = editor.update(_need_id(op, i), geometry=op.get("geometry", UNSET),
-                              properties=op.get("properties", UNSET), expected_version=version,
-                              index=i)
-            results.append({"op": "update", "id": f.uuid, "version": f.version})
-        elif kind == "delete":
-            editor.delete(_need_id(op, i), expected_version=version, index=i)
-            results.append({"op": "delete", "id": op["id"]})
-        else:
-            raise Invalid(f"operation {i}: op must be add, update or delete",
-                          details={"index": i, "field": "op"})
-    return editor.finish(), results
-
-
-def _need_id(op: dict[str, Any], i: int) -> str:
-    if not op.get("id"):
-        raise Invalid(f"operation {i}: id is required", details={"index": i, "field": "id"})
-    return str(op["id"])
 
 
 # ---- history ---------------------------------------------------------------------------

@@ -8,7 +8,8 @@ about 150 µs of a 220 µs request. This plain ASGI layer sits inside the reques
 (metrics, access log), so that still applies, and just outside the security headers, which it
 adds to its own answers from the same list (one send wrapper less per read). It answers only when
 everything is at hand: no credentials, a map anyone may see (decided by the database on
-every request, via `Database.peek`), the bytes in the per-process cache; being anonymous
+every request, via `Database.peek`, and by `access.anyone_may_view`: `resolve_snapshot` and
+`resolve_data` are the one published resolver, used here and by the routes), the bytes in the per-process cache; being anonymous
 reads of such maps, its answers are open to any origin (`access.OPEN_CORS`). It charges the
 request to the `anon_read` rate limit exactly as RateLimitMiddleware would. Anything else
 (a miss, a private map, a cookie, PostgreSQL) goes on to the Litestar routes, which fill the
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import gzip
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from waymark.maps.access import OPEN_CORS
+from waymark.maps.access import OPEN_CORS, anyone_may_view, is_public
 from waymark.ops.lru import BytesLRU
 from waymark.ops.ratelimit import RateLimiter, client_ip, parse_networks, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
+from waymark.storage.keys import snapshot_key
 
 PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 
@@ -38,8 +41,7 @@ def public_cache_control(shared_seconds: int) -> str:
     stale = min(60, shared_seconds)
     return (f"public, max-age={shared_seconds}, s-maxage={shared_seconds}, "
             f"stale-while-revalidate={stale}")
-ANON_VIEWABLE = ("public", "unlisted")
-# One indexed lookup each; only maps anyone may see qualify (public or unlisted, not deleted).
+# One indexed lookup each; only maps anyone may see qualify (access.anyone_may_view, not deleted).
 ANON_SNAPSHOT_SQL = (
     "SELECT m.visibility, s.object_key FROM maps m"
     " JOIN layers l ON l.map_id = m.id AND l.public_id = ? AND l.staging = 0"
@@ -54,6 +56,35 @@ _PATH = re.compile(r"^/api/v1/maps/([^/]+)/layers/([^/]+)/(?:snapshots/([0-9a-f]
 # The route templates the router would report, so metrics and logs do not tell the paths apart.
 SNAPSHOT_ROUTE = "/api/v1/maps/{map_id}/layers/{layer_id}/snapshots/{sha}"
 DATA_ROUTE = "/api/v1/maps/{map_id}/layers/{layer_id}/data"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A published version an anonymous caller may read: where its bytes are, and whether
+    they may go to shared caches (public maps only)."""
+
+    sha: str
+    object_key: str
+    public: bool
+
+
+def resolve_snapshot(db: Any, map_id: str, layer_id: str, sha: str) -> Published | None:
+    """The snapshot `sha` of a layer of a map anyone may see, from one indexed lookup; None
+    when that cannot be said here (no such snapshot, a map not open to anonymous callers, a
+    deleted map, or a database without `peek`): the routes then decide, with `load_map`."""
+    row = db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id))
+    if row is None or row is NotImplemented or not anyone_may_view(row[0]):
+        return None
+    return Published(sha, row[1], is_public(row[0]))
+
+
+def resolve_data(db: Any, map_id: str, layer_id: str) -> Published | None:
+    """The current published version of a layer of a map anyone may see; None as for
+    `resolve_snapshot`, or when the current version is not published yet."""
+    row = db.peek(ANON_DATA_SQL, (layer_id, map_id))
+    if row is None or row is NotImplemented or not anyone_may_view(row[0]) or not row[1]:
+        return None
+    return Published(row[1], snapshot_key(row[1]), is_public(row[0]))
 
 
 def snapshot_reply(gz: bytes, sha: str, cache_control: str, *, if_none_match: str,
@@ -127,16 +158,16 @@ class PublishedReads:
         map_id, layer_id, sha = match.groups()
         cache = self.svc.cache
         if sha:
-            row = self.svc.db.peek(ANON_SNAPSHOT_SQL, (layer_id, sha, map_id))
-            if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE:
+            found = resolve_snapshot(self.svc.db, map_id, layer_id, sha)
+            if found is None:
                 return None
             route = SNAPSHOT_ROUTE
-            cache_control = self.public_cache if row[0] == "public" else PRIVATE_IMMUTABLE
+            cache_control = self.public_cache if found.public else PRIVATE_IMMUTABLE
         else:
-            row = self.svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
-            if row is None or row is NotImplemented or row[0] not in ANON_VIEWABLE or not row[1]:
+            found = resolve_data(self.svc.db, map_id, layer_id)
+            if found is None:
                 return None
-            route, sha, cache_control = DATA_ROUTE, row[1], "private, no-cache"
+            route, sha, cache_control = DATA_ROUTE, found.sha, "private, no-cache"
         gz = cache.get_local(sha)
         if gz is None:
             return None

@@ -14,7 +14,7 @@ from waymark.db.models import Map
 from waymark.errors import Forbidden
 from waymark.maps import layers as layer_ops
 from waymark.maps import service
-from waymark.maps.access import cors_headers, load_map
+from waymark.maps.access import cors_headers, is_public, load_map
 from waymark.maps.events import layer_event, map_event
 from waymark.maps.state import layer_json, map_json, member_json
 from waymark.web import Services, if_match_version, int_query, json_object, threaded
@@ -75,7 +75,7 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
                                  .where(Map.public_id == map_id)).first()
 
         row = await to_thread.run_sync(version)
-        if row is not None and row[1] == "public" and row[2] is None:
+        if row is not None and is_public(row[1]) and row[2] is None:
             key = f"map:{map_id}:v{row[0]}"
             cached = await svc.cache.get(key)
             if cached is not None:
@@ -90,7 +90,7 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
 
     body = await to_thread.run_sync(load)
     # Cache only the public view of this exact version, once every layer is published.
-    if key and body["role"] is None and body["visibility"] == "public" \
+    if key and body["role"] is None and is_public(body["visibility"]) \
             and key == f"map:{map_id}:v{body['version']}" \
             and all(layer["snapshot_url"] for layer in body["layers"]):
         await svc.cache.put(key, jsonutil.dumpb(body))

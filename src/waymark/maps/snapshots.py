@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from waymark.db.engine import Database
 from waymark.db.models import Layer, Map, Snapshot, as_utc, utcnow
+from waymark.maps.access import is_public
 from waymark.storage import ObjectStore
 from waymark.storage.crypto import plaintext_writes
 from waymark.storage.keys import snapshot_key
@@ -97,7 +98,7 @@ def publish(db: Database, store: ObjectStore, layer_id: int) -> tuple[str, int] 
             return None
         if layer.snapshot_sha and layer.snapshot_version == layer.version:
             return layer.snapshot_sha, layer.version
-        public = session.scalar(select(Map.visibility).where(Map.id == layer.map_id)) == "public"
+        public = is_public(session.scalar(select(Map.visibility).where(Map.id == layer.map_id)))
     started = time.monotonic()
     built = build(db, layer_id)
     if built is None:

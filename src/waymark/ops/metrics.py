@@ -237,14 +237,6 @@ BUILD_INFO = Gauge(
     multiprocess_mode="max",
 )
 
-# Names collected at scrape time by ops/metrics_server.ScrapeCollector, not defined above.
-SCRAPE_TIME_METRICS = (
-    "waymark_jobs_queue_depth",
-    "waymark_data_dir_free_bytes",
-    "waymark_data_dir_size_bytes",
-)
-
-
 def set_build_info(commit: str) -> None:
     BUILD_INFO.labels(version=__version__, commit=commit or "unknown").set(1)
 

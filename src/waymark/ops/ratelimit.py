@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from waymark import jsonutil
+from waymark.errors import error_body, send_error
 from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
 from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
     CLASSES,
@@ -243,20 +243,15 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def limited_body(decision: Decision) -> bytes:
+def limited_body(decision: Decision) -> dict[str, Any]:
     rule = decision.rule
-    return jsonutil.dumpb({"error": {
-        "code": "rate_limited",
-        "message": f"too many requests: at most {rule.limit} per {rule.window} s for "
-                   f"{rule.name}; retry in {decision.reset} s",
-        "details": {"class": rule.name, "limit": rule.limit, "window": rule.window,
-                    "retry_after": decision.reset}}})
+    return error_body(
+        "rate_limited",
+        f"too many requests: at most {rule.limit} per {rule.window} s for "
+        f"{rule.name}; retry in {decision.reset} s",
+        {"class": rule.name, "limit": rule.limit, "window": rule.window,
+         "retry_after": decision.reset})
 
 
 async def send_limited(send: Any, decision: Decision) -> None:
-    body = limited_body(decision)
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"cache-control", b"no-store"), *decision.headers()]})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, 429, limited_body(decision), decision.headers())

@@ -38,12 +38,10 @@ from litestar.exceptions import WebSocketDisconnect
 from waymark import jsonutil
 from waymark.accounts.actor import Actor, resolve_actor
 from waymark.db.errors import database_unavailable, database_unavailable_error
-from waymark.errors import ApiError, Forbidden, Invalid
-from waymark.maps import layers as layer_ops
+from waymark.errors import ApiError, Forbidden, Invalid, ws_api_error, ws_error
 from waymark.maps.access import load_map
-from waymark.maps.editing import UNSET, LayerEditor
-from waymark.maps.events import feature_event
-from waymark.maps.state import feature_json
+from waymark.maps.editing import parse_version
+from waymark.maps.feature_write import FeatureEdit, apply_feature_edit
 from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
 from waymark.ops.redis import RedisUnavailable
 from waymark.realtime.broker import BrokerUnavailable
@@ -163,8 +161,7 @@ class Connection:
             self.actor, self.role, self.can_edit = await to_thread.run_sync(self._resolve)
             return True
         except ApiError as exc:
-            await self._send_now(jsonutil.dumps({"type": "error", "error": {
-                "code": "access_lost", "message": exc.message}}))
+            await self._send_now(jsonutil.dumps(ws_error("access_lost", exc.message)))
             await self.socket.close(code=_CLOSE.get(exc.status_code, 4403), reason="access_lost")
             self.closed = True
             return False
@@ -189,14 +186,13 @@ class Connection:
         _IN.inc()
         decision = await self.rt.limiter.hit("ws_message", self._ident())
         if decision is not None and not decision.allowed:
-            self.send({"type": "error", "error": {
-                "code": "rate_limited", "message": "too many messages",
-                "details": {"retry_after": decision.reset, "limit": decision.rule.limit}}})
+            self.send(ws_error("rate_limited", "too many messages",
+                               {"retry_after": decision.reset, "limit": decision.rule.limit}))
             return
         try:
             msg = jsonutil.loads(raw)
         except Exception:  # noqa: BLE001
-            self.send({"type": "error", "error": {"code": "invalid_json", "message": "not JSON"}})
+            self.send(ws_error("invalid_json", "not JSON"))
             return
         if not isinstance(msg, dict):
             return
@@ -211,8 +207,7 @@ class Connection:
         elif kind == "edit":
             await self._edit(msg)
         else:
-            self.send({"type": "error", "error": {"code": "unknown_type",
-                                                  "message": f"unknown message type {kind!r}"}})
+            self.send(ws_error("unknown_type", f"unknown message type {kind!r}"))
 
     def _ident(self) -> str:
         if self.actor.user_id is not None:
@@ -233,42 +228,26 @@ class Connection:
                     raise
                 raise database_unavailable_error() from None
         except ApiError as exc:
-            self.send({"type": "error", "ref": ref, "error": {
-                "code": exc.code, "message": exc.message, "details": exc.details},
-                "status": exc.status_code})
+            self.send(ws_api_error(exc, ref=ref, status=exc.status_code))
             return
         self.svc.publisher.schedule(layer_pk)
         self.svc.edits.publish(self.map_id, event)
         self.send({"type": "ack", "ref": ref, **ack})
 
     def _apply(self, msg: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, Any]]:
+        """The edit through the one edit path (feature_write.apply_feature_edit), as the
+        actor resolved again inside the write transaction (a revoked token stops at once)."""
         op = msg.get("op")
         if op not in ("create", "update", "delete"):
             raise Invalid("op must be create, update or delete", details={"field": "op"})
         layer_id = str(msg.get("layer") or "")
-        version = msg.get("version")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-            raise Invalid("version must be an integer", details={"field": "version"})
+        edit = FeatureEdit.of(op, msg, parse_version(msg.get("version")))
         with self.svc.db.write() as s:
             actor = resolve_actor(s, method="GET", authorization=self.authorization,
                                   session_data=self.session_data, csrf_header=None)
-            map_, _ = load_map(s, self.map_id, actor, "edit")
-            editor = LayerEditor(s, map_, layer_ops.get_layer(s, map_, layer_id),
-                                 actor.require_write())
-            feature = None
-            if op == "create":
-                feature = editor.add(msg.get("geometry"), msg.get("properties"), msg.get("id"))
-            elif op == "update":
-                feature = editor.update(str(msg.get("id")), geometry=msg.get("geometry", UNSET),
-                                        properties=msg.get("properties", UNSET),
-                                        expected_version=version)
-            else:
-                editor.delete(str(msg.get("id")), expected_version=version)
-            layer = editor.finish()
-            fj = feature_json(feature) if feature is not None else None
-            event = feature_event(f"feature.{op}", layer_id, layer.version, actor, feature=fj,
-                                  feature_id=None if fj else str(msg.get("id")))
-            return event, layer.id, {"feature": fj, "layer_version": layer.version}
+            edited = apply_feature_edit(s.connection(), actor, self.map_id, layer_id, edit)
+        return (edited.event(layer_id, actor), edited.layer_pk,
+                {"feature": edited.feature, "layer_version": edited.layer_version})
 
 
 @websocket(WS_PATH, name="map_socket")
@@ -288,8 +267,7 @@ async def _serve(conn: Connection, restart: asyncio.Event) -> None:
     try:
         await conn.authenticate()
     except ApiError as exc:
-        await socket.send_text(jsonutil.dumps({"type": "error", "error": {
-            "code": exc.code, "message": exc.message, "details": exc.details}}))
+        await socket.send_text(jsonutil.dumps(ws_api_error(exc)))
         await socket.close(code=_CLOSE.get(exc.status_code, 4400), reason=exc.code)
         return
     rt = conn.rt
