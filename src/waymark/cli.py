@@ -71,6 +71,9 @@ def main() -> None:
 def serve(host: str | None, port: int | None, workers: int | None, reload: bool, migrate: bool,
           job_worker: bool, backup: bool) -> None:
     """Run the app server (granian) and a job worker (under Litestream with a backup URL)."""
+    from waymark.ops.lean import skip_console_libraries
+
+    skip_console_libraries()
     from waymark.backup import supervise
 
     settings = _settings()
@@ -203,6 +206,9 @@ def _refuse_a_second_server(settings: Settings, host: str, port: int,
               help="Serve this worker's /metrics here (standalone workers; 0: off).")
 def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
+    from waymark.ops.lean import skip_console_libraries
+
+    skip_console_libraries()
     from waymark.jobs.queue import (Runtime, make_huey, requeue_stale_jobs, set_runtime,
                                     skip_unused_client_libraries)
 

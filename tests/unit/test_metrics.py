@@ -11,6 +11,7 @@ import yaml
 from litestar.testing import TestClient
 
 from tests.conftest import make_settings
+from tests.redis_servers import redis_server  # noqa: F401 - fixture
 from waymark.app import create_app
 from waymark.ops import metrics
 from waymark.ops.logging import REDACTED, scrub, scrub_text
@@ -476,3 +477,23 @@ def test_queue_depth_is_read_without_importing_huey(tmp_path: Path) -> None:
     other = SqliteHuey("another", filename=str(path))  # another queue in the same file
     other.task()(lambda: None)()
     assert _sqlite_queue_depth(path) == 3.0
+
+
+def test_redis_queue_depth_is_read_without_importing_huey(tmp_path: Path, redis_server) -> None:  # noqa: F811 - fixture
+    """With Redis the serve process reads the length of Huey's list with the redis client
+    alone; it must count what Huey counts."""
+    from huey import RedisHuey
+
+    from waymark.ops.metrics_server import ScrapeCollector
+
+    collector = ScrapeCollector(make_settings(tmp_path, "sqlite://", redis_url=redis_server.url))
+    assert collector._queue_depth() == 0.0
+    huey = RedisHuey("waymark", url=redis_server.url)
+
+    @huey.task()
+    def job(n: int) -> int:
+        return n
+
+    for n in range(3):
+        job(n)
+    assert collector._queue_depth() == 3.0 == huey.pending_count()

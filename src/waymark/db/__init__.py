@@ -1,7 +1,4 @@
-"""Database access: engine, sessions and models (db/engine.py, db/models.py); migrations
-in db/migrate.py, imported only where they run (it brings Alembic, which the app does not
-need to serve)."""
-
-from waymark.db.engine import Database, make_engine
-
-__all__ = ["Database", "current_revision", "head_revision", "make_engine", "upgrade"]
+"""Database access: engine and sessions (db/engine.py), models (db/models.py), migrations
+(db/migrate.py). Import the module you need: this package imports nothing itself, so that
+`waymark serve`, which loads `waymark.db.commands` with the CLI, stays without SQLAlchemy
+(bench/memory.py)."""

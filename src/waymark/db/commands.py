@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from waymark.db.copy import Comparison, CopyError, copy_database, describe, verify_databases
+if TYPE_CHECKING:  # the copy needs SQLAlchemy and Alembic: imported by the commands that
+    # run it, not by every `waymark` command (`serve` stays without them, bench/memory.py)
+    from waymark.db.copy import Comparison
 
 
 @click.group()
@@ -45,6 +48,8 @@ def copy_cmd(source: str, target: str, force: bool, batch_rows: int) -> None:
 
     Stop the app first (docs/operations/scaling.md): the source must not change during the
     copy. Objects in object storage are not touched."""
+    from waymark.db.copy import CopyError, copy_database, describe
+
     click.echo(f"copying {describe(source)} -> {describe(target)}")
     bar = None
 
@@ -80,6 +85,8 @@ def copy_cmd(source: str, target: str, force: bool, batch_rows: int) -> None:
 @click.option("--to", "target", required=True, metavar="URL")
 def verify_cmd(source: str, target: str) -> None:
     """Compare two databases table by table (row counts and content checksums)."""
+    from waymark.db.copy import CopyError, verify_databases
+
     try:
         rows = verify_databases(source, target)
     except CopyError as exc:

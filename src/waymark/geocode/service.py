@@ -14,7 +14,6 @@ from waymark import jsonutil
 from waymark.errors import ApiError
 from waymark.geocode.gazetteer import Gazetteer
 from waymark.geocode.model import Geocoder, Place, fold
-from waymark.geocode.remote import Nominatim, Photon
 
 MAX_WAIT = 2.0  # seconds a search may wait for its turn at the remote service
 
@@ -73,10 +72,12 @@ class Geocoding:
 
 
 def make_geocoding(settings: Any, cache: Any, gazetteer_path: Any) -> Geocoding:
-    if settings.geocoder == "nominatim":
-        provider: Geocoder = Nominatim(settings.geocoder_url)
-    elif settings.geocoder == "photon":
-        provider = Photon(settings.geocoder_url)
+    if settings.geocoder in ("nominatim", "photon"):
+        # httpx (about 4 MB per process) only when a remote service is configured
+        from waymark.geocode.remote import Nominatim, Photon
+
+        remote = Nominatim if settings.geocoder == "nominatim" else Photon
+        provider: Geocoder = remote(settings.geocoder_url)
     else:
         provider = Gazetteer(gazetteer_path)
     return Geocoding(provider, cache, rate=settings.geocoder_rate_per_second,

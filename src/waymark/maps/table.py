@@ -13,7 +13,6 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, exists, func, not_, select, true
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,10 +40,18 @@ def columns(session: Session, layer: Layer) -> list[str]:
     return keys[:MAX_COLUMNS]
 
 
+def _jsonb_properties() -> ColumnElement[Any]:
+    """Feature.properties as PostgreSQL's JSONB; the PostgreSQL dialect (about 4 MB per
+    process) is imported here, where it is already loaded, not on SQLite."""
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    return cast(Feature.properties, JSONB)
+
+
 def _value(dialect: str, key: str) -> ColumnElement[Any]:
     """The property `key` of each feature, comparable (numbers as numbers)."""
     if dialect == "postgresql":
-        return cast(Feature.properties, JSONB)[key]
+        return _jsonb_properties()[key]
     return func.json_extract(Feature.properties, "$." + jsonutil.dumps(key))
 
 
@@ -53,7 +60,7 @@ def _contains(dialect: str, text: str) -> ColumnElement[bool]:
     casefold registered by db/engine.py, as its own LIKE folds ASCII only)."""
     like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
-        each = func.jsonb_each_text(cast(Feature.properties, JSONB)).table_valued("key", "value")
+        each = func.jsonb_each_text(_jsonb_properties()).table_valued("key", "value")
         return exists(select(1).select_from(each).where(
             each.c.value.ilike(like, escape="\\"), not_(each.c.key.startswith("_", autoescape=True)),
             each.c.key.not_in(INTERNAL)))

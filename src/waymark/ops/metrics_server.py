@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger("waymark.metrics")
+REDIS_QUEUE_KEY = "huey.redis.waymark"  # RedisHuey("waymark") in jobs/queue.py
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 
@@ -72,20 +73,26 @@ class ScrapeCollector(Collector):
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self._huey: Any = None
+        self._redis: Any = None
 
     def _queue_depth(self) -> float | None:
         try:
             if self.settings.redis_url:
-                if self._huey is None:
-                    from huey import RedisHuey
-
-                    self._huey = RedisHuey("waymark", url=self.settings.redis_url)
-                return float(self._huey.pending_count())
+                return self._redis_queue_depth()
             return _sqlite_queue_depth((self.settings.data_dir / "jobs.db").resolve())
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because of the queue
             log.warning("queue depth unavailable: %s", exc)
             return None
+
+    def _redis_queue_depth(self) -> float:
+        """The length of Huey's Redis list (what RedisHuey.pending_count reads), with the
+        redis client alone: huey would also bring psycopg into the serve process."""
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2,
+                                               socket_connect_timeout=2)
+        return float(self._redis.llen(REDIS_QUEUE_KEY))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = self._queue_depth()
