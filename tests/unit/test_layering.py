@@ -1,0 +1,22 @@
+"""The layering checks of decision 0020 hold: the import-linter contracts in pyproject.toml
+are kept (domain without infrastructure, no cycles between top-level packages)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / tool), *args], cwd=ROOT, check=False,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_import_contracts_are_kept() -> None:
+    proc = run("lint-imports", "--no-cache")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
