@@ -41,9 +41,11 @@ lint: setup-dev
 	$(UV) run --frozen ruff check src tests
 	@$(MAKE) --no-print-directory check-layers
 
-# the layering (docs/decisions/0020-layering-checks.md): import-linter contracts in pyproject.toml
+# the layering (docs/decisions/0020-layering-checks.md): import-linter contracts and mypy
+# (strict on the domain), both configured in pyproject.toml
 check-layers: setup-dev
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules src/waymark/static/dist

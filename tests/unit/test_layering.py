@@ -1,5 +1,6 @@
 """The layering checks of decision 0020 hold: the import-linter contracts in pyproject.toml
-are kept (domain without infrastructure, no cycles between top-level packages)."""
+are kept (domain without infrastructure, no cycles between top-level packages) and mypy,
+strict on the domain, finds nothing."""
 
 from __future__ import annotations
 
@@ -20,3 +21,9 @@ def test_import_contracts_are_kept() -> None:
     proc = run("lint-imports", "--no-cache")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
+
+
+def test_mypy_finds_nothing() -> None:
+    proc = run("mypy")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "Success: no issues found" in proc.stdout

@@ -12,26 +12,27 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from waymark.formats._writer_util import value_text
 from waymark.formats.crs import SourceCrs, from_wgs84
 from waymark.formats.model import ExportLayer
 
 
-def _pad(coords):
+def _pad(coords: Any) -> Any:
     """Make every position 3D (WKT cannot mix 2D and 3D)."""
     if coords and isinstance(coords[0], (int, float)):
         return list(coords) if len(coords) >= 3 else [coords[0], coords[1], 0.0]
     return [_pad(c) for c in coords]
 
 
-def _padded(geom: dict) -> dict:
+def _padded(geom: dict[str, Any]) -> dict[str, Any]:
     if geom.get("type") == "GeometryCollection":
         return {**geom, "geometries": [_padded(g) for g in geom["geometries"]]}
     return {**geom, "coordinates": _pad(geom["coordinates"])}
 
 
-def to_wkt(geom: dict | None) -> str:
+def to_wkt(geom: dict[str, Any] | None) -> str:
     if not geom:
         return ""
     import shapely.geometry  # lazy: numpy/GEOS load only when exporting CSV

@@ -204,7 +204,7 @@ def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any)
         layer = layer_ops.get_layer(s, map_, layer_id)
         layer, results = layer_ops.apply_batch(s, map_, layer, actor.require_write(),
                                                body.get("operations"))
-        out = {"layer_version": layer.version, "results": results}
+        out: dict[str, Any] = {"layer_version": layer.version, "results": results}
         layer_pk = layer.id
     _schedule(request, layer_pk)
     _publish(request, map_id, layer_event("layer.reload", layer_id, actor,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, false, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, false, func, insert, select, update
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
@@ -31,8 +31,9 @@ from waymark.maps.editing import (
 )
 from waymark.maps.state import feature_json, feature_state, last_editor
 
-_m, _l, _f = Map.__table__, Layer.__table__, Feature.__table__
-_members, _changes = Member.__table__, Change.__table__
+# Core tables (the ORM types `__table__` as any FromClause)
+_m, _l, _f = cast(Table, Map.__table__), cast(Table, Layer.__table__), cast(Table, Feature.__table__)
+_members, _changes = cast(Table, Member.__table__), cast(Table, Change.__table__)
 
 _ROLE = (select(_members.c.role)
          .where(_members.c.map_id == _m.c.id, _members.c.user_id == bindparam("uid"))
@@ -101,11 +102,11 @@ def update_feature(conn: Connection, actor: Actor, map_id: str, layer_id: str, f
     now = utcnow()
     layer = _bump_layer(conn, layer_pk, 0, now)
     row = _locked_feature(conn, fid, layer_pk, expected_version)
-    bbox = (row.minx, row.miny, row.maxx, row.maxy)
+    bbox: tuple[float | None, ...] = (row.minx, row.miny, row.maxx, row.maxy)
     geometry_text = row.geometry
     if geometry is not UNSET:
         geometry_text = jsonutil.dumps(geometry) if geometry is not None else None
-        bbox = geometry_bbox(geometry) if geometry is not None else (None, None, None, None)
+        bbox = (geometry_bbox(geometry) if geometry is not None else None) or (None,) * 4
     after = FeatureRow(fid, geometry_text,
                        row.properties if properties is UNSET else jsonutil.dumps(properties),
                        row.version + 1, row.created_version, now)
@@ -167,7 +168,8 @@ def _locked_feature(conn: Connection, fid: str, layer_pk: int, expected: int | N
     return row
 
 
-def _fit_bbox(conn: Connection, layer_pk: int, layer: Any, *, old: tuple, new: tuple | None) -> None:
+def _fit_bbox(conn: Connection, layer_pk: int, layer: Any, *, old: tuple[Any, ...],
+              new: tuple[Any, ...] | None) -> None:
     """Keep the layer bbox exact: grow it to a new geometry; recompute when a feature that
     touched its edge moved or went (the only case in which it can shrink)."""
     current = (layer.minx, layer.miny, layer.maxx, layer.maxy)

@@ -32,6 +32,7 @@ from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key
 from waymark.web import Services, threaded
 
+
 # ---- export ----------------------------------------------------------------------------
 def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Response:
     return Response(data, media_type=content_type,
@@ -133,7 +134,7 @@ def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
 
 
 async def _snapshot_bytes(svc: Services, sha: str, object_key: str, public: bool) -> bytes:
-    gz = await svc.cache.get(sha)
+    gz: bytes | None = await svc.cache.get(sha)
     if gz is None:
         gz = await to_thread.run_sync(svc.store.get_sync, object_key)
         await _cache_put(svc, sha, gz, public)
@@ -152,8 +153,8 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
         row = svc.db.peek(ANON_DATA_SQL, (layer_id, map_id))
         if row is not NotImplemented and row is not None and row[0] in ANON_VIEWABLE and row[1]:
             sha = row[1]
-            gz = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
-            return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
+            cached = await _snapshot_bytes(svc, sha, snapshot_key(sha), row[0] == "public")
+            return _serve_snapshot(request, svc, cached, sha, "private, no-cache", actor)
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
@@ -163,7 +164,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
             return layer.id, map_.visibility == "public", current
 
     layer_pk, public, sha = await to_thread.run_sync(lookup)
-    gz = await svc.cache.get(sha) if sha else None
+    gz: bytes | None = await svc.cache.get(sha) if sha else None
     if gz is None or sha is None:
         def load() -> tuple[str, bytes]:
             published = publish(svc.db, svc.store, layer_pk)
@@ -171,8 +172,9 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
                 raise NotFound("layer not found")
             return published[0], svc.store.get_sync(snapshot_key(published[0]))
 
-        sha, gz = await to_thread.run_sync(load)
-        await _cache_put(svc, sha, gz, public)
+        new_sha, new_gz = await to_thread.run_sync(load)
+        await _cache_put(svc, new_sha, new_gz, public)
+        return _serve_snapshot(request, svc, new_gz, new_sha, "private, no-cache", actor)
     return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
 
