@@ -1,6 +1,6 @@
 """The layering checks of decision 0020 hold: the import-linter contracts in pyproject.toml
 are kept (domain without infrastructure, no cycles between top-level packages) and mypy,
-strict on the domain, finds nothing."""
+strict on the domain, and ruff with its widened rules find nothing."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def test_mypy_finds_nothing() -> None:
     proc = run("mypy")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "Success: no issues found" in proc.stdout
+
+
+def test_ruff_finds_nothing() -> None:
+    proc = run("ruff", "check", "--no-cache", "src", "tests")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

@@ -171,7 +171,7 @@ class Transform:
             raise FormatError(f"coordinates ({xs[first]}, {ys[first]}) cannot be reprojected "
                               f"from {self.label}: outside the area where it is defined",
                               index=index)
-        it = zip(tx.tolist(), ty.tolist())
+        it = zip(tx.tolist(), ty.tolist(), strict=False)
         return [None if g is None else _rebuilt(g, it) for g in geoms]
 
 

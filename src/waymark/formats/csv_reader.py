@@ -69,7 +69,7 @@ def _wkt_geometry(raw: str) -> dict[str, Any]:
         import shapely.wkt  # lazy: numpy/GEOS load only when a CSV has a WKT column
 
         geom = shapely.wkt.loads(raw)
-    except Exception as exc:  # shapely raises GEOSException / ShapelyError / ValueError
+    except Exception as exc:  # noqa: BLE001 - shapely raises GEOSException / ShapelyError / ValueError
         if "closed" in str(exc).lower():
             return _close_wkt(raw)
         raise FormatError(f"invalid WKT geometry: {str(exc).splitlines()[0]}") from None
@@ -88,7 +88,7 @@ def _close_wkt(raw: str) -> dict[str, Any]:
 
     try:
         lines = json.loads(shapely.to_geojson(shapely.wkt.loads("MULTILINESTRING" + text[7:])))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as in _wkt_geometry
         raise FormatError(f"invalid WKT geometry: {str(exc).splitlines()[0]}") from None
     return {"type": "Polygon", "coordinates": [close_ring(r) for r in lines["coordinates"]]}
 
@@ -231,7 +231,7 @@ def _reproject(features: list[ParsedFeature], lines: list[int], transform: Trans
                skip_invalid: bool,
                warnings: WarningCollector) -> None:
     geoms = transform.geometries([f.geometry for f in features])
-    for f, g, line in zip(features, geoms, lines):
+    for f, g, line in zip(features, geoms, lines, strict=False):
         if g is not None:
             try:
                 f.geometry = validate_geometry(g)

@@ -39,7 +39,7 @@ def to_wkt(geom: dict[str, Any] | None) -> str:
 
     try:
         shp = shapely.geometry.shape(geom)
-    except Exception:  # mixed 2D/3D positions
+    except Exception:  # noqa: BLE001 - shapely's errors for mixed 2D/3D positions
         shp = shapely.geometry.shape(_padded(geom))
     return shapely.to_wkt(shp, rounding_precision=-1, output_dimension=3, trim=True)
 
@@ -50,7 +50,7 @@ def write_csv(layers: list[ExportLayer], crs: SourceCrs | None = None) -> bytes:
     if transform is not None:
         layers = [ExportLayer(layer.name, layer.style, [
             {**f, "geometry": g} for f, g in zip(
-                layer.features, transform.geometries([f.get("geometry") for f in layer.features]))
+                layer.features, transform.geometries([f.get("geometry") for f in layer.features]), strict=False)
         ]) for layer in layers]
     keys: dict[str, None] = {}
     for layer in layers:

@@ -90,7 +90,7 @@ def _reproject(items: list[Any], transform: Transform) -> list[Any]:
     geoms = [f.get("geometry") if type(f.get("geometry")) is dict else None for f in feats]
     new = transform.geometries(geoms, on_bad=explain)
     return [{**f, "geometry": g} if g is not None else items[i]
-            for i, (f, g) in enumerate(zip(feats, new))]
+            for i, (f, g) in enumerate(zip(feats, new, strict=False))]
 
 
 def _feature(obj: Any, index: int | None, skip_invalid: bool,

@@ -32,7 +32,9 @@ Mapping (close to togeojson so users see familiar results):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from typing import Any, NoReturn
 
 from waymark.formats.geometry import MAX_LAT, MAX_LON
@@ -80,7 +82,7 @@ def _float(text: str | None) -> float | None:
         v = float(text)
     except ValueError:
         return None
-    return v if v == v and v not in (float("inf"), float("-inf")) else None
+    return v if math.isfinite(v) else None
 
 
 class _Reader:
@@ -156,10 +158,8 @@ class _Reader:
                     continue
                 value = child.text
                 if child.get("type") == "json":
-                    try:
+                    with contextlib.suppress(ValueError):
                         value = json.loads(value)
-                    except ValueError:
-                        pass
                 props[name] = value
 
     def points(self, nodes: list[Node], kept: list[Any] | None = None) -> tuple[list[Any], list[Any]]:
@@ -193,7 +193,7 @@ class _Reader:
             return [line]
         route_name = node.findtext("name")
         points = []
-        for i, (n, pos) in enumerate(zip(kept, coords)):
+        for i, (n, pos) in enumerate(zip(kept, coords, strict=False)):
             props = {f: t for f in _TEXT_FIELDS if (t := _point_text(n, f)) is not None}
             if (turn := _point_text(n, "turn")) is not None:
                 props["turn"] = turn

@@ -146,7 +146,7 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict[str, Any], wpts: ET.E
         is_route = gtype == "LineString" and props.get("gpx_type") == "route"
         el = ET.SubElement(others, _q("rte" if is_route else "trk"))
         usable = seg_times is not None and all(
-            isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments))
+            isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments, strict=False))
         _meta(el, props, style)
         cp = props.get("coordinateProperties")
         lists = _point_lists(cp, len(segments[0])) if is_route else {}
@@ -161,12 +161,12 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict[str, Any], wpts: ET.E
         for i, seg in enumerate(segments):
             ts = seg_times[i] if usable and seg_times else [None] * len(seg)
             if is_route:
-                for j, (pos, t) in enumerate(zip(seg, ts)):
+                for j, (pos, t) in enumerate(zip(seg, ts, strict=False)):
                     texts = {POINT_LISTS[k]: v[j] for k, v in lists.items()}
                     _point(el, "rtept", pos, t, texts)
             else:
                 trkseg = ET.SubElement(el, _q("trkseg"))
-                for pos, t in zip(seg, ts):
+                for pos, t in zip(seg, ts, strict=False):
                     _point(trkseg, "trkpt", pos, t)
 
 

@@ -34,6 +34,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -284,10 +285,8 @@ class _Reader:
                     value = d.find("value")
                     v = value.text.strip() if value is not None else ""
                     if d.get("type") == "json":
-                        try:
+                        with contextlib.suppress(ValueError):
                             v = json.loads(v)
-                        except ValueError:
-                            pass
                     props[name] = v
             for d in simple:
                 if d.get("name") is not None:

@@ -145,7 +145,7 @@ class ExportLayer:
 class WarningCollector:
     """Bounded warning list: the first ``limit`` messages, then one summary line."""
 
-    __slots__ = ("limit", "messages", "extra")
+    __slots__ = ("extra", "limit", "messages")
 
     def __init__(self, limit: int = 20) -> None:
         self.limit = limit

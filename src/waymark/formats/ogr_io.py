@@ -98,7 +98,7 @@ def read_layer(data: bytes, *, driver: str, what: str, layer: str | None,
     props = _properties(list(meta["fields"]), meta["ogr_types"], meta["ogr_subtypes"],
                         columns, len(geoms))
     features: list[ParsedFeature] = []
-    for i, (geom, p) in enumerate(zip(geoms, props)):
+    for i, (geom, p) in enumerate(zip(geoms, props, strict=False)):
         if geom is not None:
             try:
                 geom = validate_geometry(geom)
@@ -142,7 +142,7 @@ def _properties(names: list[str], ogr_types: list[str], subtypes: list[str],
     """Row dicts; nulls are left out (a table has every column in every row, a feature
     only the properties it has)."""
     lists = []
-    for ogr_type, subtype, col in zip(ogr_types, subtypes, columns):
+    for ogr_type, subtype, col in zip(ogr_types, subtypes, columns, strict=False):
         values = col.tolist()
         if col.dtype.kind == "f":  # NaN is GDAL's null in float columns (nullable ints too)
             integer = ogr_type in ("OFTInteger", "OFTInteger64")
@@ -153,7 +153,7 @@ def _properties(names: list[str], ogr_types: list[str], subtypes: list[str],
         lists.append(values)
     if not lists:
         return [{} for _ in range(count)]
-    return [{k: v for k, v in zip(names, row) if v is not None} for row in zip(*lists)]
+    return [{k: v for k, v in zip(names, row, strict=False) if v is not None} for row in zip(*lists, strict=False)]
 
 
 # ---- writing ---------------------------------------------------------------------------

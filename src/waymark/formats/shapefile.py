@@ -214,7 +214,7 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
                 keys = list(dict.fromkeys(
                     k for f in features for k in (f.get("properties") or {})))
                 names = short_names(keys)
-                renamed += sum(k != n for k, n in zip(keys, names))
+                renamed += sum(k != n for k, n in zip(keys, names, strict=False))
                 gtype = _GDAL_TYPE[kind.removesuffix("_3d")]
                 if kind.endswith("_3d"):
                     gtype += " Z"
@@ -224,7 +224,7 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
                 for path in sorted(Path(tmp).glob(f"{file_stem}.*")):
                     out.write(path, path.name)
                     path.unlink()
-                rows += [[file_stem, layer.name, k, n] for k, n in zip(keys, names)] or [
+                rows += [[file_stem, layer.name, k, n] for k, n in zip(keys, names, strict=False)] or [
                     [file_stem, layer.name, "", ""]]
         table = io.StringIO(newline="")
         writer = csv.writer(table, lineterminator="\r\n")

@@ -31,7 +31,7 @@ class Node:
     without attributes share one empty dict, children and text are only allocated when
     there are some."""
 
-    __slots__ = ("tag", "ns", "attrib", "_text", "children", "line")
+    __slots__ = ("_text", "attrib", "children", "line", "ns", "tag")
 
     def __init__(self, tag: str, ns: str, attrib: dict[str, Any], line: int) -> None:
         self.tag = tag

@@ -84,13 +84,13 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
         for fi, f in enumerate(layer.get("features", [])):
             try:
                 if not isinstance(f, dict):
-                    raise ValueError("a feature must be a JSON object")
+                    raise ValueError("a feature must be a JSON object")  # noqa: TRY004 - an API error (422 invalid_bundle), raised to the handler below
                 geometry = f.get("geometry")
                 if geometry is not None:
                     validate_geometry(geometry)
                 properties = f.get("properties") or {}
                 if not isinstance(properties, dict):
-                    raise ValueError("properties must be a JSON object")
+                    raise ValueError("properties must be a JSON object")  # noqa: TRY004 - as above
             except ValueError as exc:
                 raise Invalid(f"layer {li}, feature {fi}: {exc}", code="invalid_bundle",
                               details={"layer_index": li, "index": fi}) from None
