@@ -5,7 +5,7 @@ UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-cluster setup setup-dev assets lint clean upgrade
+.PHONY: run test test-cluster setup setup-dev assets lint check-layers clean upgrade
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,13 @@ test-cluster: setup-dev
 
 lint: setup-dev
 	$(UV) run --frozen ruff check src tests
+	@$(MAKE) --no-print-directory check-layers
+
+# the layering (docs/decisions/0020-layering-checks.md): import-linter contracts and mypy
+# (strict on the domain), both configured in pyproject.toml
+check-layers: setup-dev
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules src/waymark/static/dist

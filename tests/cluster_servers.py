@@ -13,6 +13,7 @@ succeeds, a leader elected) with a deadline, never for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -267,10 +268,8 @@ class PatroniNode:
             self.process.kill()
             self.process.wait(10)
         if pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
         self.process = None
 
     def stop(self) -> None:
@@ -280,10 +279,8 @@ class PatroniNode:
             stop_process(self.process, timeout=60)
             self.process = None
         if pid:  # Patroni was killed earlier, or did not stop PostgreSQL in time
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 @dataclass

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,10 +304,8 @@ def _kill_postmaster(data_dir: str) -> None:
         pid = int(Path(data_dir, "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return
-    try:
+    with suppress(OSError):
         os.kill(pid, 9)
-    except OSError:
-        pass
 
 
 def postgres_options(port: int, base_dir: str, durable: bool = False) -> str:

@@ -16,8 +16,9 @@ serve` hung in about one stop in three; tests/integration/test_serve_stop.py).
    held: the master blocked for good (no "Shutting down granian" in the log). The handler
    now hands the work to a short-lived thread, which simply waits its turn for the lock.
 
-Both touch granian internals (`granian.server.common.set_main_signals`); a granian upgrade
-that moves them fails at start, not silently (tests/unit/test_appserver.py).
+Both touch granian internals (`granian.server.common.set_main_signals`, reached through
+waymark/private_apis.py); a granian upgrade that moves them fails at start, not silently
+(tests/unit/test_private_apis.py, tests/unit/test_stop_signals.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import signal
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from waymark.private_apis import granian_master_signals
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,8 +56,7 @@ def off_the_main_thread(handler: Callable[..., Any]) -> Callable[[int, Any], Non
 
 def install() -> None:
     """Both fixes, in the master process, before granian starts any worker."""
-    from granian.server import common
-
+    common = granian_master_signals()
     original = common.set_main_signals  # AttributeError on an incompatible granian
 
     def set_main_signals(interrupt_handler: Callable[..., Any],

@@ -169,7 +169,7 @@ def _announce_when_ready(host: str, port: int, server: subprocess.Popen[bytes],
     import time
     import urllib.request
 
-    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # nosec B104 - a mapping
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104  # nosec B104 - a mapping
     url = f"http://{f'[{local}]' if ':' in local else local}:{port}/readyz"
 
     def wait_then_print() -> None:
@@ -209,8 +209,13 @@ def worker(threads: int, metrics_port: int) -> None:
     from waymark.ops.lean import skip_console_libraries
 
     skip_console_libraries()
-    from waymark.jobs.queue import (Runtime, make_huey, requeue_stale_jobs, set_runtime,
-                                    skip_unused_client_libraries)
+    from waymark.jobs.queue import (
+        Runtime,
+        make_huey,
+        requeue_stale_jobs,
+        set_runtime,
+        skip_unused_client_libraries,
+    )
 
     settings = _settings()
     skip_unused_client_libraries(settings)  # before huey is imported
@@ -337,7 +342,7 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
         raise click.ClickException(exc.message) from None
 
 
-from waymark.accounts.commands import USER_COMMANDS  # noqa: E402 - list, show, disable, ...
+from waymark.accounts.commands import USER_COMMANDS
 
 for _command in USER_COMMANDS:
     user.add_command(_command)
@@ -359,10 +364,9 @@ def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str 
 
     from waymark.db.models import Layer, Map, User
     from waymark.formats import FormatError, detect_format, read
+    from waymark.maintenance.mode import read_state
     from waymark.maps.imports import import_result
     from waymark.maps.service import create_map
-
-    from waymark.maintenance.mode import read_state
 
     settings = _settings()
     db = _db(settings)
@@ -464,7 +468,7 @@ def seed_demo_cmd(migrate: bool) -> None:
 
 
 # ---- data safety: backup, restore, keys (implementations in waymark.backup) -------------
-from waymark.backup.commands import backup, keys, restore  # noqa: E402
+from waymark.backup.commands import backup, keys, restore
 
 main.add_command(backup)
 main.add_command(restore)
@@ -474,7 +478,7 @@ from waymark.deploy.commands import deploy
 
 main.add_command(deploy)
 
-from waymark.maintenance.commands import maintenance  # noqa: E402
+from waymark.maintenance.commands import maintenance
 
 main.add_command(maintenance)
 from waymark.db.commands import db

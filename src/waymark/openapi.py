@@ -9,7 +9,6 @@ and schemathesis' response-schema check, must see the real shape.
 from __future__ import annotations
 
 from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
 
 from waymark.errors import ERROR_FIELDS
@@ -30,7 +29,7 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 def document_error_format(app: Litestar) -> None:
     """Build the schema once and replace Litestar's error bodies with ours (in place)."""
-    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    openapi = app.openapi_schema
     schemas = openapi.components.schemas
     schemas["Error"] = ERROR_SCHEMA
     ref = Reference(ref="#/components/schemas/Error")
@@ -54,7 +53,7 @@ _LAYER_BODIES = {("/api/v1/maps/{map_id}/layers", "post"): ["name"],
 def document_layer_style(app: Litestar) -> None:
     """Publish the layer style document (maps/styles.py) as JSON Schema, as the body of the
     layer create and update routes (their handlers take the raw JSON and validate it)."""
-    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    openapi = app.openapi_schema
     style, components = style_schema_components()
     openapi.components.schemas.update(components)
     body = {"type": "object", "properties": {

@@ -11,12 +11,13 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROFILES = ("dev", "staging", "prod")
-DEFAULT_SECRET = "dev-insecure-secret-change-me"  # nosec B105 - dev placeholder, refused outside dev
+DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105  # nosec B105 - dev placeholder, refused outside dev
 SECRET_FIELDS = frozenset({"secret_key", "database_url", "object_store_url", "redis_url",
                            "sentry_dsn", "metrics_token", "backup_url",
                            "archive_url", "smtp_url"})
@@ -337,4 +338,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "PROFILES", "DEFAULT_SECRET"]
+__all__ = ["DEFAULT_SECRET", "PROFILES", "Settings", "SettingsError", "load_settings"]

@@ -84,9 +84,9 @@ def build_assets(root: Path = REPO_ROOT, *, install: bool | None = None) -> None
         install = not (root / "node_modules" / ".package-lock.json").is_file()
     env = {**os.environ, "npm_config_audit": "false", "npm_config_fund": "false"}
     if install:
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"],  # nosec B607 - dev build, npm from PATH
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607  # nosec B607 - dev build, npm from PATH
                        cwd=root, check=True, env=env)
-    subprocess.run(["npm", "run", "build"], cwd=root, check=True, env=env)  # nosec B607 - as above
+    subprocess.run(["npm", "run", "build"], cwd=root, check=True, env=env)  # noqa: S607  # nosec B607 - as above
 
 
 # ---- serving --------------------------------------------------------------------------

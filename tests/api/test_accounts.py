@@ -106,8 +106,8 @@ def test_signup_body_must_be_a_json_object(anon) -> None:  # type: ignore[no-unt
 @pytest.mark.parametrize("content_type, content", [
     ("application/x-www-form-urlencoded", b"email=eve%40example.com&password=correct+horse+battery"),
     ("text/plain", b'{"email": "eve@example.com", "password": "correct horse battery"}'),
-    ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
-                                        b'eve@example.com\r\n--x--\r\n'),
+    ("multipart/form-data; boundary=x", (b'--x\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+                                        b'eve@example.com\r\n--x--\r\n')),
 ])
 def test_signup_and_login_refuse_non_json(anon, path, content_type, content) -> None:  # type: ignore[no-untyped-def]
     """A cross-site form can post these content types without a preflight; JSON it cannot."""

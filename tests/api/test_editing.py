@@ -529,7 +529,7 @@ def test_concurrent_edits_from_threads(db_clients, owner: ApiClient, layer: Laye
                     return
                 layer_versions.append(int(r.headers["x-layer-version"]))
 
-    threads = [threading.Thread(target=work, args=(c, fid)) for c, fid in zip(workers, fids)]
+    threads = [threading.Thread(target=work, args=(c, fid)) for c, fid in zip(workers, fids, strict=False)]
     for t in threads:
         t.start()
     for t in threads:

@@ -75,7 +75,7 @@ def _coords_equal(a: Any, b: Any) -> None:
         assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (a, b)
         return
     assert len(a) == len(b), (a, b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         _coords_equal(x, y)
 
 
@@ -143,7 +143,7 @@ def expected_after(fmt: str, layers: list[tuple[str, dict, list[dict]]]) -> list
 
 def assert_features_equal(want: list[dict], have: list[dict]) -> None:
     assert len(have) == len(want), (len(have), len(want))
-    for i, (w, h) in enumerate(zip(want, have)):
+    for i, (w, h) in enumerate(zip(want, have, strict=False)):
         assert_geometry_equal(w["geometry"], h["geometry"])
         assert h["properties"] == w["properties"], (i, w["properties"], h["properties"])
 
@@ -289,8 +289,8 @@ def test_bundle_round_trip_creates_an_identical_map(owner: ApiClient, source: di
     copy = _map_view(owner, created["id"])
     assert copy == original
     # exact equality of geometry as well (JSON numbers survive unchanged)
-    for a, b in zip(original["layers"], copy["layers"]):
-        for (ga, _), (gb, _) in zip(a["features"], b["features"]):
+    for a, b in zip(original["layers"], copy["layers"], strict=False):
+        for (ga, _), (gb, _) in zip(a["features"], b["features"], strict=False):
             assert_geometry_equal(ga, gb)
     # the importer owns the copy
     assert owner.get(f"/api/v1/maps/{created['id']}").json()["role"] == "owner"

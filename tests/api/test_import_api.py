@@ -30,9 +30,9 @@ _FORMATS_TESTS = Path(__file__).resolve().parents[1] / "unit" / "formats"
 if str(_FORMATS_TESTS) not in sys.path:
     sys.path.insert(0, str(_FORMATS_TESTS))
 
-from _bad_files import BAD_FILES  # noqa: E402
-from _geo_corpus import corpus_files, parse_gdal_summary  # noqa: E402
-from test_formats_corpus import BROKEN, EXCEPTIONS  # noqa: E402
+from _bad_files import BAD_FILES
+from _geo_corpus import corpus_files, parse_gdal_summary
+from test_formats_corpus import BROKEN, EXCEPTIONS
 
 CORPUS = corpus_files()
 GDAL = parse_gdal_summary((GEO_DATA / "gdal-summary.txt").read_text(encoding="utf-8")) \

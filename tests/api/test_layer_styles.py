@@ -130,7 +130,7 @@ def test_bundle_carries_layer_styles_exactly(owner: ApiClient) -> None:
         r = owner.post(f"/api/v1/maps/{m['id']}/layers", json={"name": f"Layer {i}"})
         assert r.status_code == 201, r.text
         layer_ids.append(r.json()["id"])
-    for layer_id, style in zip(layer_ids, styles):
+    for layer_id, style in zip(layer_ids, styles, strict=False):
         r = owner.patch(f"/api/v1/maps/{m['id']}/layers/{layer_id}", json={"style": style})
         assert r.status_code == 200, r.text
     r = owner.post(f"/api/v1/maps/{m['id']}/layers/{layer_ids[0]}/features", json={

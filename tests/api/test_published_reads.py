@@ -61,7 +61,7 @@ def _call(fast: PublishedReads, path: str, headers: dict[str, str] | None = None
 def test_cached_public_reads_are_answered_before_the_framework(alice: ApiClient, anon: ApiClient,
                                                                app: Litestar) -> None:
     s = _setup(alice, "public")
-    sha, url = _publish(alice, s)
+    _sha, url = _publish(alice, s)
     fast = _fast_path(app)
     # a logged-in read goes through the routes (and fills the cache); compare with it
     via_routes = alice.get(url, headers=NO_GZIP)
@@ -95,7 +95,7 @@ def test_anything_else_goes_to_the_routes(alice: ApiClient, app: Litestar) -> No
     public = _setup(alice, "public", 1)
     sha, url = _publish(alice, public)
     private = _setup(alice, "private", 1)
-    private_sha, private_url = _publish(alice, private)
+    _private_sha, private_url = _publish(alice, private)
     assert not _call(fast, url)["fell_through"]
     assert _call(fast, private_url)["fell_through"]  # a map not everyone may see
     assert _call(fast, url, {"authorization": "Bearer wmk_x"})["fell_through"]
@@ -115,7 +115,7 @@ def test_anything_else_goes_to_the_routes(alice: ApiClient, app: Litestar) -> No
 def test_fast_path_keeps_security_headers_and_the_rate_limit(alice: ApiClient, anon: ApiClient,
                                                              app: Litestar) -> None:
     s = _setup(alice, "public", 1)
-    sha, url = _publish(alice, s)
+    _sha, url = _publish(alice, s)
     statuses = []
     for _ in range(7):
         r = anon.get(url)

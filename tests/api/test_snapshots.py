@@ -167,7 +167,7 @@ def test_snapshot_is_content_addressed_gzip_and_cached(visibility: str, cache: s
 def test_public_snapshot_object_is_plain_gzip_on_disk(alice: ApiClient, app: Litestar) -> None:
     """What a CDN or another tool reading the bucket sees: plain gzip, named by its hash."""
     s = _setup(alice, "public")
-    sha, url = _publish(alice, s)
+    sha, _url = _publish(alice, s)
     raw_store = open_store(app.state.services.settings.resolved_object_store_url)
     blob = raw_store.get_sync(snapshot_key(sha))
     assert blob[:2] == b"\x1f\x8b"

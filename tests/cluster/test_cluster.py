@@ -102,7 +102,7 @@ def _job(cluster: Cluster, job_id: str) -> dict[str, Any]:
         row = conn.execute("SELECT status, progress, total, attempt, worker, updated_at, now() "
                            "FROM jobs WHERE public_id = %s", (job_id,)).fetchone()
     keys = ("status", "progress", "total", "attempt", "worker", "updated_at", "now")
-    return dict(zip(keys, row))
+    return dict(zip(keys, row, strict=False))
 
 
 def _redis_ok_everywhere(cluster: Cluster) -> bool:
@@ -436,7 +436,7 @@ def test_failed_request_windows_per_fault(run: Run) -> None:
                "kill Redis primary": "fail-over <= 5 s",
                "Patroni switchover": "<= 15 s of refused writes, 503 + Retry-After",
                "kill -9 PostgreSQL": "<= 15 s of refused writes, 503 + Retry-After"}
-    for fault, (start, end) in zip(run.faults, windows(run.faults)):
+    for fault, (start, end) in zip(run.faults, windows(run.faults), strict=False):
         reads = window(entries, start, end, "read")
         writes = window(entries, start, end, "write")
         target = next((t for k, t in targets.items() if fault.name.startswith(k)), "-")

@@ -8,6 +8,7 @@ key file, which stands for a secret every node mounts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -222,10 +223,8 @@ class Cluster:
             stopped = False
         if not stopped:
             for entry in self.state().get("instances", {}).values():
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(entry["pid"], signal.SIGKILL)
-                except OSError:
-                    pass
         self.haproxy.stop()
 
 

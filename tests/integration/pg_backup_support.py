@@ -190,7 +190,7 @@ def start_tls_proxy(target_port: int) -> TlsProxy:
 
     binary = require_binary("haproxy", "haproxy")
     root = Path(tempfile.mkdtemp(prefix="waymark-tls-", dir="/tmp"))
-    os.chmod(root, 0o755)  # the CA file is read by pgBackRest as the postgres user
+    os.chmod(root, 0o755)  # noqa: S103 - the CA file is read by pgBackRest as the postgres user
     ca, cert, key = tls_files(root)
     os.chmod(ca, 0o644)
     pem = root / "server-with-key.pem"

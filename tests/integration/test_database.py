@@ -81,7 +81,7 @@ def test_commits_leave_checkpoints_to_the_background_checkpointer(sqlite_url):
     db.checkpointer.interval = 0.05
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() > 1000
-    for batch in range(6):  # ~1,500 pages of WAL
+    for _batch in range(6):  # ~1,500 pages of WAL
         with db.write() as s:
             s.execute(text("CREATE TABLE IF NOT EXISTS filler (b BLOB)"))
             for _ in range(250):

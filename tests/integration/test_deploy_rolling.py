@@ -8,6 +8,7 @@ that no request failed and that every acknowledged write is in the database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -89,10 +90,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             import signal
 
             for entry in c.state().get("instances", {}).values():
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(entry["pid"], signal.SIGKILL)
-                except OSError:
-                    pass
         haproxy.stop()
         redis.stop()
 

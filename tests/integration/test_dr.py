@@ -16,6 +16,7 @@ The commands are the ones in docs/operations/restore.md and disaster-recovery.md
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -102,15 +103,11 @@ def stop_serve(served: Served, timeout: float = 60) -> None:
     tree = _descendants(served.proc.pid)
     if served.proc.poll() is None:
         served.proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             served.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     for child in tree:  # anything left behind (e.g. granian stuck in start-up)
-        try:
+        with contextlib.suppress(psutil.Error):
             child.kill()
-        except psutil.Error:
-            pass
     if served.proc.poll() is None:
         served.proc.kill()
         served.proc.wait(timeout=timeout)
@@ -277,10 +274,8 @@ def test_kill_9_lose_the_data_directory_restore_everything(dr_env, tmp_path):
         assert app, "the app should run as Litestream's child"
         t_kill = time.monotonic()
         for proc in app:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
         served.proc.wait(timeout=120)  # Litestream: last sync, then exit
         key_backup = tmp_path / "master.key.backup"  # kept apart from the data (runbook)
         shutil.copy2(data_dir / "master.key", key_backup)

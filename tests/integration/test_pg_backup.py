@@ -52,7 +52,7 @@ def _add_features(pg: ArchivedPostgres, n: int) -> None:
              "version, feature_count, created_at, updated_at) SELECT 'pitrlayer', id, 'L', '{}', "
              "0, true, false, 1, 0, now(), now() FROM maps WHERE public_id = 'pitrmap' "
              "ON CONFLICT DO NOTHING")
-    pg.query("INSERT INTO features (uuid, layer_id, geometry, properties, version, "
+    pg.query("INSERT INTO features (uuid, layer_id, geometry, properties, version, "  # noqa: S608 - n is an int
              f"created_version, updated_at) SELECT gen_random_uuid()::text, l.id, NULL, "
              f"'{{}}', 1, 1, now() FROM layers l, generate_series(1, {n}) WHERE "
              "l.public_id = 'pitrlayer'")

@@ -58,7 +58,7 @@ BLOCKED = [
     ("fd12:3456::1", "private"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"),
     ("169.254.169.254", "metadata"), ("fd00:ec2::254", "metadata"),
     ("100.100.100.200", "metadata"), ("168.63.129.16", "metadata"),
-    ("0.0.0.0", "unspecified"), ("100.64.0.1", "not a public"), ("224.0.0.1", "multicast"),
+    ("0.0.0.0", "unspecified"), ("100.64.0.1", "not a public"), ("224.0.0.1", "multicast"),  # noqa: S104 - refused
     ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private"),
     ("2002:a9fe:a9fe::1", "metadata"),  # 6to4 wrapping 169.254.169.254
 ]

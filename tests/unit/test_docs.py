@@ -45,7 +45,7 @@ def test_changelog_is_kept():
     text = (ROOT / "CHANGELOG.md").read_text()
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert "## [Unreleased]" in text
-    assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.M), \
+    assert re.search(rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.MULTILINE), \
         f"CHANGELOG.md has no section for version {version}"
-    headings = re.findall(r"^## \[(.+?)\]", text, re.M)
+    headings = re.findall(r"^## \[(.+?)\]", text, re.MULTILINE)
     assert headings[0] == "Unreleased", "Unreleased comes first"

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -84,7 +84,7 @@ def token_needs_touch(last_used_at: datetime | str | None, now: datetime) -> boo
 # Two point lookups in plain SQL with named parameters, so the same text runs through a
 # SQLAlchemy session and through Database.peek (SQLite, on the event loop, no ORM).
 # A disabled account's tokens and sessions answer as if they did not exist.
-TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name, u.is_admin "  # nosec B105 - SQL, not a password
+TOKEN_SQL = ("SELECT t.id, t.scope, t.last_used_at, u.id, u.email, u.display_name, u.is_admin "  # noqa: S105  # nosec B105 - SQL, not a password
              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
              "WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL "
              "AND u.disabled_at IS NULL")
@@ -113,7 +113,7 @@ def resolve_actor(source: Session | Fetch, *, method: str, authorization: str | 
             raise Unauthorized("API token is invalid or revoked", code="invalid_token")
         token_id, scope, last_used_at, user_id, email, display_name, is_admin = row
         return Actor(user_id, email, display_name, "token", scope, token_id,
-                     touch_token=token_needs_touch(last_used_at, datetime.now(timezone.utc)),
+                     touch_token=token_needs_touch(last_used_at, datetime.now(UTC)),
                      is_admin=bool(is_admin))
     if not session_data or "uid" not in session_data:
         return ANONYMOUS

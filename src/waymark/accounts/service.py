@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from waymark.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from waymark.ids import is_row_id
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-TOKEN_PREFIX = "wmk_"  # nosec B105 - the public prefix of API tokens, not a secret
+TOKEN_PREFIX = "wmk_"  # noqa: S105  # nosec B105 - the public prefix of API tokens, not a secret
 SCOPES = ("read", "write")
 
 
@@ -103,4 +103,4 @@ def revoke_token(session: Session, user: User, token_id: int) -> None:
     token = session.get(ApiToken, token_id) if is_row_id(token_id) else None
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("token not found")
-    token.revoked_at = datetime.now(timezone.utc)
+    token.revoked_at = datetime.now(UTC)

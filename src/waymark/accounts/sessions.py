@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
-from litestar.types import Empty, Message, ScopeSession
 from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
+from litestar.types import Empty, Message, ScopeSession
 
 ROTATE_KEY = "waymark.rotate_session"
 NEW_ID_KEY = "waymark.new_session_id"

@@ -176,4 +176,4 @@ def exec_replicate(settings: Settings, app_argv: list[str]) -> None:
     env[UNDER_LITESTREAM] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(argv[0], argv, env)  # nosec B606 - our litestream argv, no shell involved
+    os.execve(argv[0], argv, env)  # noqa: S606  # nosec B606 - our litestream argv, no shell involved

@@ -23,8 +23,8 @@ from waymark.backup import urls
 from waymark.backup.litestream import BackupError
 from waymark.settings import Settings
 from waymark.storage import ObjectStore, open_store
-from waymark.storage.errors import ObjectNotFound
 from waymark.storage.crypto import open_object_store
+from waymark.storage.errors import ObjectNotFound
 
 _SNAPSHOT = re.compile(r"^snapshots/[0-9a-f]{2}/([0-9a-f]{64})\.geojson\.gz$")
 

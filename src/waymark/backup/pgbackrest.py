@@ -83,7 +83,7 @@ def server(settings: Settings) -> Server:
                     found[name] = str(conn.execute(text(f"SHOW {name}")).scalar_one())
                 except Exception:  # noqa: BLE001 - data_directory needs pg_read_all_settings
                     conn.rollback()
-    except Exception:  # noqa: BLE001, S110 - the server is down: settings, last config, defaults
+    except Exception:  # noqa: BLE001 - the server is down: settings, last config, defaults
         pass
     finally:
         engine.dispose()
@@ -159,7 +159,7 @@ def config(settings: Settings, *, secrets: bool = False,
                    "archive-timeout": "600",
                    "log-level-console": "warn", "log-level-file": "off",
                    # pgBackRest's own default is /tmp/pgbackrest; one directory per cluster
-                   "lock-path": f"/tmp/pgbackrest-{STANZA}-{lock}"},  # nosec B108
+                   "lock-path": f"/tmp/pgbackrest-{STANZA}-{lock}"},  # noqa: S108  # nosec B108
         STANZA: {"pg1-path": at.data_dir, "pg1-port": str(at.port),
                  "pg1-socket-path": at.socket_dir},
     }

@@ -151,7 +151,7 @@ def _copy_table(src: Connection, dst_engine: Engine, source: Table, target: Tabl
         raise CopyError(f"table {target.name}: the columns differ between source and target")
     copied = 0
     for batch in stream_rows(src, source, batch_rows):
-        rows = [_utc(dict(zip(names, row))) for row in batch]
+        rows = [_utc(dict(zip(names, row, strict=False))) for row in batch]
         try:
             with dst_engine.begin() as dst:
                 dst.execute(target.insert(), rows)

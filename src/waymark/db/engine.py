@@ -177,10 +177,9 @@ class Checkpointer:
                                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
         try:
             while not self._stop.wait(self.interval):
-                try:
+                # busy or transient: the next round (or the backstop) catches up
+                with contextlib.suppress(sqlite3.Error):
                     self.checkpoint(conn)
-                except sqlite3.Error:
-                    pass  # busy or transient: the next round (or the backstop) catches up
         finally:
             conn.close()
 

@@ -6,6 +6,7 @@ that started them; they are found again by the PID kept in the deploy state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,16 +71,14 @@ def _signal_group(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def http_status(url: str, timeout: float = 3.0) -> int:
     """The HTTP status of a GET, or 0 when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # nosec B310 - our own URL
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  # nosec B310 - our own URL
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code

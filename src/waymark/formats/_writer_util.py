@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 # characters XML 1.0 cannot carry at all, even escaped
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -14,21 +15,21 @@ def xml_text(value: str) -> str:
     return _XML_ILLEGAL.sub("", value)
 
 
-def num(v) -> str:
+def num(v: Any) -> str:
     """Shortest text that reads back as the same float."""
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def value_text(v) -> tuple[str, bool]:
+def value_text(v: Any) -> tuple[str, bool]:
     """(text, is_json): strings as-is, anything else JSON-encoded."""
     if isinstance(v, str):
         return v, False
     return json.dumps(v, ensure_ascii=False, separators=(",", ":")), True
 
 
-def split_geometry(geom: dict | None) -> list[dict]:
+def split_geometry(geom: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Flatten a GeometryCollection into its (non-collection) members."""
     if not geom:
         return []

@@ -71,8 +71,9 @@ def parse_crs(text: str, *, authority_order: bool | None = None) -> SourceCrs:
         return SourceCrs(CRS.from_user_input("OGC:CRS84"), "CRS84", False)
     m = _URN.match(name)
     legacy = _LEGACY.match(name)
-    if m or legacy:
-        code = int((m.group(1) or m.group(2)) if m else legacy.group(1))
+    digits = (m.group(1) or m.group(2)) if m else legacy.group(1) if legacy else None
+    if digits is not None:
+        code = int(digits)
         try:
             crs = CRS.from_epsg(code)
         except CRSError:
@@ -96,7 +97,7 @@ def label_of(crs: Any) -> str:
     return crs.name or "unnamed coordinate system"
 
 
-def _flatten(gtype: str, coords: Any, xs: list, ys: list) -> None:
+def _flatten(gtype: str, coords: Any, xs: list[Any], ys: list[Any]) -> None:
     depth = _DEPTH[gtype]
     stack = [(coords, depth)]
     while stack:
@@ -115,13 +116,13 @@ def _rebuild(coords: Any, depth: int, it: Any) -> Any:
     return [_rebuild(c, depth - 1, it) for c in coords]
 
 
-def _parts(geom: dict) -> list[dict]:
+def _parts(geom: dict[str, Any]) -> list[dict[str, Any]]:
     if geom.get("type") == "GeometryCollection":
         return [g for part in geom.get("geometries") or () for g in _parts(part)]
     return [geom]
 
 
-def _rebuilt(geom: dict, it: Any) -> dict:
+def _rebuilt(geom: dict[str, Any], it: Any) -> dict[str, Any]:
     if geom.get("type") == "GeometryCollection":
         return {**geom, "geometries": [_rebuilt(g, it) for g in geom["geometries"]]}
     return {**geom, "coordinates": _rebuild(geom["coordinates"], _DEPTH[geom["type"]], it)}
@@ -140,7 +141,7 @@ class Transform:
             warnings.simplefilter("ignore", UserWarning)
             self._t = Transformer.from_crs(source, target, always_xy=always_xy)
 
-    def geometries(self, geoms: list[dict | None], on_bad: Any = None) -> list[dict | None]:
+    def geometries(self, geoms: list[dict[str, Any] | None], on_bad: Any = None) -> list[dict[str, Any] | None]:
         """New geometry dicts (inputs untouched). ``on_bad(i)`` is called for a geometry
         whose structure cannot be walked and must raise; unusable results raise too."""
         import numpy as np
@@ -170,7 +171,7 @@ class Transform:
             raise FormatError(f"coordinates ({xs[first]}, {ys[first]}) cannot be reprojected "
                               f"from {self.label}: outside the area where it is defined",
                               index=index)
-        it = zip(tx.tolist(), ty.tolist())
+        it = zip(tx.tolist(), ty.tolist(), strict=False)
         return [None if g is None else _rebuilt(g, it) for g in geoms]
 
 

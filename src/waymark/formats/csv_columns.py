@@ -49,7 +49,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[^\w]+", "_", text).strip("_")
 
 
-def _by_name(names: list[str], known: tuple[str, ...], suffix: re.Pattern) -> int | None:
+def _by_name(names: list[str], known: tuple[str, ...], suffix: re.Pattern[str]) -> int | None:
     for name in known:
         if name in names:
             return names.index(name)
@@ -59,7 +59,8 @@ def _by_name(names: list[str], known: tuple[str, ...], suffix: re.Pattern) -> in
 
 def header_names(header: list[str]) -> list[str]:
     """Property names for the header cells (stripped, duplicates numbered)."""
-    out, seen = [], {}
+    out: list[str] = []
+    seen: dict[str, int] = {}
     for h in header:
         h = h.strip()
         if h in seen:
@@ -127,13 +128,13 @@ def resolve(header: list[str], sample: list[list[str]], options: ReadOptions,
 def _coordinate_pair(sample: list[list[str]], decimal: str) -> tuple[int, int] | None:
     """(lat, lon) columns whose sample values are all numbers in range, by content."""
     width = max(len(r) for r in sample)
-    ranges = []
+    ranges: list[float | None] = []
     for i in range(width):
         values = [parse_number(r[i], decimal) for r in sample if i < len(r) and r[i].strip()]
         if len(values) < 1 or any(v is None for v in values):
             ranges.append(None)
             continue
-        ranges.append(max(abs(v) for v in values))
+        ranges.append(max(abs(v) for v in values if v is not None))
     for i in range(width - 1):
         a, b = ranges[i], ranges[i + 1]
         if a is None or b is None:

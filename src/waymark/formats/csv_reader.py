@@ -26,6 +26,7 @@ import json
 import sys
 from dataclasses import replace
 from itertools import islice
+from typing import Any
 
 from waymark.formats.crs import Transform, parse_crs, to_wgs84
 from waymark.formats.csv_columns import (
@@ -63,21 +64,22 @@ def _decode(data: bytes, warnings: WarningCollector) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _wkt_geometry(raw: str) -> dict:
+def _wkt_geometry(raw: str) -> dict[str, Any]:
     try:
         import shapely.wkt  # lazy: numpy/GEOS load only when a CSV has a WKT column
 
         geom = shapely.wkt.loads(raw)
-    except Exception as exc:  # shapely raises GEOSException / ShapelyError / ValueError
+    except Exception as exc:  # noqa: BLE001 - shapely raises GEOSException / ShapelyError / ValueError
         if "closed" in str(exc).lower():
             return _close_wkt(raw)
         raise FormatError(f"invalid WKT geometry: {str(exc).splitlines()[0]}") from None
     if geom.is_empty:
         raise FormatError("WKT geometry is empty")
-    return json.loads(shapely.to_geojson(geom))
+    geometry: dict[str, Any] = json.loads(shapely.to_geojson(geom))
+    return geometry
 
 
-def _close_wkt(raw: str) -> dict:
+def _close_wkt(raw: str) -> dict[str, Any]:
     """Unclosed POLYGON ring(s): re-read the rings as a MULTILINESTRING and close them."""
     text = raw.strip()
     if not text.upper().startswith("POLYGON"):
@@ -86,7 +88,7 @@ def _close_wkt(raw: str) -> dict:
 
     try:
         lines = json.loads(shapely.to_geojson(shapely.wkt.loads("MULTILINESTRING" + text[7:])))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as in _wkt_geometry
         raise FormatError(f"invalid WKT geometry: {str(exc).splitlines()[0]}") from None
     return {"type": "Polygon", "coordinates": [close_ring(r) for r in lines["coordinates"]]}
 
@@ -139,6 +141,7 @@ class CsvHead:
         self.columns: Columns = resolve(self.header, self.sample, options, self.decimal,
                                         self.headerless)
         if self.headerless and self.columns.detected:
+            assert self.columns.lat is not None and self.columns.lon is not None  # detected
             self.warnings.add(
                 f"no header row: columns {self.columns.lat + 1} and {self.columns.lon + 1} "
                 "read as latitude and longitude")
@@ -206,9 +209,10 @@ def read_csv(data: bytes, *, skip_invalid: bool = False,
 
 
 def _row_geometry(row: list[str], cols: Columns, header: list[str], decimal: str,
-                  check: bool) -> dict | None:
+                  check: bool) -> dict[str, Any] | None:
     """The row's geometry (None when its coordinates are empty); ``check``: in WGS84."""
     if cols.wkt is None:
+        assert cols.lat is not None and cols.lon is not None  # resolve(): no WKT, both set
         lat_raw, lon_raw = row[cols.lat].strip(), row[cols.lon].strip()
         if not lat_raw or not lon_raw:
             return None
@@ -227,7 +231,7 @@ def _reproject(features: list[ParsedFeature], lines: list[int], transform: Trans
                skip_invalid: bool,
                warnings: WarningCollector) -> None:
     geoms = transform.geometries([f.geometry for f in features])
-    for f, g, line in zip(features, geoms, lines):
+    for f, g, line in zip(features, geoms, lines, strict=False):
         if g is not None:
             try:
                 f.geometry = validate_geometry(g)
@@ -240,7 +244,7 @@ def _reproject(features: list[ParsedFeature], lines: list[int], transform: Trans
 
 
 def _point(lat_raw: str, lon_raw: str, lat_name: str, lon_name: str, decimal: str,
-           check: bool) -> dict:
+           check: bool) -> dict[str, Any]:
     lat = parse_number(lat_raw, decimal)
     if lat is None:
         raise FormatError(f"latitude {lat_raw!r} is not a number", field=lat_name)
@@ -254,7 +258,7 @@ def _point(lat_raw: str, lon_raw: str, lat_name: str, lon_name: str, decimal: st
     return {"type": "Point", "coordinates": [lon, lat]}
 
 
-def csv_preview(data: bytes, options: ReadOptions, rows: int = 10) -> dict:
+def csv_preview(data: bytes, options: ReadOptions, rows: int = 10) -> dict[str, Any]:
     """The first rows as a table for the importer's column picker, with what detection
     found (``detected``) or why it failed (``error``)."""
     error = None

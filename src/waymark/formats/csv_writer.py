@@ -12,33 +12,34 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from waymark.formats._writer_util import value_text
 from waymark.formats.crs import SourceCrs, from_wgs84
 from waymark.formats.model import ExportLayer
 
 
-def _pad(coords):
+def _pad(coords: Any) -> Any:
     """Make every position 3D (WKT cannot mix 2D and 3D)."""
     if coords and isinstance(coords[0], (int, float)):
         return list(coords) if len(coords) >= 3 else [coords[0], coords[1], 0.0]
     return [_pad(c) for c in coords]
 
 
-def _padded(geom: dict) -> dict:
+def _padded(geom: dict[str, Any]) -> dict[str, Any]:
     if geom.get("type") == "GeometryCollection":
         return {**geom, "geometries": [_padded(g) for g in geom["geometries"]]}
     return {**geom, "coordinates": _pad(geom["coordinates"])}
 
 
-def to_wkt(geom: dict | None) -> str:
+def to_wkt(geom: dict[str, Any] | None) -> str:
     if not geom:
         return ""
     import shapely.geometry  # lazy: numpy/GEOS load only when exporting CSV
 
     try:
         shp = shapely.geometry.shape(geom)
-    except Exception:  # mixed 2D/3D positions
+    except Exception:  # noqa: BLE001 - shapely's errors for mixed 2D/3D positions
         shp = shapely.geometry.shape(_padded(geom))
     return shapely.to_wkt(shp, rounding_precision=-1, output_dimension=3, trim=True)
 
@@ -49,7 +50,7 @@ def write_csv(layers: list[ExportLayer], crs: SourceCrs | None = None) -> bytes:
     if transform is not None:
         layers = [ExportLayer(layer.name, layer.style, [
             {**f, "geometry": g} for f, g in zip(
-                layer.features, transform.geometries([f.get("geometry") for f in layer.features]))
+                layer.features, transform.geometries([f.get("geometry") for f in layer.features]), strict=False)
         ]) for layer in layers]
     keys: dict[str, None] = {}
     for layer in layers:

@@ -17,7 +17,7 @@ _EXTENSIONS = {
     ".gpx": "gpx", ".kml": "kml", ".kmz": "kmz", ".zip": "shapefile", ".gpkg": "gpkg",
     ".fgb": "fgb",
 }
-_SHAPEFILE_PART = re.compile(rb"\.(shp|shx|dbf)$", re.I)
+_SHAPEFILE_PART = re.compile(rb"\.(shp|shx|dbf)$", re.IGNORECASE)
 _ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(gpx|kml)[\s>/]")
 
 

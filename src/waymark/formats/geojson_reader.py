@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import json
+from typing import Any
 
 import msgspec
 
@@ -35,7 +36,7 @@ from waymark.formats.model import (
 _decoder = msgspec.json.Decoder()
 
 
-def _decode(data: bytes):
+def _decode(data: bytes) -> Any:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data or data.isspace():
@@ -58,7 +59,7 @@ def _decode(data: bytes):
         raise FormatError("invalid JSON: nested too deeply") from None
 
 
-def _source_crs(doc: dict, options: ReadOptions) -> SourceCrs | None:
+def _source_crs(doc: dict[str, Any], options: ReadOptions) -> SourceCrs | None:
     """The coordinate system of the coordinates: ``?crs=`` wins over the ``crs`` member."""
     if options.crs:
         return parse_crs(options.crs)
@@ -76,7 +77,7 @@ def _source_crs(doc: dict, options: ReadOptions) -> SourceCrs | None:
     return parse_crs(name)
 
 
-def _reproject(items: list, transform: Transform) -> list:
+def _reproject(items: list[Any], transform: Transform) -> list[Any]:
     """Copies of the Feature dicts with their geometries in WGS84."""
     def explain(i: int) -> None:
         geom = items[i].get("geometry")
@@ -89,10 +90,11 @@ def _reproject(items: list, transform: Transform) -> list:
     geoms = [f.get("geometry") if type(f.get("geometry")) is dict else None for f in feats]
     new = transform.geometries(geoms, on_bad=explain)
     return [{**f, "geometry": g} if g is not None else items[i]
-            for i, (f, g) in enumerate(zip(feats, new))]
+            for i, (f, g) in enumerate(zip(feats, new, strict=False))]
 
 
-def _feature(obj, index: int | None, skip_invalid: bool, warnings: WarningCollector):
+def _feature(obj: Any, index: int | None, skip_invalid: bool,
+             warnings: WarningCollector) -> ParsedFeature | None:
     """Return a ParsedFeature or None (skipped)."""
     try:
         if type(obj) is not dict or obj.get("type") != "Feature":
@@ -137,6 +139,7 @@ def _read(data: bytes, skip_invalid: bool, options: ReadOptions) -> ImportResult
         parse_crs(options.crs) if options.crs else None)
     transform = to_wgs84(source) if source is not None else None
     reprojected_from = transform.label if transform else None
+    items: Any
     if isinstance(doc, list):
         items, doc = doc, {}
     elif isinstance(doc, dict):

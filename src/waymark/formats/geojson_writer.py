@@ -10,6 +10,8 @@ read(write(x)) returns exactly the same geometries and properties.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from waymark.formats.model import ExportLayer
@@ -22,7 +24,7 @@ def write_geojson(layers: list[ExportLayer]) -> bytes:
     many = len(layers) > 1
     for layer in layers:
         for f in layer.features:
-            out = {"type": "Feature"}
+            out: dict[str, Any] = {"type": "Feature"}
             if f.get("id") is not None:
                 out["id"] = f["id"]
             out["geometry"] = f.get("geometry")
@@ -30,7 +32,7 @@ def write_geojson(layers: list[ExportLayer]) -> bytes:
             if many:
                 out["layer"] = layer.name
             features.append(out)
-    doc: dict = {"type": "FeatureCollection"}
+    doc: dict[str, Any] = {"type": "FeatureCollection"}
     if len(layers) == 1:
         doc["name"] = layers[0].name
     else:

@@ -24,6 +24,8 @@ to be trimmed (never mutates its input).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from waymark.formats.model import FormatError
 
@@ -46,7 +48,7 @@ def _fail(msg: str) -> FormatError:
     return FormatError(msg)
 
 
-def _position(p, where: str):
+def _position(p: Any, where: str) -> Any:
     """Check one position; return it, or a trimmed copy if it had an M value."""
     if type(p) is not list and type(p) is not tuple:
         raise _fail(f"{where}: position must be an array of numbers, got {p!r}")
@@ -77,7 +79,7 @@ def _position(p, where: str):
     return p
 
 
-def _positions(coords, where: str, minimum: int):
+def _positions(coords: Any, where: str, minimum: int) -> Any:
     if type(coords) is not list and type(coords) is not tuple:
         raise _fail(f"{where}: expected an array of positions")
     if len(coords) < minimum:
@@ -94,7 +96,7 @@ def _positions(coords, where: str, minimum: int):
     return coords if out is None else out
 
 
-def _ring(coords, where: str):
+def _ring(coords: Any, where: str) -> Any:
     coords = _positions(coords, where, 4)
     a = coords[0]
     b = coords[-1]
@@ -103,7 +105,7 @@ def _ring(coords, where: str):
     return coords
 
 
-def _polygon(coords, where: str):
+def _polygon(coords: Any, where: str) -> Any:
     if type(coords) is not list or not coords:
         raise _fail(f"{where}: Polygon needs at least one ring")
     out = None
@@ -116,7 +118,7 @@ def _polygon(coords, where: str):
     return coords if out is None else out
 
 
-def _multi(coords, where: str, part, kind: str):
+def _multi(coords: Any, where: str, part: Callable[[Any, str], Any], kind: str) -> Any:
     if type(coords) is not list or not coords:
         raise _fail(f"{where}: empty {kind}")
     out = None
@@ -129,7 +131,7 @@ def _multi(coords, where: str, part, kind: str):
     return coords if out is None else out
 
 
-def _coords(gtype: str, coords, where: str):
+def _coords(gtype: str, coords: Any, where: str) -> Any:
     if gtype == "Point":
         if type(coords) is list and not coords:
             raise _fail(f"{where}: empty Point")
@@ -147,7 +149,7 @@ def _coords(gtype: str, coords, where: str):
     raise _fail(f"unknown geometry type {gtype!r}")
 
 
-def validate_geometry(geom: dict, _where: str | None = None) -> dict:
+def validate_geometry(geom: dict[str, Any], _where: str | None = None) -> dict[str, Any]:
     """Validate a GeoJSON geometry dict; raise FormatError with the reason."""
     if type(geom) is not dict:
         raise _fail(f"geometry must be an object, got {type(geom).__name__}")
@@ -158,7 +160,7 @@ def validate_geometry(geom: dict, _where: str | None = None) -> dict:
         if type(parts) is not list or not parts:
             raise _fail(f"{where}: empty GeometryCollection")
         new = [validate_geometry(g, f"{where}, geometry {i}") for i, g in enumerate(parts)]
-        if any(a is not b for a, b in zip(new, parts)):
+        if any(a is not b for a, b in zip(new, parts, strict=False)):
             return {**geom, "geometries": new}
         return geom
     if gtype not in GEOMETRY_TYPES:
@@ -172,7 +174,7 @@ def validate_geometry(geom: dict, _where: str | None = None) -> dict:
     return geom
 
 
-def _walk_positions(geom: dict):
+def _walk_positions(geom: dict[str, Any]) -> Iterator[Any]:
     gtype = geom.get("type")
     if gtype == "GeometryCollection":
         for g in geom.get("geometries") or ():
@@ -183,7 +185,7 @@ def _walk_positions(geom: dict):
     if not coords:
         return
     depth = {"Point": 0, "MultiPoint": 1, "LineString": 1,
-             "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}.get(gtype)
+             "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}.get(gtype or "")
     if depth is None:
         return
     if depth == 0:
@@ -198,7 +200,7 @@ def _walk_positions(geom: dict):
             stack.extend((x, d - 1) for x in c)
 
 
-def geometry_bbox(geom: dict | None) -> tuple[float, float, float, float] | None:
+def geometry_bbox(geom: dict[str, Any] | None) -> tuple[float, float, float, float] | None:
     """(minx, miny, maxx, maxy) of a geometry dict, None for null/empty geometry."""
     if not geom:
         return None
@@ -207,20 +209,22 @@ def geometry_bbox(geom: dict | None) -> tuple[float, float, float, float] | None
     for p in _walk_positions(geom):
         x = p[0]
         y = p[1]
-        if x < minx:
+        # comparisons, not min()/max(): this loop sees every position of an import, and a
+        # builtin call per position made it many times slower
+        if x < minx:  # noqa: PLR1730
             minx = x
-        if x > maxx:
+        if x > maxx:  # noqa: PLR1730
             maxx = x
-        if y < miny:
+        if y < miny:  # noqa: PLR1730
             miny = y
-        if y > maxy:
+        if y > maxy:  # noqa: PLR1730
             maxy = y
     if minx == math.inf:
         return None
     return (minx, miny, maxx, maxy)
 
 
-def close_ring(ring: list) -> list:
+def close_ring(ring: list[Any]) -> list[Any]:
     """Append the first position when a ring is not closed (KML, WKT sources)."""
     if ring and (ring[0][0] != ring[-1][0] or ring[0][1] != ring[-1][1]):
         return [*ring, ring[0]]

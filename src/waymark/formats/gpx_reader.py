@@ -32,7 +32,10 @@ Mapping (close to togeojson so users see familiar results):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+from typing import Any, NoReturn
 
 from waymark.formats.geometry import MAX_LAT, MAX_LON
 from waymark.formats.model import (
@@ -60,7 +63,7 @@ POINT_LISTS = {"names": "name", "descs": "desc", "cmts": "cmt", "syms": "sym", "
                "turns": "turn"}
 
 
-def _set_color(style: dict, key: str, text: str | None) -> None:
+def _set_color(style: dict[str, Any], key: str, text: str | None) -> None:
     """A GPX colour ("RRGGBB", "#rrggbb", or Android's "#AARRGGBB") as "#rrggbb"."""
     t = (text or "").strip().lstrip("#")
     color = hex_color(t[-6:] if len(t) == 8 else t)
@@ -79,7 +82,7 @@ def _float(text: str | None) -> float | None:
         v = float(text)
     except ValueError:
         return None
-    return v if v == v and v not in (float("inf"), float("-inf")) else None
+    return v if math.isfinite(v) else None
 
 
 class _Reader:
@@ -87,7 +90,7 @@ class _Reader:
         self.skip_invalid = skip_invalid
         self.warnings = WarningCollector()
 
-    def point(self, node: Node) -> tuple[list, str | None]:
+    def point(self, node: Node) -> tuple[list[Any], str | None]:
         """Position [lon, lat(, ele)] and time of a wpt/rtept/trkpt."""
         lat_s, lon_s = node.get("lat"), node.get("lon")
         for label, raw, bound in (("latitude", lat_s, MAX_LAT), ("longitude", lon_s, MAX_LON)):
@@ -106,21 +109,21 @@ class _Reader:
             pos.append(ele)
         return pos, node.findtext("time")
 
-    def invalid(self, reason: str, node: Node, field: str | None = None):
+    def invalid(self, reason: str, node: Node, field: str | None = None) -> NoReturn:
         err = FormatError(reason, line=node.line, field=field)
         if not self.skip_invalid:
             raise err
         self.warnings.add(f"{err}; point skipped")
         raise _Skip
 
-    def props(self, node: Node, gpx_type: str) -> dict:
-        props: dict = {}
+    def props(self, node: Node, gpx_type: str) -> dict[str, Any]:
+        props: dict[str, Any] = {}
         for f in _TEXT_FIELDS:
             v = node.findtext(f)
             if v is not None:
                 props[f] = v
         props["gpx_type"] = gpx_type
-        style: dict = {}
+        style: dict[str, Any] = {}
         color_key = "marker-color" if gpx_type == "waypoint" else "stroke"
         for child in node.children:  # GPX 1.0: private elements sit in the element itself
             if child.tag == "color" and "topografix" in child.ns.lower():
@@ -132,7 +135,7 @@ class _Reader:
             props.setdefault(key, value)
         return props
 
-    def extensions(self, ext: Node, props: dict, style: dict, color_key: str) -> None:
+    def extensions(self, ext: Node, props: dict[str, Any], style: dict[str, Any], color_key: str) -> None:
         for child in ext.iter():
             ns = child.ns.lower()
             if child.tag == "line" and "gpx_style" in ns:
@@ -155,13 +158,11 @@ class _Reader:
                     continue
                 value = child.text
                 if child.get("type") == "json":
-                    try:
+                    with contextlib.suppress(ValueError):
                         value = json.loads(value)
-                    except ValueError:
-                        pass
                 props[name] = value
 
-    def points(self, nodes: list[Node], kept: list | None = None) -> tuple[list, list]:
+    def points(self, nodes: list[Node], kept: list[Any] | None = None) -> tuple[list[Any], list[Any]]:
         coords, times = [], []
         for n in nodes:
             try:
@@ -185,14 +186,14 @@ class _Reader:
         texts = {key: [_point_text(n, tag) for n in kept] for key, tag in POINT_LISTS.items()}
         texts = {k: v for k, v in texts.items() if any(t is not None for t in v)}
         if mode != "points":
-            if texts and line.geometry["type"] == "LineString":
+            if texts and line.geometry and line.geometry["type"] == "LineString":
                 cp = line.properties.setdefault("coordinateProperties", {})
                 if isinstance(cp, dict):
                     cp.update(texts)
             return [line]
         route_name = node.findtext("name")
         points = []
-        for i, (n, pos) in enumerate(zip(kept, coords)):
+        for i, (n, pos) in enumerate(zip(kept, coords, strict=False)):
             props = {f: t for f in _TEXT_FIELDS if (t := _point_text(n, f)) is not None}
             if (turn := _point_text(n, "turn")) is not None:
                 props["turn"] = turn
@@ -214,7 +215,7 @@ class _Reader:
             props.setdefault("time", t)
         return ParsedFeature({"type": "Point", "coordinates": pos}, props)
 
-    def line(self, node: Node, segments: list[tuple[list, list]], gpx_type: str):
+    def line(self, node: Node, segments: list[tuple[list[Any], list[Any]]], gpx_type: str) -> ParsedFeature | None:
         segments = [s for s in segments if s[0]]
         lines = [s for s in segments if len(s[0]) >= 2]
         label = f"line {node.line}: {gpx_type}"

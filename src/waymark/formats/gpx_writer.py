@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from waymark.formats._writer_util import num, split_geometry, value_text, xml_text
 from waymark.formats.gpx_reader import POINT_LISTS, WAYMARK_NS
@@ -42,12 +44,13 @@ def _q(tag: str, ns: str = GPX_NS) -> str:
     return _PREFIX[ns] + tag
 
 
-def _text(parent: ET.Element, tag: str, value, ns: str = GPX_NS) -> None:
+def _text(parent: ET.Element, tag: str, value: Any, ns: str = GPX_NS) -> None:
     el = ET.SubElement(parent, _q(tag, ns))
     el.text = xml_text(value if isinstance(value, str) else str(value))
 
 
-def _point(parent: ET.Element, tag: str, pos, time=None, texts: dict | None = None) -> ET.Element:
+def _point(parent: ET.Element, tag: str, pos: Any, time: Any = None,
+           texts: dict[str, Any] | None = None) -> ET.Element:
     el = ET.SubElement(parent, _q(tag), {"lat": num(pos[1]), "lon": num(pos[0])})
     if len(pos) > 2 and pos[2] is not None:
         _text(el, "ele", num(pos[2]))
@@ -61,7 +64,7 @@ def _point(parent: ET.Element, tag: str, pos, time=None, texts: dict | None = No
     return el
 
 
-def _point_lists(cp, count: int) -> dict[str, list]:
+def _point_lists(cp: Any, count: int) -> dict[str, list[Any]]:
     """The route's per-point texts (coordinateProperties.names, ...) that GPX elements can
     carry exactly: aligned with the points, strings without edge spaces or nulls."""
     if not isinstance(cp, dict):
@@ -75,7 +78,8 @@ def _point_lists(cp, count: int) -> dict[str, list]:
     return out
 
 
-def _meta(el: ET.Element, props: dict, style: dict, extra_skip: set[str] = frozenset()) -> None:
+def _meta(el: ET.Element, props: dict[str, Any], style: dict[str, Any],
+          extra_skip: AbstractSet[str] = frozenset()) -> None:
     plain = {k for k in _ELEMENTS if isinstance(props.get(k), str) and props[k]
              and props[k] == props[k].strip()}
     for key in _ELEMENTS:
@@ -109,12 +113,13 @@ def _meta(el: ET.Element, props: dict, style: dict, extra_skip: set[str] = froze
         prop.text = xml_text(text)
 
 
-def _times(props: dict):
+def _times(props: dict[str, Any]) -> Any:
     cp = props.get("coordinateProperties")
     return cp.get("times") if isinstance(cp, dict) else None
 
 
-def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> None:
+def _feature(root: ET.Element, layer: ExportLayer, f: dict[str, Any], wpts: ET.Element,
+             others: ET.Element) -> None:
     props = f.get("properties") or {}
     style = effective_style(layer.style, props)
     times = _times(props)
@@ -141,7 +146,7 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> Non
         is_route = gtype == "LineString" and props.get("gpx_type") == "route"
         el = ET.SubElement(others, _q("rte" if is_route else "trk"))
         usable = seg_times is not None and all(
-            isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments))
+            isinstance(ts, list) and len(ts) == len(seg) for ts, seg in zip(seg_times, segments, strict=False))
         _meta(el, props, style)
         cp = props.get("coordinateProperties")
         lists = _point_lists(cp, len(segments[0])) if is_route else {}
@@ -154,14 +159,14 @@ def _feature(root: ET.Element, layer: ExportLayer, f: dict, wpts, others) -> Non
                                  {"name": "coordinateProperties", "type": "json"})
             prop.text = xml_text(json.dumps(cp, ensure_ascii=False))
         for i, seg in enumerate(segments):
-            ts = seg_times[i] if usable else [None] * len(seg)
+            ts = seg_times[i] if usable and seg_times else [None] * len(seg)
             if is_route:
-                for j, (pos, t) in enumerate(zip(seg, ts)):
+                for j, (pos, t) in enumerate(zip(seg, ts, strict=False)):
                     texts = {POINT_LISTS[k]: v[j] for k, v in lists.items()}
                     _point(el, "rtept", pos, t, texts)
             else:
                 trkseg = ET.SubElement(el, _q("trkseg"))
-                for pos, t in zip(seg, ts):
+                for pos, t in zip(seg, ts, strict=False):
                     _point(trkseg, "trkpt", pos, t)
 
 
@@ -180,4 +185,5 @@ def write_gpx(layers: list[ExportLayer]) -> bytes:
     root.extend(list(wpts))
     routes = [e for e in rtes_trks if e.tag == _q("rte")]
     root.extend(routes + [e for e in rtes_trks if e.tag != _q("rte")])
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    gpx: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return gpx

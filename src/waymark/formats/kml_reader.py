@@ -34,8 +34,10 @@ Why these choices:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from typing import Any
 
 from waymark.formats import archive
 from waymark.formats.geometry import close_ring, validate_geometry
@@ -80,9 +82,9 @@ def kml_color(text: str | None) -> tuple[str, float] | None:
     return "#" + t[4:6] + t[2:4] + t[0:2], round(a / 255, 2)
 
 
-def _style_from(node: Node) -> dict:
+def _style_from(node: Node) -> dict[str, Any]:
     """A <Style> as simplestyle properties (formats/simplestyle.py)."""
-    style: dict = {}
+    style: dict[str, Any] = {}
     line = node.find("LineStyle")
     if line is not None:
         c = kml_color(line.findtext("color"))
@@ -127,7 +129,7 @@ class _Reader:
     def __init__(self, skip_invalid: bool) -> None:
         self.skip_invalid = skip_invalid
         self.warnings = WarningCollector()
-        self.styles: dict[str, dict] = {}
+        self.styles: dict[str, dict[str, Any]] = {}
         self.stylemaps: dict[str, str] = {}
         self.features: list[ParsedFeature] = []
         self.ignored: dict[str, int] = {}
@@ -155,7 +157,7 @@ class _Reader:
                         elif inline is not None:
                             self.styles[sid] = _style_from(inline)
 
-    def resolve(self, url: str | None, depth: int = 0) -> dict:
+    def resolve(self, url: str | None, depth: int = 0) -> dict[str, Any]:
         if not url or depth > 5:
             return {}
         sid = url.rpartition("#")[2]
@@ -166,9 +168,9 @@ class _Reader:
         return {}
 
     # -- geometry -------------------------------------------------------
-    def coords(self, node: Node | None) -> list:
+    def coords(self, node: Node | None) -> list[Any]:
         text = node.text.strip() if node is not None else ""
-        if not text:
+        if not text or node is None:
             return []
         out = []
         for tup in _COMMA_SPACE.sub(",", text).split():
@@ -182,7 +184,7 @@ class _Reader:
             out.append(pos)
         return out
 
-    def geometry(self, node: Node) -> list[dict]:
+    def geometry(self, node: Node) -> list[dict[str, Any]]:
         """Primitive geometries (Point/LineString/Polygon) in this element."""
         tag = node.tag
         if tag == "Point":
@@ -231,12 +233,12 @@ class _Reader:
             return [g for child in node.findall("Track") for g in self.geometry(child)]
         return []
 
-    def empty(self) -> list:
+    def empty(self) -> list[Any]:
         self.empty_parts += 1
         return []
 
     @staticmethod
-    def combine(parts: list[dict], multi: bool) -> tuple[dict | None, object]:
+    def combine(parts: list[dict[str, Any]], multi: bool) -> tuple[dict[str, Any] | None, object]:
         times = None
         if not parts:
             return None, None
@@ -256,7 +258,7 @@ class _Reader:
 
     # -- placemarks -----------------------------------------------------
     def placemark(self, pm: Node, folder: list[str]) -> None:
-        props: dict = {}
+        props: dict[str, Any] = {}
         for key in ("name", "description", "address"):
             v = pm.findtext(key)
             if v is not None:
@@ -273,7 +275,7 @@ class _Reader:
             props["folder"] = " / ".join(folder)
         ext = pm.find("ExtendedData")
         if ext is not None:  # Data, and SimpleData inside SchemaData (KML 2.2 §9.3)
-            simple = []
+            simple: list[Node] = []
             for d in ext.children:
                 if d.tag == "SchemaData":
                     simple.extend(c for c in d.children if c.tag == "SimpleData")
@@ -283,10 +285,8 @@ class _Reader:
                     value = d.find("value")
                     v = value.text.strip() if value is not None else ""
                     if d.get("type") == "json":
-                        try:
+                        with contextlib.suppress(ValueError):
                             v = json.loads(v)
-                        except ValueError:
-                            pass
                     props[name] = v
             for d in simple:
                 if d.get("name") is not None:

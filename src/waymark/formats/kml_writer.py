@@ -26,6 +26,7 @@ import struct
 import xml.etree.ElementTree as ET  # nosec B405 - builds export XML only; input is parsed by defusedxml
 import zipfile
 import zlib
+from typing import Any
 
 from waymark.formats._writer_util import num, split_geometry, value_text, xml_text
 from waymark.formats.kml_reader import WAYMARK_NS
@@ -41,7 +42,7 @@ KML_NS = "http://www.opengis.net/kml/2.2"
 _ELEMENTS = ("name", "description")
 
 
-def _plain(v) -> bool:
+def _plain(v: Any) -> bool:
     """Strings that survive the reader's whitespace stripping."""
     return isinstance(v, str) and bool(v) and v == v.strip()
 
@@ -57,7 +58,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     return el
 
 
-def _color(hex_rgb, opacity) -> str | None:
+def _color(hex_rgb: Any, opacity: Any) -> str | None:
     """"#rrggbb" + opacity -> KML aabbggrr."""
     if not isinstance(hex_rgb, str):
         return None
@@ -73,7 +74,7 @@ def _color(hex_rgb, opacity) -> str | None:
     return f"{a:02x}{h[4:6]}{h[2:4]}{h[0:2]}"
 
 
-def _carried(key: str, value) -> bool:
+def _carried(key: str, value: Any) -> bool:
     """Does the <Style> give this value back exactly (so ExtendedData need not repeat it)?"""
     if key not in IN_STYLE:
         return False
@@ -86,10 +87,10 @@ def _carried(key: str, value) -> bool:
     return 0 <= value < 1 and round(round(value * 255) / 255, 2) == value
 
 
-def _style_element(parent: ET.Element, sid: str, style: dict, icon_href: str | None) -> None:
+def _style_element(parent: ET.Element, sid: str, style: dict[str, Any], icon_href: str | None) -> None:
     el = ET.SubElement(parent, _q("Style"), {"id": sid})
     marker = _color(style.get("marker-color"), None)
-    scale = SCALES.get(style.get("marker-size"))
+    scale = SCALES.get(style.get("marker-size") or "")
     if marker or icon_href or scale:
         icon = _sub(el, "IconStyle")
         if marker:
@@ -115,11 +116,11 @@ def _style_element(parent: ET.Element, sid: str, style: dict, icon_href: str | N
         _sub(_sub(el, "PolyStyle"), "fill", "0")
 
 
-def _coords(positions) -> str:
+def _coords(positions: Any) -> str:
     return " ".join(",".join(num(v) for v in p[:3]) for p in positions)
 
 
-def _primitive(parent: ET.Element, gtype: str, coords) -> None:
+def _primitive(parent: ET.Element, gtype: str, coords: Any) -> None:
     if gtype == "Point":
         _sub(_sub(parent, "Point"), "coordinates", _coords([coords]))
     elif gtype == "LineString":
@@ -131,7 +132,7 @@ def _primitive(parent: ET.Element, gtype: str, coords) -> None:
             _sub(_sub(holder, "LinearRing"), "coordinates", _coords(ring))
 
 
-def _geometry(pm: ET.Element, geom: dict | None) -> None:
+def _geometry(pm: ET.Element, geom: dict[str, Any] | None) -> None:
     if not geom:
         return
     gtype = geom["type"]
@@ -187,10 +188,11 @@ def write_kml(layers: list[ExportLayer], icon_href: str | None = None) -> bytes:
             _geometry(pm, f.get("geometry"))
         folders.append(folder)
     doc.extend(folders)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    kml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return kml
 
 
-def _has_point(geom: dict | None) -> bool:
+def _has_point(geom: dict[str, Any] | None) -> bool:
     return any(g["type"] in ("Point", "MultiPoint") for g in split_geometry(geom))
 
 

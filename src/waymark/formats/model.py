@@ -7,6 +7,7 @@ tests can all depend on them cheaply.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 #: attribute columns of one imported table (CSV, .dbf, GeoPackage...): bounds the memory a
 #: small file of many empty columns could take, one property per column per row
@@ -15,8 +16,8 @@ MAX_COLUMNS = 1000
 
 @dataclass(slots=True)
 class ParsedFeature:
-    geometry: dict | None
-    properties: dict
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -85,7 +86,7 @@ class FormatError(ValueError):
         member: str | None = None, layer: str | None = None,
     ) -> FormatError:
         """Copy with extra location info (existing values win)."""
-        def pick(mine, new):
+        def pick(mine: Any, new: Any) -> Any:
             return mine if mine is not None else new
         return FormatError(
             self.reason, line=pick(self.line, line), index=pick(self.index, index),
@@ -93,7 +94,7 @@ class FormatError(ValueError):
             layer=pick(self.layer, layer),
         )
 
-    def to_details(self) -> dict:
+    def to_details(self) -> dict[str, Any]:
         details = {"line": self.line, "feature_index": self.index, "field": self.field,
                    "member": self.member, "layer": self.layer}
         return {k: v for k, v in details.items() if v is not None}
@@ -121,14 +122,14 @@ class ReadOptions:
     missing: str = "skip"
     route_points: str = "properties"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready (stored with a queued import job); ``from_dict`` reads it back."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["layers"] = list(self.layers) if self.layers else None
         return out
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> ReadOptions:
+    def from_dict(cls, data: dict[str, Any] | None) -> ReadOptions:
         data = dict(data or {})
         data["layers"] = tuple(data.get("layers") or ()) or None
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
@@ -137,14 +138,14 @@ class ReadOptions:
 @dataclass(slots=True)
 class ExportLayer:
     name: str
-    style: dict
-    features: list[dict]  # each {"id": str, "geometry": dict | None, "properties": dict}
+    style: dict[str, Any]
+    features: list[dict[str, Any]]  # each {"id": str, "geometry": dict | None, "properties": dict}
 
 
 class WarningCollector:
     """Bounded warning list: the first ``limit`` messages, then one summary line."""
 
-    __slots__ = ("limit", "messages", "extra")
+    __slots__ = ("extra", "limit", "messages")
 
     def __init__(self, limit: int = 20) -> None:
         self.limit = limit

@@ -69,7 +69,7 @@ def read_layer(data: bytes, *, driver: str, what: str, layer: str | None,
                ) -> tuple[ParsedLayer, str | None]:
     """One layer as WGS84 features, and the CRS it was reprojected from (or None)."""
     pyogrio = _pyogrio()
-    where = location or ({"layer": layer} if layer else {})
+    where: dict[str, Any] = location or ({"layer": layer} if layer else {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -98,7 +98,7 @@ def read_layer(data: bytes, *, driver: str, what: str, layer: str | None,
     props = _properties(list(meta["fields"]), meta["ogr_types"], meta["ogr_subtypes"],
                         columns, len(geoms))
     features: list[ParsedFeature] = []
-    for i, (geom, p) in enumerate(zip(geoms, props)):
+    for i, (geom, p) in enumerate(zip(geoms, props, strict=False)):
         if geom is not None:
             try:
                 geom = validate_geometry(geom)
@@ -116,7 +116,7 @@ def read_layer(data: bytes, *, driver: str, what: str, layer: str | None,
         transform.label if transform else None)
 
 
-def _geometries(wkb: Any, count: int) -> list[dict | None]:
+def _geometries(wkb: Any, count: int) -> list[dict[str, Any] | None]:
     import numpy as np
     import shapely
 
@@ -130,7 +130,7 @@ def _geometries(wkb: Any, count: int) -> list[dict | None]:
     return [None if t is None else _decode(t) for t in texts.tolist()]
 
 
-def _reproject(transform: Transform, geoms: list[dict | None], where: dict) -> list[dict | None]:
+def _reproject(transform: Transform, geoms: list[dict[str, Any] | None], where: dict[str, Any]) -> list[dict[str, Any] | None]:
     try:
         return transform.geometries(geoms)
     except FormatError as exc:
@@ -138,11 +138,11 @@ def _reproject(transform: Transform, geoms: list[dict | None], where: dict) -> l
 
 
 def _properties(names: list[str], ogr_types: list[str], subtypes: list[str],
-                columns: list[Any], count: int) -> list[dict]:
+                columns: list[Any], count: int) -> list[dict[str, Any]]:
     """Row dicts; nulls are left out (a table has every column in every row, a feature
     only the properties it has)."""
     lists = []
-    for ogr_type, subtype, col in zip(ogr_types, subtypes, columns):
+    for ogr_type, subtype, col in zip(ogr_types, subtypes, columns, strict=False):
         values = col.tolist()
         if col.dtype.kind == "f":  # NaN is GDAL's null in float columns (nullable ints too)
             integer = ogr_type in ("OFTInteger", "OFTInteger64")
@@ -153,22 +153,23 @@ def _properties(names: list[str], ogr_types: list[str], subtypes: list[str],
         lists.append(values)
     if not lists:
         return [{} for _ in range(count)]
-    return [{k: v for k, v in zip(names, row) if v is not None} for row in zip(*lists)]
+    return [{k: v for k, v in zip(names, row, strict=False) if v is not None} for row in zip(*lists, strict=False)]
 
 
 # ---- writing ---------------------------------------------------------------------------
-def field_columns(features: list[dict], keys: list[str]) -> tuple[list[Any], list[Any]]:
+def field_columns(features: list[dict[str, Any]], keys: list[str]) -> tuple[list[Any], list[Any]]:
     """Typed numpy columns (and null masks) for the property ``keys`` of ``features``.
 
     A column whose values are all booleans, all integers or all numbers keeps that type;
     strings stay strings; anything else (nested objects, mixed values) is JSON text."""
     import numpy as np
 
-    data, masks = [], []
+    data: list[Any] = []
+    masks: list[Any] = []
     for key in keys:
         values = [(f.get("properties") or {}).get(key) for f in features]
         present = [v for v in values if v is not None]
-        mask = np.array([v is None for v in values], dtype=bool)
+        mask: np.ndarray[Any, Any] | None = np.array([v is None for v in values], dtype=bool)
         if present and all(isinstance(v, bool) for v in present):
             col = np.array([bool(v) for v in values], dtype=bool)
         elif present and all(type(v) is int and -2**63 <= v < 2**63 for v in present):
@@ -185,7 +186,7 @@ def field_columns(features: list[dict], keys: list[str]) -> tuple[list[Any], lis
     return data, masks
 
 
-def wkb_column(geoms: list[dict | None]) -> Any:
+def wkb_column(geoms: list[dict[str, Any] | None]) -> Any:
     import numpy as np
     import shapely
 
@@ -202,7 +203,7 @@ def wkb_column(geoms: list[dict | None]) -> Any:
     return out
 
 
-def has_z(geom: dict) -> bool:
+def has_z(geom: dict[str, Any]) -> bool:
     if geom.get("type") == "GeometryCollection":
         return any(has_z(g) for g in geom.get("geometries") or ())
     c = geom.get("coordinates")
@@ -211,7 +212,7 @@ def has_z(geom: dict) -> bool:
     return isinstance(c, list) and len(c) > 2
 
 
-def write_layer(path: Path, name: str, features: list[dict], *, driver: str,
+def write_layer(path: Path, name: str, features: list[dict[str, Any]], *, driver: str,
                 geometry_type: str, crs: SourceCrs | None, transform: Transform | None,
                 keys: list[str] | None = None, field_names: list[str] | None = None,
                 layer_options: dict[str, Any] | None = None, append: bool = False) -> None:
@@ -235,6 +236,6 @@ def write_layer(path: Path, name: str, features: list[dict], *, driver: str,
             append=append, layer_options=layer_options or None)
 
 
-def scratch_dir() -> tempfile.TemporaryDirectory:
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     """A private directory for GDAL's output files, removed by the caller's ``with``."""
     return tempfile.TemporaryDirectory(prefix="waymark-export-")

@@ -25,6 +25,7 @@ import re
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from waymark.formats import archive
 from waymark.formats._writer_util import split_geometry
@@ -79,7 +80,7 @@ def read_shapefile(data: bytes, *, skip_invalid: bool = False,
     return ImportResult(list(layers.values()), warnings.result(), reprojected)
 
 
-def datasets(members: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, dict]]:
+def datasets(members: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, dict[str, Any]]]:
     """(main member, {extension: member}) for each .shp (and each .dbf without one)."""
     by_name = {m.filename.lower(): m for m in members}
     shps = [m for m in members if m.filename.lower().endswith(".shp")]
@@ -132,11 +133,11 @@ def _flat_zip(parts: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def _manifest(inflater: archive.Inflater, info: zipfile.ZipInfo | None) -> dict[str, dict]:
+def _manifest(inflater: archive.Inflater, info: zipfile.ZipInfo | None) -> dict[str, dict[str, Any]]:
     """{file stem: {"layer": name, "fields": {shapefile_field: field}}} from fields.csv."""
     if info is None:
         return {}
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     try:
         rows = csv.DictReader(io.StringIO(inflater.read(info).decode("utf-8-sig")))
         for row in rows:
@@ -149,7 +150,7 @@ def _manifest(inflater: archive.Inflater, info: zipfile.ZipInfo | None) -> dict[
     return out
 
 
-def _restore(layer: ParsedLayer, entry: dict | None) -> None:
+def _restore(layer: ParsedLayer, entry: dict[str, Any] | None) -> None:
     if not entry:
         return
     if entry.get("layer"):
@@ -186,8 +187,8 @@ def _cut(text: str, size: int) -> str:
     return raw.decode("utf-8", errors="ignore")
 
 
-def _groups(layer: ExportLayer) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
+def _groups(layer: ExportLayer) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
     for f in layer.features:
         parts = split_geometry(f.get("geometry"))
         if not parts:
@@ -213,7 +214,7 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
                 keys = list(dict.fromkeys(
                     k for f in features for k in (f.get("properties") or {})))
                 names = short_names(keys)
-                renamed += sum(k != n for k, n in zip(keys, names))
+                renamed += sum(k != n for k, n in zip(keys, names, strict=False))
                 gtype = _GDAL_TYPE[kind.removesuffix("_3d")]
                 if kind.endswith("_3d"):
                     gtype += " Z"
@@ -223,7 +224,7 @@ def write_shapefile(layers: list[ExportLayer], crs: SourceCrs | None = None) -> 
                 for path in sorted(Path(tmp).glob(f"{file_stem}.*")):
                     out.write(path, path.name)
                     path.unlink()
-                rows += [[file_stem, layer.name, k, n] for k, n in zip(keys, names)] or [
+                rows += [[file_stem, layer.name, k, n] for k, n in zip(keys, names, strict=False)] or [
                     [file_stem, layer.name, "", ""]]
         table = io.StringIO(newline="")
         writer = csv.writer(table, lineterminator="\r\n")

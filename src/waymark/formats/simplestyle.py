@@ -90,7 +90,7 @@ def feature_style(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: own[k] for k in STYLE_PROPERTIES if own.get(k) is not None}
 
 
-def effective_style(layer_style: Mapping[str, Any] | None, props: Mapping[str, Any]) -> dict:
+def effective_style(layer_style: Mapping[str, Any] | None, props: Mapping[str, Any]) -> dict[str, Any]:
     """What a feature looks like, for writers that bake styles into the file (KML, GPX):
     the layer's colours and widths, overridden by the feature's own style properties."""
     return {**from_layer_style(layer_style), **feature_style(props)}

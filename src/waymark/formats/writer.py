@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from waymark.formats.crs import parse_crs
 from waymark.formats.csv_writer import write_csv
 from waymark.formats.flatgeobuf import write_fgb
@@ -12,7 +14,7 @@ from waymark.formats.kml_writer import write_kml, write_kmz
 from waymark.formats.model import ExportLayer, FormatError
 from waymark.formats.shapefile import write_shapefile
 
-_WRITERS = {"geojson": write_geojson, "json": write_geojson, "csv": write_csv,
+_WRITERS: dict[str, Callable[..., bytes]] = {"geojson": write_geojson, "json": write_geojson, "csv": write_csv,
             "gpx": write_gpx, "kml": write_kml, "kmz": write_kmz,
             "shapefile": write_shapefile, "gpkg": write_gpkg, "fgb": write_fgb}
 #: formats whose files can say their coordinate system (others are WGS84 by definition)

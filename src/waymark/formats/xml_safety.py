@@ -10,6 +10,8 @@ the namespace is still available as ``Node.ns``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, cast
 from xml.etree.ElementTree import ParseError  # nosec B405 - the exception class only, no parsing
 
 from defusedxml import DefusedXmlException
@@ -20,8 +22,8 @@ from waymark.formats.model import FormatError
 ENTITY_ERROR = "XML entities/DTDs are not allowed"
 
 
-_NO_ATTRIBUTES: dict = {}
-_NO_CHILDREN: tuple = ()
+_NO_ATTRIBUTES: dict[str, Any] = {}
+_NO_CHILDREN: tuple[Any, ...] = ()
 
 
 class Node:
@@ -29,14 +31,14 @@ class Node:
     without attributes share one empty dict, children and text are only allocated when
     there are some."""
 
-    __slots__ = ("tag", "ns", "attrib", "_text", "children", "line")
+    __slots__ = ("_text", "attrib", "children", "line", "ns", "tag")
 
-    def __init__(self, tag: str, ns: str, attrib: dict, line: int) -> None:
+    def __init__(self, tag: str, ns: str, attrib: dict[str, Any], line: int) -> None:
         self.tag = tag
         self.ns = ns
         self.attrib = attrib or _NO_ATTRIBUTES
         self._text: list[str] | str | None = None
-        self.children: list[Node] | tuple = _NO_CHILDREN
+        self.children: list[Node] | tuple[Any, ...] = _NO_CHILDREN
         self.line = line
 
     @property
@@ -66,7 +68,7 @@ class Node:
         t = c.text.strip()
         return t or None
 
-    def get(self, name: str, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         """Attribute by local name (namespace ignored)."""
         v = self.attrib.get(name)
         if v is not None:
@@ -76,7 +78,7 @@ class Node:
                 return v
         return default
 
-    def iter(self, tag: str | None = None):
+    def iter(self, tag: str | None = None) -> Iterator[Node]:
         stack = [self]
         while stack:
             n = stack.pop()
@@ -90,7 +92,7 @@ class Node:
 
 class _Builder:
     def __init__(self) -> None:
-        self.expat = None  # the expat parser, for line numbers
+        self.expat: Any = None  # the expat parser, for line numbers
         self.stack: list[Node] = []
         self.root: Node | None = None
         self.names: dict[str, tuple[str, str]] = {}  # "{ns}tag" -> (local name, ns)
@@ -104,12 +106,12 @@ class _Builder:
         name = self.names[tag] = (local.rpartition(":")[2], ns)
         return name
 
-    def start(self, tag: str, attrib: dict) -> None:
+    def start(self, tag: str, attrib: dict[str, Any]) -> None:
         local, ns = self.names.get(tag) or self._name(tag)
         node = Node(local, ns, attrib, self.expat.CurrentLineNumber)
         if self.stack:
             parent = self.stack[-1]
-            if parent.children is _NO_CHILDREN:
+            if isinstance(parent.children, tuple):  # the shared _NO_CHILDREN
                 parent.children = [node]
             else:
                 parent.children.append(node)
@@ -144,7 +146,7 @@ def parse_xml(data: bytes) -> Node:
     builder.expat = parser.parser
     try:
         parser.feed(data)
-        root = parser.close()
+        root = cast("Node | None", parser.close())  # what _Builder.close returned
     except DefusedXmlException:
         raise FormatError(ENTITY_ERROR) from None
     except ParseError as exc:

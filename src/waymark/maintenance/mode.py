@@ -102,10 +102,8 @@ class ReadOnlyMode:
 
     def _load(self) -> ReadOnlyState | None:
         try:
-            if self.db.can_peek:
-                state = _state(self.db.peek(STATE_SQL, {}))
-            else:
-                state = read_state(self.db)
+            state = (_state(self.db.peek(STATE_SQL, {})) if self.db.can_peek
+                     else read_state(self.db))
         except Exception as exc:  # noqa: BLE001 - an unreadable switch must not stop reads
             if not self._warned:
                 log.warning("cannot read the read-only switch (treated as off): %s", exc)

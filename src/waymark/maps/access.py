@@ -32,7 +32,7 @@ def anyone_may_view(visibility: str) -> bool:
     return visibility in ANON_VISIBLE
 
 
-def is_public(visibility: str) -> bool:
+def is_public(visibility: str | None) -> bool:
     """Listed and shareable through shared caches (Redis, CDNs), unlike unlisted maps."""
     return visibility == "public"
 

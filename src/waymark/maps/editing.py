@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from waymark import jsonutil
@@ -24,7 +24,7 @@ from waymark.formats.geometry import geometry_bbox, validate_geometry
 from waymark.maps.state import feature_json, feature_state, last_editor
 
 UNSET: Any = object()
-_maps = Map.__table__
+_maps = cast(Table, Map.__table__)  # the ORM types `__table__` as any FromClause
 BUMP_MAP = (update(_maps).where(_maps.c.id == bindparam("map_pk"))
              .values(updated_at=bindparam("now"), version=_maps.c.version + 1))
 MAX_PROPERTIES_BYTES = 256 * 1024
@@ -75,7 +75,7 @@ def change_values(map_pk: int, layer_pk: int, layer_version: int, fid: str | Non
             "after": jsonutil.dumps(after) if after is not None else None, "created_at": now}
 
 
-def check_geometry(geometry: Any, *, index: int | None = None) -> dict | None:
+def check_geometry(geometry: Any, *, index: int | None = None) -> dict[str, Any] | None:
     if geometry is None:
         return None
     if not isinstance(geometry, dict):
@@ -88,7 +88,7 @@ def check_geometry(geometry: Any, *, index: int | None = None) -> dict | None:
     return geometry
 
 
-def check_properties(properties: Any, *, index: int | None = None) -> dict:
+def check_properties(properties: Any, *, index: int | None = None) -> dict[str, Any]:
     if properties is None:
         return {}
     if not isinstance(properties, dict):
@@ -107,10 +107,11 @@ class LayerEditor:
         # Lock the layer row first (PostgreSQL); SQLite already holds the write lock.
         # populate_existing: the caller has usually loaded this layer already, unlocked; without
         # it the ORM keeps those (possibly stale) values and concurrent edits lose updates.
-        self.layer = session.scalar(select(Layer).where(Layer.id == layer.id).with_for_update()
-                                    .execution_options(populate_existing=True))
-        if self.layer is None:
+        locked = session.scalar(select(Layer).where(Layer.id == layer.id).with_for_update()
+                                .execution_options(populate_existing=True))
+        if locked is None:
             raise NotFound("layer not found")  # deleted since the caller looked it up
+        self.layer: Layer = locked
         self.new_version = self.layer.version + 1
         self.touched = False
         self.bbox_dirty = False
@@ -201,7 +202,7 @@ class LayerEditor:
     def _check_version(self, feature: Feature, expected: int | None, index: int | None) -> None:
         check_version(self.session.connection(), feature, expected, index)
 
-    def _set_geometry(self, feature: Feature, geometry: dict | None) -> None:
+    def _set_geometry(self, feature: Feature, geometry: dict[str, Any] | None) -> None:
         feature.geometry = jsonutil.dumps(geometry) if geometry is not None else None
         bbox = geometry_bbox(geometry) if geometry is not None else None
         feature.minx, feature.miny, feature.maxx, feature.maxy = bbox or (None, None, None, None)
@@ -214,18 +215,19 @@ class LayerEditor:
             layer.minx, layer.miny = feature.minx, feature.miny
             layer.maxx, layer.maxy = feature.maxx, feature.maxy
             return
+        # the four bbox columns are all set or all None: minx stands for them (for mypy too)
         layer.minx = min(layer.minx, feature.minx)
-        layer.miny = min(layer.miny, feature.miny)
-        layer.maxx = max(layer.maxx, feature.maxx)
-        layer.maxy = max(layer.maxy, feature.maxy)
+        layer.miny = min(layer.miny, feature.miny)  # type: ignore[type-var]
+        layer.maxx = max(layer.maxx, feature.maxx)  # type: ignore[type-var]
+        layer.maxy = max(layer.maxy, feature.maxy)  # type: ignore[type-var]
 
     def _on_edge(self, feature: Feature) -> bool:
         """A feature touching the layer bbox may shrink it when it moves or goes."""
         layer = self.layer
         if feature.minx is None or layer.minx is None:
             return False
-        return (feature.minx <= layer.minx or feature.miny <= layer.miny
-                or feature.maxx >= layer.maxx or feature.maxy >= layer.maxy)
+        return (feature.minx <= layer.minx or feature.miny <= layer.miny  # type: ignore[operator]
+                or feature.maxx >= layer.maxx or feature.maxy >= layer.maxy)  # type: ignore[operator]
 
     def _record(self, op: str, fid: str | None, before: Any, after: Any) -> None:
         self.touched = True

@@ -183,7 +183,7 @@ def batch(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any)
     with _svc(request).db.write() as s:
         layer_pk, version, results = feature_write.apply_batch(
             s.connection(), actor, map_id, layer_id, body.get("operations"))
-        out = {"layer_version": version, "results": results}
+        out: dict[str, Any] = {"layer_version": version, "results": results}
     _schedule(request, layer_pk)
     _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
                                           layer_version=out["layer_version"]))

@@ -18,9 +18,9 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, false, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, false, func, insert, select, update
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
@@ -45,8 +45,9 @@ from waymark.maps.state import feature_json, feature_state
 
 Bbox = tuple[Any, Any, Any, Any]  # minx, miny, maxx, maxy (all None: no geometry)
 _NO_BBOX: Bbox = (None, None, None, None)
-_m, _l, _f = Map.__table__, Layer.__table__, Feature.__table__
-_members, _changes = Member.__table__, Change.__table__
+# Core tables (the ORM types `__table__` as any FromClause)
+_m, _l, _f = cast(Table, Map.__table__), cast(Table, Layer.__table__), cast(Table, Feature.__table__)
+_members, _changes = cast(Table, Member.__table__), cast(Table, Change.__table__)
 
 _ROLE = (select(_members.c.role)
          .where(_members.c.map_id == _m.c.id, _members.c.user_id == bindparam("uid"))

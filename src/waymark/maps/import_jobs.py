@@ -17,9 +17,10 @@ import logging
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy.orm import Session
 
 from waymark import jsonutil
 from waymark.db.engine import Database
@@ -57,12 +58,17 @@ def create_import_job(session, map_id: int, user_id: int | None, params: dict[st
     return job
 
 
+def _updated(session: Session, statement: Update) -> int:
+    """Rows an UPDATE matched (Session.execute is typed as returning a plain Result)."""
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount
+
+
 def _set(db: Database, job_id: int, attempt: int, **values: Any) -> None:
     """Update the running job, only while ``attempt`` is still its attempt."""
     with db.write() as session:
-        done = session.execute(update(Job).where(Job.id == job_id, Job.attempt == attempt,
-                                                 Job.status == "running")
-                               .values(updated_at=utcnow(), **values)).rowcount
+        done = _updated(session, update(Job).where(Job.id == job_id, Job.attempt == attempt,
+                                                   Job.status == "running")
+                        .values(updated_at=utcnow(), **values))
     if not done:
         raise Superseded(f"job {job_id} attempt {attempt}")
 
@@ -86,8 +92,8 @@ def claim(db: Database, job_public_id: str, stale_seconds: float) -> tuple[int, 
                     "code": "internal_error", "message": f"gave up after {MAX_ATTEMPTS} attempts",
                     "details": {}})))
             return None
-        claimed = session.execute(update(Job).where(*claimable).values(
-            status="running", attempt=attempt, worker=process_name(), updated_at=utcnow())).rowcount
+        claimed = _updated(session, update(Job).where(*claimable).values(
+            status="running", attempt=attempt, worker=process_name(), updated_at=utcnow()))
         return (job.id, attempt) if claimed else None
 
 
@@ -135,10 +141,12 @@ def run_import_job(db: Database, store: ObjectStore, job_public_id: str,
         return
     job_id, attempt = claimed
     with db.read() as session:
-        job = session.get(Job, job_id)
+        job = session.get_one(Job, job_id)
         map_id, user_id = job.map_id, job.user_id
+        if map_id is None:  # only map-less jobs (maintenance) have none
+            raise ValueError(f"import job {job_public_id} names no map")
         params = jsonutil.loads(job.params)
-        upload = session.get(Upload, params["upload_id"])
+        upload = session.get_one(Upload, params["upload_id"])
         layer = session.get(Layer, params["layer_id"]) if params.get("layer_id") else None
         object_key, fmt, filename = upload.object_key, upload.format, upload.filename
     started, status = time.monotonic(), "failed"

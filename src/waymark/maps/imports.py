@@ -15,8 +15,9 @@ attempt drops what the dead one left).
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -72,7 +73,7 @@ def _stage(db: Database, map_id: int, features: list[ParsedFeature], user_id: in
     rows = _rows(features, staging_id, user_id)
     try:
         while True:
-            chunk = [row for _, row in zip(range(CHUNK), rows)]
+            chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
             if not chunk:
                 break
             with db.write() as session:
@@ -123,7 +124,7 @@ def _merge(session, map_: Map, staging_id: int, target: Layer | dict[str, Any], 
     editor.count_delta = count
     if minx is not None:
         probe = Feature(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
-        editor._expand(probe)  # noqa: SLF001 - same package, bbox bookkeeping
+        editor._expand(probe)
     editor.record_layer_op("layer.import", None, {"count": count, **info})
     layer = editor.finish()
     return {"id": layer.public_id, "name": layer.name, "imported": count,

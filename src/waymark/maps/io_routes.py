@@ -31,6 +31,7 @@ from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key
 from waymark.web import Services, threaded
 
+
 # ---- export ----------------------------------------------------------------------------
 def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Response:
     return Response(data, media_type=content_type,
@@ -82,13 +83,13 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
         for fi, f in enumerate(layer.get("features", [])):
             try:
                 if not isinstance(f, dict):
-                    raise ValueError("a feature must be a JSON object")
+                    raise ValueError("a feature must be a JSON object")  # noqa: TRY004 - an API error (422 invalid_bundle), raised to the handler below
                 geometry = f.get("geometry")
                 if geometry is not None:
                     validate_geometry(geometry)
                 properties = f.get("properties") or {}
                 if not isinstance(properties, dict):
-                    raise ValueError("properties must be a JSON object")
+                    raise ValueError("properties must be a JSON object")  # noqa: TRY004 - as above
             except ValueError as exc:
                 raise Invalid(f"layer {li}, feature {fi}: {exc}", code="invalid_bundle",
                               details={"layer_index": li, "index": fi}) from None
@@ -132,7 +133,7 @@ def _serve_snapshot(request: Request, svc: Services, gz: bytes, sha: str,
 
 
 async def _snapshot_bytes(svc: Services, sha: str, object_key: str, public: bool) -> bytes:
-    gz = await svc.cache.get(sha)
+    gz: bytes | None = await svc.cache.get(sha)
     if gz is None:
         gz = await to_thread.run_sync(svc.store.get_sync, object_key)
         await _cache_put(svc, sha, gz, public)
@@ -149,8 +150,8 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
     svc = _svc(request)
     found = None if actor.is_authenticated else resolve_data(svc.db, map_id, layer_id)
     if found is not None:
-        gz = await _snapshot_bytes(svc, found.sha, found.object_key, found.public)
-        return _serve_snapshot(request, svc, gz, found.sha, "private, no-cache", actor)
+        published_gz = await _snapshot_bytes(svc, found.sha, found.object_key, found.public)
+        return _serve_snapshot(request, svc, published_gz, found.sha, "private, no-cache", actor)
 
     def lookup() -> tuple[int, bool, str | None]:
         with svc.db.read() as s:
@@ -160,7 +161,7 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
             return layer.id, is_public(map_.visibility), current
 
     layer_pk, public, sha = await to_thread.run_sync(lookup)
-    gz = await svc.cache.get(sha) if sha else None
+    gz: bytes | None = await svc.cache.get(sha) if sha else None
     if gz is None or sha is None:
         def load() -> tuple[str, bytes]:
             published = publish(svc.db, svc.store, layer_pk)
@@ -168,8 +169,9 @@ async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str)
                 raise NotFound("layer not found")
             return published[0], svc.store.get_sync(snapshot_key(published[0]))
 
-        sha, gz = await to_thread.run_sync(load)
-        await _cache_put(svc, sha, gz, public)
+        new_sha, new_gz = await to_thread.run_sync(load)
+        await _cache_put(svc, new_sha, new_gz, public)
+        return _serve_snapshot(request, svc, new_gz, new_sha, "private, no-cache", actor)
     return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
 
 

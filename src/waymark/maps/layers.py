@@ -17,7 +17,6 @@ from waymark.maps.state import change_json, layer_state
 from waymark.maps.styles import check_style
 
 
-
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise Invalid("name is required (at most 200 characters)", details={"field": "name"})
@@ -100,7 +99,8 @@ def _user_names(session: Session, changes: list[Change]) -> dict[int, str]:
     ids = {c.user_id for c in changes if c.user_id}
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+    rows = session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
+    return {pk: name for pk, name in rows}
 
 
 def history(session: Session, map_: Map, layer: Layer | None, *, limit: int = 50,
@@ -131,7 +131,7 @@ def revert_layer(session: Session, map_: Map, layer: Layer, user_id: int | None,
     later = list(session.scalars(select(Change).where(Change.layer_id == layer.id,
                                                       Change.layer_version > to_version)
                                  .order_by(Change.id)))
-    target: dict[str, dict | None] = {}
+    target: dict[str, dict[str, Any] | None] = {}
     layer_before = None
     for change in later:
         if change.feature_uuid and change.feature_uuid not in target:

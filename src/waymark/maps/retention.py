@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
@@ -46,7 +47,7 @@ class RetentionReport:
     snapshot_archives_purged: int = 0
     objects_deleted: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"maps_archived": self.maps_archived, "archives_purged": self.archives_purged,
                 "snapshots_archived": self.snapshots_archived,
                 "snapshot_archives_purged": self.snapshot_archives_purged,

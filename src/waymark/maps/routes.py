@@ -6,7 +6,7 @@ from typing import Any
 
 from anyio import to_thread
 from litestar import Request, Response, delete, get, patch, post
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
@@ -24,7 +24,8 @@ LAYER = MAP + "/layers/{layer_id:str}"
 
 
 def _svc(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 def _schedule(request: Request, layer_id: int) -> None:
@@ -69,7 +70,7 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
     svc = _svc(request)
     key = None
     if not actor.is_authenticated and svc.cache is not None:
-        def version() -> tuple[int, str, Any] | None:
+        def version() -> Row[Any] | None:
             with svc.db.read() as s:
                 return s.execute(select(Map.version, Map.visibility, Map.deleted_at)
                                  .where(Map.public_id == map_id)).first()

@@ -66,7 +66,7 @@ def check_visibility(value: Any) -> str:
     if value not in VISIBILITIES:
         raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}",
                       details={"field": "visibility"})
-    return value
+    return str(value)
 
 
 def record_map_op(session: Session, map_: Map, user_id: int | None, op: str,
@@ -199,10 +199,10 @@ def list_members(session: Session, map_: Map) -> list[Member]:
 def _check_role(role: Any) -> str:
     if role not in ROLES or role == "owner":
         raise Invalid("role must be editor or viewer", details={"field": "role"})
-    return role
+    return str(role)
 
 
-def add_member(session: Session, map_: Map, by_user: int, email: str, role: str) -> Member:
+def add_member(session: Session, map_: Map, by_user: int, email: str, role: Any) -> Member:
     role = _check_role(role)
     user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if user is None:
@@ -230,7 +230,7 @@ def _get_member(session: Session, map_: Map, user_id: int) -> Member:
     return member
 
 
-def change_member(session: Session, map_: Map, by_user: int, user_id: int, role: str) -> Member:
+def change_member(session: Session, map_: Map, by_user: int, user_id: int, role: Any) -> Member:
     member = _get_member(session, map_, user_id)
     before = member.role
     member.role = _check_role(role)

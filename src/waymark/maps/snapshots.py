@@ -50,9 +50,9 @@ _FEATURE_TEXT = ("""'{"type":"Feature","id":"' || uuid || '","version":' || CAST
                  """ || ',"properties":' || properties || '}'""")
 _CHUNK_SQL = {
     # nosec B608 below: the SQL is built from module constants only; values are bound
-    "sqlite": text(f"SELECT group_concat(j, ','), max(id) FROM (SELECT id, {_FEATURE_TEXT} AS j "  # nosec B608
+    "sqlite": text(f"SELECT group_concat(j, ','), max(id) FROM (SELECT id, {_FEATURE_TEXT} AS j "  # noqa: S608  # nosec B608
                    "FROM features WHERE layer_id = :layer AND id > :after ORDER BY id LIMIT :n)"),
-    "postgresql": text(f"SELECT string_agg(j, ',' ORDER BY id), max(id) FROM (SELECT id, "  # nosec B608
+    "postgresql": text(f"SELECT string_agg(j, ',' ORDER BY id), max(id) FROM (SELECT id, "  # noqa: S608  # nosec B608
                        f"{_FEATURE_TEXT} AS j FROM features WHERE layer_id = :layer "
                        "AND id > :after ORDER BY id LIMIT :n) AS chunk"),
 }

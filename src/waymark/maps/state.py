@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from waymark import jsonutil
-from waymark.db.models import Change, Feature, Layer, Map, Member, User, as_utc
+from waymark.db.models import Change, Layer, Map, Member, User, as_utc
 
 # Which controls a map shows on its page and in its embed, unless its owner chose otherwise.
 DEFAULT_CONTROLS = {"page": {"search": True, "basemaps": True, "table": True, "legend": False},
                     "embed": {"search": True, "basemaps": True, "table": False, "legend": True}}
 DEFAULT_STYLE = {"color": "#3388ff", "weight": 3, "opacity": 1.0, "fillColor": "#3388ff",
                  "fillOpacity": 0.2, "markerColor": "#3388ff"}
+
+
+class FeatureFields(Protocol):
+    """What the views below read: an ORM Feature or a row shaped like one (feature_write)."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def geometry(self) -> str | None: ...
+    @property
+    def properties(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_version(self) -> int: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -24,13 +41,13 @@ def iso(dt: datetime | None) -> str | None:
     return as_utc(dt).isoformat()
 
 
-def feature_state(f: Feature) -> dict[str, Any]:
+def feature_state(f: FeatureFields) -> dict[str, Any]:
     """The part of a feature that history records and revert restores."""
     return {"geometry": jsonutil.loads(f.geometry), "properties": jsonutil.loads(f.properties),
             "version": f.version, "created_version": f.created_version}
 
 
-def feature_json(f: Feature) -> dict[str, Any]:
+def feature_json(f: FeatureFields) -> dict[str, Any]:
     return {"type": "Feature", "id": f.uuid, "geometry": jsonutil.loads(f.geometry),
             "properties": jsonutil.loads(f.properties), "version": f.version,
             "updated_at": iso(f.updated_at)}

@@ -176,7 +176,8 @@ def check_style(style: Any) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         reason, field = _field(str(exc))
         raise Invalid(f"{field}: {reason}", details={"field": field}) from None
-    return msgspec.to_builtins(doc)
+    checked: dict[str, Any] = msgspec.to_builtins(doc)
+    return checked
 
 
 def style_schema_components() -> tuple[dict[str, Any], dict[str, Any]]:

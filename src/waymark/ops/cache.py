@@ -12,6 +12,7 @@ cache silently becomes LRU-only; when disabled (WAYMARK_CACHE=false) every looku
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from waymark.ops.lru import BytesLRU
@@ -52,10 +53,8 @@ class TwoLevelCache:
         self.lru.put(key, value)
         if self.hub is None or len(value) > MAX_REDIS_VALUE:
             return
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self.hub.run(lambda r: r.set(self.hub.key("c", key), value, ex=self.ttl))  # type: ignore[union-attr]
-        except RedisUnavailable:
-            pass
 
     # Sync wrappers for threaded handlers: the LRU only (no Redis from worker threads).
     def get_local(self, key: str) -> bytes | None:

@@ -29,7 +29,7 @@ def _git_commit() -> str:
     if not (root / ".git").exists():
         return ""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],  # nosec B607
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],  # noqa: S607  # nosec B607
                              capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return ""

@@ -20,6 +20,7 @@ callbacks (resubscribe, replay deleted sessions, tell websocket clients to resyn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -233,10 +234,8 @@ class RedisHub:
         while True:
             await asyncio.sleep(0.5)
             if self.degraded and time.monotonic() >= self._retry_at:
-                try:
+                with contextlib.suppress(RedisUnavailable):
                     await self.ping()
-                except RedisUnavailable:
-                    pass
 
     def start(self) -> None:
         if self._probe is None:
@@ -246,10 +245,8 @@ class RedisHub:
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
-        try:
+        with contextlib.suppress(Exception):  # shutting down anyway
             await self.client.aclose()
-        except Exception:  # noqa: BLE001, S110 - shutting down anyway
-            pass
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": "redis", "degraded": self.degraded}

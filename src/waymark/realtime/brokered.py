@@ -9,6 +9,7 @@ process's viewers; when it is back every client is told to refetch.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from waymark import jsonutil
@@ -59,17 +60,13 @@ class BrokerChannels:
 
     async def subscribe(self, sub: Subscriber) -> None:
         if self.fanout.add(sub):
-            try:
+            with contextlib.suppress(BrokerUnavailable):  # subscribed again on reconnection
                 await self.broker.request("subscribe", maps=[sub.map_id])
-            except BrokerUnavailable:
-                pass  # subscribed again on reconnection
 
     async def unsubscribe(self, sub: Subscriber) -> None:
         if self.fanout.remove(sub):
-            try:
+            with contextlib.suppress(BrokerUnavailable):
                 await self.broker.request("unsubscribe", maps=[sub.map_id])
-            except BrokerUnavailable:
-                pass
 
     async def _recovered(self) -> None:
         """The broker is back (possibly a new one, which knows nothing): subscribe again and
@@ -94,18 +91,14 @@ class BrokerPresence:
 
     async def touch_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
         await self.fallback.touch_many(items)
-        try:
+        with contextlib.suppress(BrokerUnavailable):
             await self.broker.request("presence.touch", ttl=self.ttl,
                                       items=[list(item) for item in items])
-        except BrokerUnavailable:
-            pass
 
     async def leave(self, map_id: str, conn_id: str) -> None:
         await self.fallback.leave(map_id, conn_id)
-        try:
+        with contextlib.suppress(BrokerUnavailable):
             await self.broker.request("presence.leave", map=map_id, conn=conn_id)
-        except BrokerUnavailable:
-            pass
 
     async def list(self, map_id: str) -> dict[str, Any]:
         try:

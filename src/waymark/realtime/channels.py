@@ -23,6 +23,7 @@ new one never received are not reused, and clients see the gap and refetch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -255,10 +256,8 @@ class RedisChannels:
         if self._reader:
             self._reader.cancel()
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection
                 await self._pubsub.aclose()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection
-                pass
 
     # ---- publishing -----------------------------------------------------------------
     async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
@@ -346,10 +345,8 @@ class RedisChannels:
                 assert self._pubsub is not None
                 if not self._pubsub.subscribed:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                    except TimeoutError:
-                        pass
                     if self._channels and not self._pubsub.subscribed:
                         async with self._sub_lock:
                             await self._pubsub.subscribe(*self._channels)
@@ -367,15 +364,12 @@ class RedisChannels:
                     self.fanout.send_all('{"type":"status","state":"degraded"}')
                 pubsub, self._pubsub = self._pubsub, None
                 if pubsub is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # closing a broken connection
                         await pubsub.aclose()
-                    except Exception:  # noqa: BLE001, S110 - closing a broken connection
-                        pass
                 self._retry.clear()
-                try:  # retry soon, or at once when another Redis call sees it answer again
+                # retry soon, or at once when another Redis call sees it answer again
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._retry.wait(), timeout=0.5)
-                except TimeoutError:
-                    pass
 
     async def _connect(self) -> None:
         """A new pub/sub connection (to the current primary, with Sentinel), subscribed to
@@ -388,10 +382,8 @@ class RedisChannels:
                 else:
                     await pubsub.ping()
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection
                 await pubsub.aclose()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection
-                pass
             raise
         self._pubsub = pubsub
         if self._broken:

@@ -16,6 +16,7 @@ to the database in batches (table live_positions), written every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -148,7 +149,7 @@ class LiveStore:
                         pipe.lrange(hub.key("track", layer_pk, d["device"]), 0, -1)
                     return await pipe.execute()
 
-                for d, track in zip(fresh, await hub.run(tracks)):
+                for d, track in zip(fresh, await hub.run(tracks), strict=False):
                     d["track"] = [jsonutil.loads(t) for t in track]
                 return sorted(fresh, key=lambda d: d["device"])
             except RedisUnavailable:
@@ -203,10 +204,8 @@ class HistoryWriter:
     async def run(self) -> None:
         self._wake = asyncio.Event()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await to_thread.run_sync(self.flush)
 

@@ -8,6 +8,7 @@ a hash of entries per map; the embedded backend keeps the same in a dict.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -99,10 +100,8 @@ class RedisPresence:
                 pipe.expire(hkey, int(self.ttl * 4))
             return await pipe.execute()
 
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self.hub.run(run)
-        except RedisUnavailable:
-            pass
 
     async def leave(self, map_id: str, conn_id: str) -> None:
         await self.fallback.leave(map_id, conn_id)
@@ -114,10 +113,8 @@ class RedisPresence:
             pipe.hdel(hkey, conn_id)
             return await pipe.execute()
 
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self.hub.run(run)
-        except RedisUnavailable:
-            pass
 
     async def list(self, map_id: str) -> dict[str, Any]:
         try:

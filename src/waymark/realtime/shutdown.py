@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from waymark.private_apis import granian_worker_signals
+
 log = logging.getLogger("waymark.realtime")
 
 RESTART_CODE = 1012  # RFC 6455 registry: "service restart" — reconnect soon
@@ -84,9 +86,8 @@ OPEN = OpenSockets()  # one per process: a stop signal is per process
 def close_websockets_on_stop(sockets: OpenSockets = OPEN) -> bool:
     """Under granian: close `sockets` before the worker lets go of them (see module doc).
     Returns False when granian is not installed (other servers: nothing to hook)."""
-    try:
-        from granian import _signals
-    except ImportError:
+    _signals = granian_worker_signals()
+    if _signals is None:
         return False
     original = _signals.set_loop_signals
     if getattr(original, "waymark_hook", False):

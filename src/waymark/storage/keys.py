@@ -43,7 +43,7 @@ def validate_prefix(prefix: str) -> str:
     """Validate a listing prefix; "" means everything, one trailing "/" is allowed."""
     if prefix == "":
         return ""
-    return validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return validate_key(prefix.removesuffix("/"))
 
 
 def safe_filename(filename: str) -> str:

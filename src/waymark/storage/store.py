@@ -7,6 +7,7 @@ StorageError with messages that never carry credentials.
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -200,7 +201,7 @@ class ObjectStore:
         except ObjectNotFound:
             pass
 
-    def list_sync(self, prefix: str = "") -> list[ObjectInfo]:
+    def list_sync(self, prefix: str = "") -> builtins.list[ObjectInfo]:
         prefix = validate_prefix(prefix).rstrip("/")
         with self._errors("list", prefix or "/"):
             metas = obstore.list(self._inner, prefix or None).collect()

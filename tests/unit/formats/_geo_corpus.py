@@ -5,7 +5,6 @@ clashing with other packages' conftest modules."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

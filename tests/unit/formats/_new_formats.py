@@ -75,4 +75,4 @@ def close(a, b, tol: float = 1e-7) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) <= tol
     return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(
-        close(x, y, tol) for x, y in zip(a, b))
+        close(x, y, tol) for x, y in zip(a, b, strict=False))

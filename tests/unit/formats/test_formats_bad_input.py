@@ -172,10 +172,10 @@ def test_unknown_format_detection() -> None:
 
 
 # ---- Shapefile zips, GeoPackages, FlatGeobufs --------------------------------------------
-from _bad_files import BAD_FILES  # noqa: E402
+from _bad_files import BAD_FILES
 
-from waymark.formats import ReadOptions, check_head  # noqa: E402
-from waymark.formats.archive import Inflater, open_zip  # noqa: E402
+from waymark.formats import ReadOptions, check_head
+from waymark.formats.archive import Inflater, open_zip
 
 
 @pytest.mark.parametrize("name,filename,data,text,details", BAD_FILES,

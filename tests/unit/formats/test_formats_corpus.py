@@ -29,12 +29,12 @@ EXCEPTIONS = {
     "gpx/togeojson/garmin_extensions.gpx": (4, "1 empty route + 2 empty tracks"),
     "gpx/togeojson/gdal.gpx": (4, "1 empty route + 2 empty tracks"),
     # KML: reference is GDAL's LIBKML driver (one feature per Placemark) except:
-    "kml/fastkml/KML_Samples.kml": (20, "LIBKML also counts the GroundOverlay; overlays are "
-                                        "ignored"),
+    "kml/fastkml/KML_Samples.kml": (20, ("LIBKML also counts the GroundOverlay; overlays are "
+                                        "ignored")),
     "kml/togeojson/ground_overlay.kml": (0, "GroundOverlay only; overlays are ignored"),
     "kml/togeojson/ground_overlay_quad.kml": (0, "GroundOverlay only; overlays are ignored"),
-    "kml/togeojson/twopoints.kml": (2, "2 Placemarks directly under <kml>; LIBKML keeps one, "
-                                       "the KML driver (2) matches"),
+    "kml/togeojson/twopoints.kml": (2, ("2 Placemarks directly under <kml>; LIBKML keeps one, "
+                                       "the KML driver (2) matches")),
 }
 
 

@@ -71,7 +71,7 @@ def assert_geometry_equal(a: dict | None, b: dict | None) -> None:
     assert a["type"] == b["type"]
     if a["type"] == "GeometryCollection":
         assert len(a["geometries"]) == len(b["geometries"])
-        for x, y in zip(a["geometries"], b["geometries"]):
+        for x, y in zip(a["geometries"], b["geometries"], strict=False):
             assert_geometry_equal(x, y)
     else:
         _coords_equal(a["coordinates"], b["coordinates"])
@@ -82,7 +82,7 @@ def _coords_equal(a, b) -> None:
         assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (a, b)
         return
     assert len(a) == len(b), (a, b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         _coords_equal(x, y)
 
 
@@ -101,7 +101,7 @@ def test_geojson_round_trip_is_exact() -> None:
     result = read(out, "geojson")
     got = result.layers[0].features
     assert len(got) == 9
-    for (_, want), have in zip(_all_features(layers), got):
+    for (_, want), have in zip(_all_features(layers), got, strict=False):
         assert_geometry_equal(want["geometry"], have.geometry)
         assert have.properties == want["properties"]
 
@@ -122,7 +122,7 @@ def test_csv_round_trip_strings() -> None:
     assert len(got) == len(expected) == 8
     assert any("empty geometry" in w for w in result.warnings)  # the null-geometry row
     keys = header[3:]
-    for (layer, want), have in zip(expected, got):
+    for (layer, want), have in zip(expected, got, strict=False):
         assert_geometry_equal(want["geometry"], have.geometry)
         props = dict(have.properties)
         assert props.pop("id") == want["id"] and props.pop("layer") == layer.name
@@ -155,7 +155,7 @@ def test_kml_round_trip() -> None:
     result = read(out, "kml")
     got = result.layers[0].features
     assert len(got) == 9 and result.warnings == []
-    for (layer, want), have in zip(_all_features(layers), got):
+    for (layer, want), have in zip(_all_features(layers), got, strict=False):
         assert_geometry_equal(want["geometry"], have.geometry)
         assert have.properties == _expected_xml_props(layer, want, {"folder": layer.name})
     # kmz = zipped kml
@@ -174,7 +174,7 @@ def test_gpx_round_trip() -> None:
     got = result.layers[0].features
     assert len(got) == 4 and result.warnings == []
     assert result.layers[0].name == "Tracks & <Points>"
-    for (layer, want), have in zip(_all_features(layers), got):
+    for (layer, want), have in zip(_all_features(layers), got, strict=False):
         assert_geometry_equal(want["geometry"], have.geometry)
         gpx_type = "waypoint" if want["geometry"]["type"] == "Point" else "track"
         assert have.properties == _expected_xml_props(layer, want, {"gpx_type": gpx_type})

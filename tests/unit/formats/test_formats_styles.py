@@ -98,12 +98,12 @@ def test_kml_round_trip_of_simplestyle_properties_is_exact() -> None:
              {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
              {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}]
     layer = ExportLayer("x", {}, [{"id": str(i), "geometry": g, "properties": p}
-                                  for i, (g, p) in enumerate(zip(geoms, props))])
+                                  for i, (g, p) in enumerate(zip(geoms, props, strict=False))])
     kml = write([layer], "kml")
     back = [f.properties for f in read(kml, "kml").layers[0].features]
     assert back == [{**p, "folder": "x"} for p in props]
     # the colours other viewers see are in the <Style>s: aabbggrr, alpha from the opacity
-    root = ET.fromstring(kml)  # nosec B314 - our own output
+    root = ET.fromstring(kml)  # noqa: S314  # nosec B314 - our own output
     ns = {"k": "http://www.opengis.net/kml/2.2"}
     colors = {s.get("id"): [c.text for c in s.iter("{http://www.opengis.net/kml/2.2}color")]
               for s in root.iterfind(".//k:Style", ns)}
@@ -174,7 +174,7 @@ def test_gpx_colour_round_trip_and_what_other_apps_read() -> None:
     before = {f.properties.get("name"): _style(f.properties) for f in features}
     after = {f.properties.get("name"): _style(f.properties) for f in back}
     assert after == before and len(after) == 23
-    root = ET.fromstring(gpx)  # nosec B314 - our own output
+    root = ET.fromstring(gpx)  # noqa: S314  # nosec B314 - our own output
     style_ns = "{http://www.topografix.com/GPX/gpx_style/0/2}"
     colors = [c.text for c in root.iter(style_ns + "color")]
     assert len(colors) == 22 and colors[0] == "893380"  # RRGGBB, as ExpertGPS writes it

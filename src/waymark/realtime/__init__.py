@@ -1,0 +1,1 @@
+"""Live collaboration: websocket channels, presence and the broker between processes."""
