@@ -260,6 +260,10 @@ def app_env(root: Path, pg: PatroniCluster, redis: SentinelGroup, s3: SeaweedFS,
         "WAYMARK_OBJECT_STORE_URL": s3.url(bucket, "objects"),
         "WAYMARK_BACKUP_URL": s3.url(bucket, "backup"),
         "WAYMARK_MASTER_KEY_FILE": str(key),
+        # the database's own backups (pgBackRest WAL archiving) are not part of this test:
+        # tests/integration/test_pg_backup.py and test_pg_dr.py run them; here the cluster
+        # stands for one whose backups are done outside Waymark, so `check --deploy` passes
+        "WAYMARK_POSTGRES_MANAGED": "true",
         "WAYMARK_COOKIE_SECURE": "true",
         "WAYMARK_METRICS_PORT": "0",
         "WAYMARK_METRICS_TOKEN": METRICS_TOKEN,
