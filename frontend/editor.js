@@ -9,8 +9,16 @@ import { initImport } from "./importer.js";
 import { initHistory } from "./history.js";
 import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
+import { initUndo } from "./undo.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
+const KINDS = { Point: "point", LineString: "line", Polygon: "polygon", MultiPoint: "point group", MultiLineString: "line", MultiPolygon: "polygon" };
+
+/** How the undo button names a feature: its name, else its kind. */
+export function featureLabel(feature) {
+  const name = feature && feature.properties && feature.properties.name;
+  return name ? `“${String(name).slice(0, 40)}”` : `a ${KINDS[feature?.geometry?.type] || "shape"}`;
+}
 
 function featureUrl(ctx, layer) {
   return `${ctx.base}/layers/${layer._wmLayerId}/features/${layer.feature.id}`;
@@ -25,10 +33,14 @@ function queue(layer, work) {
 export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
   return queue(layer, async () => {
     layer._wmSaving = true; // the live connection leaves this feature alone meanwhile
+    const before = { ...layer.feature };
     try {
       const updated = await api("PATCH", featureUrl(ctx, layer), { json: changes, version: layer.feature.version });
       layer.feature.version = updated.version;
       layer.feature.properties = updated.properties;
+      layer.feature.geometry = updated.geometry;
+      const what = "geometry" in changes && !("properties" in changes) ? "shape of" : "edit of";
+      if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `${what} ${featureLabel(before)}`, before, updated);
       return updated;
     } catch (exc) {
       if (exc.status === 412 && exc.details.current) {
@@ -76,6 +88,7 @@ async function removeFeature(ctx, layer) {
   const entry = ctx.layers.get(layer._wmLayerId);
   try {
     await api("DELETE", featureUrl(ctx, layer), { version: layer.feature.version });
+    if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `delete of ${featureLabel(layer.feature)}`, layer.feature, null);
     if (entry) entry.group.removeLayer(layer);
     closeFeature(layer);
     ctx.status("Feature deleted");
@@ -181,6 +194,7 @@ export function initEditor(ctx) {
         ctx.showEntry(target);
       }
       const layer = ctx.addFeature(target.info.id, feature);
+      ctx.undo.recordFeature(target.info.id, `new ${SHAPES[shape] || "shape"}`, null, feature);
       ctx.status(`Added a ${SHAPES[shape] || "shape"}`);
       ctx.emit("layersChanged");
       openFeature(ctx, layer);
@@ -192,6 +206,7 @@ export function initEditor(ctx) {
     if (layer.feature && layer._wmLayerId) removeFeature(ctx, layer);
   });
 
+  ctx.undo = initUndo(ctx);
   initToolbar(ctx);
   initFeaturePanel(ctx, { save: saveFeature, remove: removeFeature, replace: replaceFeature });
   initImport(ctx);

@@ -125,7 +125,7 @@ export function closeFeature(layer) {
 }
 
 /** Someone else saved this feature first: show their state, keep ours, let the user choose. */
-export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
+export function showConflict(ctx, layer, theirs, mine, who = "someone else", { undo = "" } = {}) {
   if (current !== layer) openFeature(ctx, layer);
   const box = document.getElementById("conflict");
   if (!box) return;
@@ -133,13 +133,14 @@ export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
   const list = el("dl", { class: "their-props" }, Object.entries(props).slice(0, 20).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, valueText(v))]));
   const geometryChange = "geometry" in mine;
   box.replaceChildren(
-    el("strong", {}, `Not saved: this feature was changed by ${who}.`),
-    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} while you were editing. ` +
-      (geometryChange ? "Your shape is still on the map." : "Everything you typed is still in the form below.") +
-      " Their version:"),
+    el("strong", {}, `Not ${undo ? `${undo}ne` : "saved"}: this feature was changed by ${who}.`),
+    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} ` +
+      (undo ? `after your edit, so the ${undo} would overwrite it. ` : "while you were editing. ") +
+      (undo ? "" : geometryChange ? "Your shape is still on the map. " : "Everything you typed is still in the form below. ") +
+      "Their version:"),
     Object.keys(props).length ? list : el("p", { class: "muted" }, "(no properties)"),
     el("div", { class: "form-actions" },
-      el("button", { type: "button", class: "primary", id: "keep-mine" }, geometryChange ? "Keep my shape" : "Save my version"),
+      el("button", { type: "button", class: "primary", id: "keep-mine" }, undo ? `${undo[0].toUpperCase()}${undo.slice(1)} anyway` : geometryChange ? "Keep my shape" : "Save my version"),
       el("button", { type: "button", id: "use-theirs" }, "Use their version")));
   box.hidden = false;
   box.querySelector("#keep-mine").addEventListener("click", async () => {

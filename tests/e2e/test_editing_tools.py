@@ -1,0 +1,106 @@
+"""Editing tools in a real browser: undo/redo of one's own edits (with someone else editing
+the same feature), per-change revert from the history, measuring, rectangles and circles,
+snapping, multi-select."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.test_editor import map_with_point, open_feature, signup_api
+from tests.e2e.test_journey import PASSWORD, click_map, wait_map_ready
+from tests.servers import wait_until
+
+
+def features(page: Page, map_id: str, layer: str) -> list[dict]:
+    r = page.request.get(f"/api/v1/maps/{map_id}/layers/{layer}/features")
+    assert r.ok, r.text()
+    return r.json()["features"]
+
+
+def server_name(page: Page, map_id: str, layer: str, fid: str) -> str | None:
+    r = page.request.get(f"/api/v1/maps/{map_id}/layers/{layer}/features/{fid}")
+    return r.json()["properties"].get("name") if r.ok else None
+
+
+def add_editor(page: Page, csrf: str, map_id: str, name: str):  # type: ignore[no-untyped-def]
+    """A second person, an editor of the map, in a browser context of their own."""
+    other = page.context.browser.new_context(base_url=page.url.split("/m/")[0])
+    email = f"{name.split()[0].lower()}-{id(page)}@example.com"
+    r = other.request.post("/api/v1/auth/signup", data={
+        "email": email, "password": PASSWORD, "display_name": name})
+    assert r.status == 201, r.text()
+    assert page.request.post(f"/api/v1/maps/{map_id}/members", headers={"X-CSRF-Token": csrf},
+                             data={"email": email, "role": "editor"}).ok
+    return other, r.json()["csrf_token"]
+
+
+def rename(page: Page, name: str) -> None:
+    form = page.locator("#feature-form")
+    form.get_by_label("Name", exact=True).fill(name)
+    form.get_by_role("button", name="Save properties").click()
+    expect(page.locator(".notice-ok", has_text="Properties saved").last).to_be_visible()
+
+
+def keys(page: Page, combo: str) -> None:
+    """A shortcut pressed on the map (not in a text field, where typing has its own undo)."""
+    page.locator("#map").focus()
+    page.keyboard.press(combo)
+
+
+def test_undo_redo_own_edits_and_refuse_over_someone_else(page: Page, console, screenshot) -> None:  # type: ignore[no-untyped-def]
+    console.allow("412")  # the undo over someone else's edit is refused on purpose
+    csrf = signup_api(page, "Uma Undo")
+    map_id, layer, feature = map_with_point(page, csrf, "Undo map")
+    fid = feature["id"]
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    undo, redo = toolbar.get_by_role("button", name="Undo"), toolbar.get_by_role("button", name="Redo")
+    expect(undo).to_be_disabled()
+
+    open_feature(page)
+    rename(page, "New name")
+    expect(undo).to_be_enabled()
+    expect(undo).to_have_attribute("title", "Undo: edit of “Old name” (Ctrl+Z)")
+    keys(page, "Control+z")
+    wait_until(lambda: server_name(page, map_id, layer, fid) == "Old name", "the rename undone")
+    expect(redo).to_be_enabled()
+    keys(page, "Control+Shift+z")
+    wait_until(lambda: server_name(page, map_id, layer, fid) == "New name", "the rename redone")
+    # each undo and redo was an ordinary edit: a new version each time, all in the history
+    ops = [c["op"] for c in page.request.get(
+        f"/api/v1/maps/{map_id}/layers/{layer}/history").json()]
+    assert ops == ["feature.update"] * 3 + ["feature.create"]
+
+    # a new point: undo deletes it, redo brings it back with the same id
+    toolbar.get_by_role("button", name="Point").click()
+    click_map(page, 0.3, 0.3)
+    expect(page.locator("#feature-form")).to_be_visible()
+    wait_until(lambda: len(features(page, map_id, layer)) == 2, "the new point saved")
+    new_id = next(f["id"] for f in features(page, map_id, layer) if f["id"] != fid)
+    undo.click()
+    wait_until(lambda: len(features(page, map_id, layer)) == 1, "the new point undone")
+    expect(page.locator(".wm-pin")).to_have_count(1)
+    redo.click()
+    wait_until(lambda: [f["id"] for f in features(page, map_id, layer)].count(new_id) == 1,
+               "the point back with its id")
+    expect(page.locator(".wm-pin")).to_have_count(2)
+    undo.click()  # gone again; next on the stack is the rename
+    wait_until(lambda: len(features(page, map_id, layer)) == 1, "the new point undone again")
+
+    # someone else renames the feature; undoing our rename would overwrite theirs: refused
+    other, other_csrf = add_editor(page, csrf, map_id, "Bea Other")
+    version = page.request.get(f"/api/v1/maps/{map_id}/layers/{layer}/features/{fid}").json()["version"]
+    r = other.request.patch(f"/api/v1/maps/{map_id}/layers/{layer}/features/{fid}",
+                            headers={"X-CSRF-Token": other_csrf, "If-Match": f'"{version}"'},
+                            data={"properties": {"name": "Bea's name"}})
+    assert r.status == 200, r.text()
+    other.close()
+    keys(page, "Control+z")
+    expect(page.locator(".notice-error", has_text="Bea Other changed this feature")).to_be_visible()
+    conflict = page.locator("#conflict")
+    expect(conflict).to_contain_text("changed by Bea Other")
+    expect(conflict).to_contain_text("Bea's name")
+    screenshot(page, "30-undo-refused")
+    assert server_name(page, map_id, layer, fid) == "Bea's name"  # nothing overwritten
+    expect(undo).to_be_enabled()  # the step stays: undo it later if that is still wanted
