@@ -104,3 +104,33 @@ def test_undo_redo_own_edits_and_refuse_over_someone_else(page: Page, console, s
     screenshot(page, "30-undo-refused")
     assert server_name(page, map_id, layer, fid) == "Bea's name"  # nothing overwritten
     expect(undo).to_be_enabled()  # the step stays: undo it later if that is still wanted
+
+
+def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, screenshot) -> None:  # type: ignore[no-untyped-def]
+    console.allow("409")  # the second revert is refused on purpose
+    csrf = signup_api(page, "Rita Revert")
+    map_id, layer, feature = map_with_point(page, csrf, "History map")
+    h = {"X-CSRF-Token": csrf}
+    base = f"/api/v1/maps/{map_id}/layers/{layer}"
+    assert page.request.patch(f"{base}/features/{feature['id']}", headers={**h, "If-Match": '"1"'},
+                              data={"properties": {"name": "New name", "marker-color": "#e03131"}}).ok
+    later = page.request.post(f"{base}/features", headers=h, data={
+        "geometry": {"type": "Point", "coordinates": [-3.2, 55.96]}, "properties": {"name": "Later"}}).json()
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("tab", name="History").click()
+    rename = page.locator(".history-item", has_text="edited a feature")
+    expect(rename).to_contain_text("name: “Old name” → “New name”")
+    expect(rename).to_contain_text("marker-color: (none) → “#e03131”")
+    screenshot(page, "31-history-old-new")
+    rename.get_by_role("button", name="Revert this change only").click()
+    expect(page.locator(".notice-ok", has_text="later changes are kept")).to_be_visible()
+    expect(page.locator(".history-item").first).to_contain_text("reverted one change of version 3")
+    assert server_name(page, map_id, layer, feature["id"]) == "Old name"
+    assert later["id"] in [f["id"] for f in features(page, map_id, layer)]  # the later change survives
+    # the rename again: the revert is a later change to the same feature, so it is refused
+    page.locator(".history-item", has_text="“Old name” → “New name”").get_by_role(
+        "button", name="Revert this change only").click()
+    expect(page.locator(".notice-error", has_text="would overwrite 1 later change")).to_contain_text("Rita Revert")
+    screenshot(page, "32-revert-refused")
+    assert server_name(page, map_id, layer, feature["id"]) == "Old name"
