@@ -4,12 +4,13 @@
 import L from "./leaflet-setup.js";
 import { api } from "./api.js";
 import { showPanel } from "./controls.js";
-import { initFeaturePanel, openFeature, showConflict, closeFeature } from "./feature-panel.js";
+import { initFeaturePanel, openFeature, showConflict, closeFeature, refreshSize } from "./feature-panel.js";
 import { initImport } from "./importer.js";
 import { initHistory } from "./history.js";
 import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
 import { initUndo } from "./undo.js";
+import { initMeasure } from "./measure-tool.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
 const KINDS = { Point: "point", LineString: "line", Polygon: "polygon", MultiPoint: "point group", MultiLineString: "line", MultiPolygon: "polygon" };
@@ -68,6 +69,7 @@ function geometryOf(layer) {
 function watchFeature(ctx, layer) {
   let timer = null;
   const onEdit = () => {
+    refreshSize(layer);
     clearTimeout(timer);
     timer = setTimeout(async () => {
       try {
@@ -120,18 +122,21 @@ function initToolbar(ctx) {
     bar.querySelector('[data-mode="edit"]').setAttribute("aria-pressed", String(pm.globalEditModeEnabled()));
     bar.querySelector('[data-mode="drag"]').setAttribute("aria-pressed", String(pm.globalDragModeEnabled()));
     bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
+    bar.querySelector('[data-tool="measure"]').setAttribute("aria-pressed", String(ctx.measure.active));
     const drawing = Boolean(shape);
     finish.hidden = !(drawing && shape !== "Marker");
-    const anyMode = drawing || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
+    const anyMode = drawing || ctx.measure.active || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
     cancel.hidden = !anyMode;
     hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
       ? "Drag the vertices; changes save by themselves." : pm.globalDragModeEnabled() ? "Drag shapes to move them." : "")
       : shape === "Marker" ? "Click the map to place the point."
+        : shape === "Line" && ctx.measure.active ? "Click to add points; click the last point or press Finish to measure."
         : shape === "Line" ? "Click to add points; click the last point or press Finish to end."
           : "Click to add corners; click the first corner or press Finish to close.";
   };
   const stopAll = () => {
     pm.disableDraw();
+    ctx.measure.clear();
     if (pm.globalEditModeEnabled()) pm.disableGlobalEditMode();
     if (pm.globalDragModeEnabled()) pm.disableGlobalDragMode();
     if (pm.globalRemovalModeEnabled()) pm.disableGlobalRemovalMode();
@@ -143,6 +148,10 @@ function initToolbar(ctx) {
       const same = pm.Draw.getActiveShape() === button.dataset.draw;
       stopAll();
       if (!same) pm.enableDraw(button.dataset.draw, { snappable: true, continueDrawing: false });
+    } else if (button.dataset.tool === "measure") {
+      const on = ctx.measure.active;
+      stopAll();
+      if (!on) ctx.measure.start();
     } else if (button.dataset.mode) {
       const mode = button.dataset.mode;
       const on = mode === "edit" ? pm.globalEditModeEnabled() : mode === "drag" ? pm.globalDragModeEnabled() : pm.globalRemovalModeEnabled();
@@ -184,6 +193,11 @@ export function initEditor(ctx) {
   ctx.on("featureLayer", (layer) => watchFeature(ctx, layer));
 
   ctx.map.on("pm:create", async ({ layer: drawn, shape }) => {
+    if (ctx.measure.active) {
+      ctx.measure.keep(drawn);
+      drawn.remove();
+      return;
+    }
     const geometry = geometryOf(drawn);
     drawn.remove();
     try {
@@ -207,6 +221,7 @@ export function initEditor(ctx) {
   });
 
   ctx.undo = initUndo(ctx);
+  ctx.measure = initMeasure(ctx);
   initToolbar(ctx);
   initFeaturePanel(ctx, { save: saveFeature, remove: removeFeature, replace: replaceFeature });
   initImport(ctx);

@@ -3,6 +3,7 @@
 import { showPanel } from "./controls.js";
 import { styleFieldset, withStyle } from "./feature-style.js";
 import { previewFeature } from "./draw.js";
+import { describeSize } from "./measure.js";
 import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
@@ -62,6 +63,7 @@ function render(layer) {
   const style = styleFieldset(entry, layer, (changes) => previewFeature(entry, layer, withStyle(layer.feature.properties || {}, changes)));
   const form = el("form", { id: "feature-form", "aria-label": "Feature properties", dataset: { featureId: feature.id } },
     el("p", { class: "muted" }, `${KIND[feature.geometry?.type] || "Feature"} · version `, el("span", { id: "feature-version" }, String(feature.version))),
+    el("p", { id: "feature-size", class: "feature-size" }, sizeOf(layer)),
     el("div", { id: "conflict", class: "conflict", role: "alert", hidden: true }),
     el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
     el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
@@ -104,6 +106,16 @@ async function submit(form, layer, { force = false } = {}) {
   } catch (exc) {
     if (exc.status !== 412) notify(`Properties not saved: ${exc.message}`, "error");
   }
+}
+
+function sizeOf(layer) {
+  return layer.toGeoJSON ? describeSize(layer.toGeoJSON(10).geometry) : "";
+}
+
+/** The shape of the open feature changed (reshaped or moved): its length/area again. */
+export function refreshSize(layer) {
+  const size = current === layer && document.getElementById("feature-size");
+  if (size) size.textContent = sizeOf(layer);
 }
 
 export function openFeature(ctx, layer) {

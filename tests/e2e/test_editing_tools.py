@@ -134,3 +134,74 @@ def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, s
     expect(page.locator(".notice-error", has_text="would overwrite 1 later change")).to_contain_text("Rita Revert")
     screenshot(page, "32-revert-refused")
     assert server_name(page, map_id, layer, feature["id"]) == "Old name"
+
+
+def click_at(page: Page, lon: float, lat: float) -> None:
+    """A real mouse click on the map at a geographic position."""
+    box = page.locator("#map").bounding_box()
+    assert box
+    x, y = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
+                         " return [p.x, p.y]; }", [lon, lat])
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
+def haversine_km(points: list[tuple[float, float]]) -> float:
+    import math
+
+    total = 0.0
+    for (lon1, lat1), (lon2, lat2) in zip(points, points[1:], strict=False):
+        p1, p2 = math.radians(lat1), math.radians(lat2)
+        a = (math.sin((p2 - p1) / 2) ** 2
+             + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+        total += 2 * 6371.0088 * math.asin(math.sqrt(a))
+    return total
+
+
+def test_measure_a_path_and_the_size_of_a_selected_feature(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Mo Measure")
+    map_id, layer, _ = map_with_point(page, csrf, "Measure map")
+    h = {"X-CSRF-Token": csrf}
+    base = f"/api/v1/maps/{map_id}/layers/{layer}/features"
+    line = page.request.post(base, headers=h, data={
+        "geometry": {"type": "LineString", "coordinates": [[-3.0, 55.0], [-3.0, 56.0]]},
+        "properties": {"name": "One degree north"}}).json()
+    area = page.request.post(base, headers=h, data={
+        "geometry": {"type": "Polygon", "coordinates": [[[-2, 55], [-1, 55], [-1, 56], [-2, 56], [-2, 55]]]},
+        "properties": {"name": "One degree square"}}).json()
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+
+    # a selected line shows its length, an area its area and perimeter (metric and imperial)
+    click_at(page, -3.0, 55.5)
+    expect(page.locator("#feature-size")).to_have_text("Length 111.2 km (69.09 mi)")  # 1° of latitude
+    click_at(page, -1.5, 55.5)
+    size = page.locator("#feature-size")
+    expect(size).to_contain_text("km²")
+    km2 = float(size.inner_text().split("Area ")[1].split(" km²")[0].replace(",", ""))
+    assert 6950 < km2 < 7050, km2  # 1° × 1° at 55.5° N: about 7,000 km² on the ellipsoid too
+
+    # the Measure tool: a path measured live while drawing and labelled when finished, not saved
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    toolbar.get_by_role("button", name="Measure").click()
+    expect(toolbar.get_by_role("button", name="Measure")).to_have_attribute("aria-pressed", "true")
+    clicks = [(0.25, 0.3), (0.5, 0.6), (0.75, 0.35)]
+    for fx, fy in clicks:
+        click_map(page, fx, fy)
+    readout = page.locator("#measure-readout")
+    expect(readout).to_contain_text("Length")
+    toolbar.get_by_role("button", name="Finish").click()
+    expect(page.locator(".wm-measure-label")).to_be_visible()
+    screenshot(page, "33-measure")
+    box = page.locator("#map").bounding_box()
+    points = page.evaluate("""([pts, w, h]) => pts.map(([fx, fy]) => {
+        const ll = window.waymark.map.containerPointToLatLng([w * fx, h * fy]);
+        return [ll.lng, ll.lat];
+    })""", [clicks, box["width"], box["height"]])
+    expected = haversine_km([tuple(p) for p in points])
+    shown = float(page.locator(".wm-measure-label").inner_text().split("Length ")[1].split(" km")[0].replace(",", ""))
+    assert abs(shown - expected) <= 0.01 * expected, (shown, expected)
+    assert len(features(page, map_id, layer)) == 3  # measuring saved nothing
+    toolbar.get_by_role("button", name="Measure").click()
+    expect(page.locator(".wm-measure-label")).to_have_count(0)
+    expect(readout).to_be_hidden()
