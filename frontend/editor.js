@@ -11,8 +11,9 @@ import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
 import { initUndo } from "./undo.js";
 import { initMeasure } from "./measure-tool.js";
+import { circleRing } from "./measure.js";
 
-const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
+const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon", Rectangle: "rectangle", Circle: "circle" };
 const KINDS = { Point: "point", LineString: "line", Polygon: "polygon", MultiPoint: "point group", MultiLineString: "line", MultiPolygon: "polygon" };
 
 /** How the undo button names a feature: its name, else its kind. */
@@ -64,6 +65,17 @@ export function replaceFeature(ctx, layer, feature) {
 
 function geometryOf(layer) {
   return layer.toGeoJSON(10).geometry;
+}
+
+/** What a drawn shape is stored as: a circle becomes a polygon with its radius (metres) as a
+ * property, since GeoJSON has no circles; everything else as drawn. */
+function drawnFeature(layer, shape) {
+  if (shape === "Circle") {
+    const c = layer.getLatLng();
+    const radius = Math.round(layer.getRadius() * 10) / 10;
+    return { geometry: { type: "Polygon", coordinates: [circleRing([c.lng, c.lat], radius)] }, properties: { radius } };
+  }
+  return { geometry: geometryOf(layer), properties: {} };
 }
 
 function watchFeature(ctx, layer) {
@@ -124,7 +136,7 @@ function initToolbar(ctx) {
     bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
     bar.querySelector('[data-tool="measure"]').setAttribute("aria-pressed", String(ctx.measure.active));
     const drawing = Boolean(shape);
-    finish.hidden = !(drawing && shape !== "Marker");
+    finish.hidden = !(drawing && (shape === "Line" || shape === "Polygon"));
     const anyMode = drawing || ctx.measure.active || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
     cancel.hidden = !anyMode;
     hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
@@ -132,6 +144,8 @@ function initToolbar(ctx) {
       : shape === "Marker" ? "Click the map to place the point."
         : shape === "Line" && ctx.measure.active ? "Click to add points; click the last point or press Finish to measure."
         : shape === "Line" ? "Click to add points; click the last point or press Finish to end."
+        : shape === "Rectangle" ? "Click one corner, then the opposite corner."
+        : shape === "Circle" ? "Click the centre, then click at the distance of the radius."
           : "Click to add corners; click the first corner or press Finish to close.";
   };
   const stopAll = () => {
@@ -198,11 +212,11 @@ export function initEditor(ctx) {
       drawn.remove();
       return;
     }
-    const geometry = geometryOf(drawn);
+    const body = drawnFeature(drawn, shape);
     drawn.remove();
     try {
       const target = ctx.activeLayer() || (await createLayer(ctx, "Layer 1"));
-      const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: { geometry, properties: {} } });
+      const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: body });
       if (!target.shown) {
         target.shown = true;
         ctx.showEntry(target);

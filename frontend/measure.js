@@ -85,3 +85,19 @@ export function describeSize(geometry) {
   if (length > 0) return `Length ${formatLength(length)}`;
   return "";
 }
+
+/** A geodesic circle as a closed ring of [lon, lat] positions (`steps` sides). */
+export function circleRing([lon, lat], radius, steps = 64) {
+  const d = radius / LENGTH_RADIUS;
+  const lat1 = rad(lat);
+  const lon1 = rad(lon);
+  const ring = [];
+  for (let i = 0; i < steps; i++) {
+    const bearing = (2 * Math.PI * i) / steps;
+    const lat2 = Math.asin(Math.sin(lat1) * Math.cos(d) + Math.cos(lat1) * Math.sin(d) * Math.cos(bearing));
+    const lon2 = lon1 + Math.atan2(Math.sin(bearing) * Math.sin(d) * Math.cos(lat1), Math.cos(d) - Math.sin(lat1) * Math.sin(lat2));
+    ring.push([Number(((lon2 * 180) / Math.PI).toFixed(7)), Number(((lat2 * 180) / Math.PI).toFixed(7))]);
+  }
+  ring.push(ring[0]);
+  return ring;
+}

@@ -205,3 +205,69 @@ def test_measure_a_path_and_the_size_of_a_selected_feature(page: Page, screensho
     toolbar.get_by_role("button", name="Measure").click()
     expect(page.locator(".wm-measure-label")).to_have_count(0)
     expect(readout).to_be_hidden()
+
+
+def new_features(page: Page, map_id: str, layer: str, known: set[str]) -> list[dict]:
+    return [f for f in features(page, map_id, layer) if f["id"] not in known]
+
+
+def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Dora Draw")
+    map_id, layer, point = map_with_point(page, csrf, "Shapes map")
+    base = f"/api/v1/maps/{map_id}/layers/{layer}/features"
+    road = page.request.post(base, headers={"X-CSRF-Token": csrf}, data={
+        "geometry": {"type": "LineString", "coordinates": [[-3.4, 55.8], [-3.1, 55.9], [-2.9, 55.7]]},
+        "properties": {"name": "Road"}}).json()
+    known = {point["id"], road["id"]}
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom && !window.waymark.map._panAnim?._inProgress")
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+
+    # a rectangle: two clicks, saved as a four-cornered polygon
+    toolbar.get_by_role("button", name="Rectangle").click()
+    click_map(page, 0.15, 0.15)
+    click_map(page, 0.35, 0.3)
+    wait_until(lambda: len(new_features(page, map_id, layer, known)) == 1, "the rectangle saved")
+    rect = new_features(page, map_id, layer, known)[0]
+    ring = rect["geometry"]["coordinates"][0]
+    assert rect["geometry"]["type"] == "Polygon" and len(ring) == 5
+    assert len({round(lon, 6) for lon, _ in ring}) == 2 and len({round(lat, 6) for _, lat in ring}) == 2
+    known.add(rect["id"])
+    expect(page.locator("#feature-size")).to_contain_text("Area")
+
+    # a circle: centre, then a point on its edge; stored as a polygon with its radius
+    toolbar.get_by_role("button", name="Circle").click()
+    box = page.locator("#map").bounding_box()
+    assert box
+    click_map(page, 0.7, 0.25)
+    page.mouse.move(box["x"] + box["width"] * 0.78, box["y"] + box["height"] * 0.25, steps=5)
+    expect(page.locator("#measure-readout")).to_contain_text("Radius")  # live while drawing
+    click_map(page, 0.78, 0.25)
+    wait_until(lambda: len(new_features(page, map_id, layer, known)) == 1, "the circle saved")
+    circle = new_features(page, map_id, layer, known)[0]
+    known.add(circle["id"])
+    radius = circle["properties"]["radius"]
+    ring = circle["geometry"]["coordinates"][0]
+    assert circle["geometry"]["type"] == "Polygon" and len(ring) == 65 and radius > 0
+    north, south = ring[0], ring[32]  # bearings 0° and 180°: the centre is halfway between
+    assert abs(north[0] - south[0]) < 1e-6
+    centre = (north[0], (north[1] + south[1]) / 2)
+    for vertex in ring[::4]:  # every vertex at the radius from the centre (great circle)
+        assert abs(haversine_km([centre, tuple(vertex)]) * 1000 - radius) < 0.005 * radius
+    screenshot(page, "34-rectangle-circle")
+
+    # a new line started a few pixels off the road's middle vertex snaps onto it exactly
+    vertex = (-3.1, 55.9)
+    vx, vy = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
+                           " return [p.x, p.y]; }", list(vertex))
+    toolbar.get_by_role("button", name="Line").click()
+    page.mouse.move(box["x"] + vx + 30, box["y"] + vy + 30)
+    page.mouse.move(box["x"] + vx + 6, box["y"] + vy + 5, steps=6)
+    page.mouse.click(box["x"] + vx + 6, box["y"] + vy + 5)
+    click_map(page, 0.55, 0.85)
+    toolbar.get_by_role("button", name="Finish").click()
+    wait_until(lambda: len(new_features(page, map_id, layer, known)) == 1, "the snapped line saved")
+    start = new_features(page, map_id, layer, known)[0]["geometry"]["coordinates"][0]
+    assert abs(start[0] - vertex[0]) < 1e-9 and abs(start[1] - vertex[1]) < 1e-9, start
