@@ -12,6 +12,7 @@ import { changedBy, notify } from "./ui.js";
 import { initUndo } from "./undo.js";
 import { initMeasure } from "./measure-tool.js";
 import { circleRing } from "./measure.js";
+import { initSelection } from "./selection.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon", Rectangle: "rectangle", Circle: "circle" };
 const KINDS = { Point: "point", LineString: "line", Polygon: "polygon", MultiPoint: "point group", MultiLineString: "line", MultiPolygon: "polygon" };
@@ -93,7 +94,11 @@ function watchFeature(ctx, layer) {
     }, 250);
   };
   layer.on("pm:edit", onEdit);
-  layer.on("click", () => {
+  layer.on("click", (event) => {
+    if (event.originalEvent && event.originalEvent.shiftKey && !ctx.map.pm.globalRemovalModeEnabled()) {
+      ctx.selection.toggle(layer);
+      return;
+    }
     if (!ctx.map.pm.globalRemovalModeEnabled()) openFeature(ctx, layer);
   });
 }
@@ -236,6 +241,7 @@ export function initEditor(ctx) {
 
   ctx.undo = initUndo(ctx);
   ctx.measure = initMeasure(ctx);
+  ctx.selection = initSelection(ctx);
   initToolbar(ctx);
   initFeaturePanel(ctx, { save: saveFeature, remove: removeFeature, replace: replaceFeature });
   initImport(ctx);

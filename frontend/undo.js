@@ -13,6 +13,8 @@ import { changedBy, notify } from "./ui.js";
 
 const LIMIT = 100;
 
+const featureName = (f) => (f.properties && f.properties.name ? `“${f.properties.name}”` : "this feature");
+
 /** {geometry, properties} of a feature (API JSON or a Leaflet layer's feature). */
 export function stateOf(feature) {
   return feature ? { geometry: feature.geometry, properties: feature.properties || {} } : null;
@@ -94,6 +96,26 @@ export class UndoStack {
     this.record({ layerId, label, items: [{ id, before: stateOf(before), after: stateOf(after), version: after ? after.version : null }] });
   }
 
+  /** Make a change of several features (a multi-select action) as one step: `before` is
+   * their current state, `after` the wanted one, `version` their current version. */
+  async perform(step) {
+    if (this.busy) return false;
+    this.busy = true;
+    try {
+      const versions = await apply(this.ctx, step, "after");
+      step.items.forEach((item, i) => { item.version = versions[i]; });
+      this.record(step);
+      this.ctx.emit("layersChanged");
+      return true;
+    } catch (exc) {
+      this.refused(step, "apply", exc);
+      return false;
+    } finally {
+      this.busy = false;
+      this.changed();
+    }
+  }
+
   undo() {
     return this.step(this.done, this.undone, "before", "Undone");
   }
@@ -115,7 +137,7 @@ export class UndoStack {
       this.ctx.emit("layersChanged");
       return true;
     } catch (exc) {
-      this.refused(step, side, exc);
+      this.refused(step, side === "before" ? "undo" : "redo", exc);
       return false;
     } finally {
       this.busy = false;
@@ -123,15 +145,15 @@ export class UndoStack {
     }
   }
 
-  refused(step, side, exc) {
-    const what = side === "before" ? "undo" : "redo";
+  refused(step, what, exc) {
+    const side = what === "undo" ? "before" : "after";
     const current = exc.details && exc.details.current;
     if (exc.status === 412 && current) {
       const who = changedBy(exc.details);
       const layer = putLocal(this.ctx, step.layerId, current.id, current);
       const item = step.items.find((i) => i.id === current.id) || step.items[0];
-      if (layer && item[side]) showConflict(this.ctx, layer, current, { ...item[side] }, who, { undo: what });
-      notify(`Cannot ${what} the ${step.label}: ${who} changed this feature since. Their version is shown; nothing was overwritten.`, "error");
+      if (layer && item[side] && what !== "apply") showConflict(this.ctx, layer, current, { ...item[side] }, who, { undo: what });
+      notify(`Cannot ${what} the ${step.label}: ${who} changed ${featureName(current)} since. Their version is shown; nothing was changed.`, "error");
     } else if (exc.status === 404 || exc.code === "feature_exists") {
       notify(`Cannot ${what} the ${step.label}: ${exc.message}. Someone else changed this meanwhile.`, "error");
     } else {

@@ -97,7 +97,7 @@ def test_undo_redo_own_edits_and_refuse_over_someone_else(page: Page, console, s
     assert r.status == 200, r.text()
     other.close()
     keys(page, "Control+z")
-    expect(page.locator(".notice-error", has_text="Bea Other changed this feature")).to_be_visible()
+    expect(page.locator(".notice-error", has_text="Bea Other changed “Bea's name” since")).to_be_visible()
     conflict = page.locator("#conflict")
     expect(conflict).to_contain_text("changed by Bea Other")
     expect(conflict).to_contain_text("Bea's name")
@@ -271,3 +271,79 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
     wait_until(lambda: len(new_features(page, map_id, layer, known)) == 1, "the snapped line saved")
     start = new_features(page, map_id, layer, known)[0]["geometry"]["coordinates"][0]
     assert abs(start[0] - vertex[0]) < 1e-9 and abs(start[1] - vertex[1]) < 1e-9, start
+
+
+def test_multi_select_colour_move_delete_as_one_version_each(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Sam Select")
+    map_id, layer, first = map_with_point(page, csrf, "Select map")
+    base = f"/api/v1/maps/{map_id}/layers/{layer}"
+    h = {"X-CSRF-Token": csrf}
+    for i, lon in enumerate((-3.1, -3.0)):
+        assert page.request.post(f"{base}/features", headers=h, data={
+            "geometry": {"type": "Point", "coordinates": [lon, 55.95 - 0.02 * i]},
+            "properties": {"name": f"P{i}"}}).ok
+    assert page.request.post(f"{base}/features", headers=h, data={
+        "geometry": {"type": "Polygon", "coordinates": [[[-3.15, 55.9], [-3.05, 55.9], [-3.05, 55.92], [-3.15, 55.9]]]},
+        "properties": {"name": "Field"}}).ok
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    bar = page.get_by_role("toolbar", name="Selected features")
+    expect(bar).to_be_hidden()
+
+    # shift-click two pins, colour both: one batch, one version, one undo step
+    pins = page.locator(".wm-pin")
+    pins.nth(0).click(modifiers=["Shift"])
+    pins.nth(1).click(modifiers=["Shift"])
+    expect(bar).to_contain_text("2 selected")
+    expect(page.locator(".wm-selected")).to_have_count(2)
+    version = page.request.get(base).json()["version"]
+    bar.get_by_label("Colour for the selected features").fill("#2f9e44")
+    bar.get_by_role("button", name="Colour").click()
+    wait_until(lambda: sum(f["properties"].get("marker-color") == "#2f9e44"
+                           for f in features(page, map_id, layer)) == 2, "two points coloured")
+    assert page.request.get(base).json()["version"] == version + 1
+    undo = page.get_by_role("toolbar", name="Drawing tools").get_by_role("button", name="Undo")
+    expect(undo).to_have_attribute("title", "Undo: colour of 2 features (Ctrl+Z)")
+    undo.click()
+    wait_until(lambda: not any("marker-color" in f["properties"] for f in features(page, map_id, layer)),
+               "the colour undone for both")
+
+    # shift-drag a box around everything, delete all four at once
+    box = page.locator("#map").bounding_box()
+    assert box
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + 5, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 90, steps=8)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    expect(bar).to_contain_text("4 selected")
+    screenshot(page, "35-multi-select")
+    version = page.request.get(base).json()["version"]
+    page.once("dialog", lambda d: d.accept())
+    bar.get_by_role("button", name="Delete").click()
+    wait_until(lambda: features(page, map_id, layer) == [], "all four deleted")
+    history = page.request.get(f"{base}/history").json()
+    assert [c["layer_version"] for c in history[:4]] == [version + 1] * 4  # one version
+    expect(pins).to_have_count(0)
+    page.keyboard.press("Control+z")
+    wait_until(lambda: len(features(page, map_id, layer)) == 4, "all four back with one undo")
+    assert first["id"] in [f["id"] for f in features(page, map_id, layer)]
+
+    # move: select one pin, press Move, drag on the map; it moves by the drag
+    pins.first.click(modifiers=["Shift"])
+    expect(bar).to_contain_text("1 selected")
+    before = {f["id"]: f["geometry"] for f in features(page, map_id, layer)}
+    bar.get_by_role("button", name="Move").click()
+    cx, cy = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 80, cy + 40, steps=6)
+    page.mouse.up()
+    wait_until(lambda: sum(f["geometry"] != before[f["id"]] for f in features(page, map_id, layer)) == 1,
+               "one feature moved")
+    moved = next(f for f in features(page, map_id, layer) if f["geometry"] != before[f["id"]])
+    old = before[moved["id"]]["coordinates"]
+    assert moved["geometry"]["coordinates"][0] > old[0] and moved["geometry"]["coordinates"][1] < old[1]  # east, south
