@@ -4,6 +4,9 @@ snapping, multi-select."""
 
 from __future__ import annotations
 
+import itertools
+import math
+
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_editor import map_with_point, open_feature, signup_api
@@ -146,10 +149,8 @@ def click_at(page: Page, lon: float, lat: float) -> None:
 
 
 def haversine_km(points: list[tuple[float, float]]) -> float:
-    import math
-
     total = 0.0
-    for (lon1, lat1), (lon2, lat2) in zip(points, points[1:], strict=False):
+    for (lon1, lat1), (lon2, lat2) in itertools.pairwise(points):
         p1, p2 = math.radians(lat1), math.radians(lat2)
         a = (math.sin((p2 - p1) / 2) ** 2
              + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
@@ -162,12 +163,12 @@ def test_measure_a_path_and_the_size_of_a_selected_feature(page: Page, screensho
     map_id, layer, _ = map_with_point(page, csrf, "Measure map")
     h = {"X-CSRF-Token": csrf}
     base = f"/api/v1/maps/{map_id}/layers/{layer}/features"
-    line = page.request.post(base, headers=h, data={
+    assert page.request.post(base, headers=h, data={
         "geometry": {"type": "LineString", "coordinates": [[-3.0, 55.0], [-3.0, 56.0]]},
-        "properties": {"name": "One degree north"}}).json()
-    area = page.request.post(base, headers=h, data={
+        "properties": {"name": "One degree north"}}).ok
+    assert page.request.post(base, headers=h, data={
         "geometry": {"type": "Polygon", "coordinates": [[[-2, 55], [-1, 55], [-1, 56], [-2, 56], [-2, 55]]]},
-        "properties": {"name": "One degree square"}}).json()
+        "properties": {"name": "One degree square"}}).ok
     page.goto(f"/m/{map_id}")
     wait_map_ready(page)
     page.get_by_role("button", name="Fit to data").click()
