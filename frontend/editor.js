@@ -4,13 +4,24 @@
 import L from "./leaflet-setup.js";
 import { api } from "./api.js";
 import { showPanel } from "./controls.js";
-import { initFeaturePanel, openFeature, showConflict, closeFeature } from "./feature-panel.js";
+import { initFeaturePanel, openFeature, showConflict, closeFeature, refreshSize } from "./feature-panel.js";
 import { initImport } from "./importer.js";
 import { initHistory } from "./history.js";
 import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
+import { initUndo } from "./undo.js";
+import { initMeasure } from "./measure-tool.js";
+import { circleRing } from "./measure.js";
+import { initSelection } from "./selection.js";
 
-const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon" };
+const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon", Rectangle: "rectangle", Circle: "circle" };
+const KINDS = { Point: "point", LineString: "line", Polygon: "polygon", MultiPoint: "point group", MultiLineString: "line", MultiPolygon: "polygon" };
+
+/** How the undo button names a feature: its name, else its kind. */
+export function featureLabel(feature) {
+  const name = feature && feature.properties && feature.properties.name;
+  return name ? `“${String(name).slice(0, 40)}”` : `a ${KINDS[feature?.geometry?.type] || "shape"}`;
+}
 
 function featureUrl(ctx, layer) {
   return `${ctx.base}/layers/${layer._wmLayerId}/features/${layer.feature.id}`;
@@ -25,10 +36,14 @@ function queue(layer, work) {
 export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
   return queue(layer, async () => {
     layer._wmSaving = true; // the live connection leaves this feature alone meanwhile
+    const before = { ...layer.feature };
     try {
       const updated = await api("PATCH", featureUrl(ctx, layer), { json: changes, version: layer.feature.version });
       layer.feature.version = updated.version;
       layer.feature.properties = updated.properties;
+      layer.feature.geometry = updated.geometry;
+      const what = "geometry" in changes && !("properties" in changes) ? "shape of" : "edit of";
+      if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `${what} ${featureLabel(before)}`, before, updated);
       return updated;
     } catch (exc) {
       if (exc.status === 412 && exc.details.current) {
@@ -53,9 +68,21 @@ function geometryOf(layer) {
   return layer.toGeoJSON(10).geometry;
 }
 
+/** What a drawn shape is stored as: a circle becomes a polygon with its radius (metres) as a
+ * property, since GeoJSON has no circles; everything else as drawn. */
+function drawnFeature(layer, shape) {
+  if (shape === "Circle") {
+    const c = layer.getLatLng();
+    const radius = Math.round(layer.getRadius() * 10) / 10;
+    return { geometry: { type: "Polygon", coordinates: [circleRing([c.lng, c.lat], radius)] }, properties: { radius } };
+  }
+  return { geometry: geometryOf(layer), properties: {} };
+}
+
 function watchFeature(ctx, layer) {
   let timer = null;
   const onEdit = () => {
+    refreshSize(layer);
     clearTimeout(timer);
     timer = setTimeout(async () => {
       try {
@@ -67,7 +94,11 @@ function watchFeature(ctx, layer) {
     }, 250);
   };
   layer.on("pm:edit", onEdit);
-  layer.on("click", () => {
+  layer.on("click", (event) => {
+    if (event.originalEvent && event.originalEvent.shiftKey && !ctx.map.pm.globalRemovalModeEnabled()) {
+      ctx.selection.toggle(layer);
+      return;
+    }
     if (!ctx.map.pm.globalRemovalModeEnabled()) openFeature(ctx, layer);
   });
 }
@@ -76,6 +107,7 @@ async function removeFeature(ctx, layer) {
   const entry = ctx.layers.get(layer._wmLayerId);
   try {
     await api("DELETE", featureUrl(ctx, layer), { version: layer.feature.version });
+    if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `delete of ${featureLabel(layer.feature)}`, layer.feature, null);
     if (entry) entry.group.removeLayer(layer);
     closeFeature(layer);
     ctx.status("Feature deleted");
@@ -107,18 +139,23 @@ function initToolbar(ctx) {
     bar.querySelector('[data-mode="edit"]').setAttribute("aria-pressed", String(pm.globalEditModeEnabled()));
     bar.querySelector('[data-mode="drag"]').setAttribute("aria-pressed", String(pm.globalDragModeEnabled()));
     bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
+    bar.querySelector('[data-tool="measure"]').setAttribute("aria-pressed", String(ctx.measure.active));
     const drawing = Boolean(shape);
-    finish.hidden = !(drawing && shape !== "Marker");
-    const anyMode = drawing || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
+    finish.hidden = !(drawing && (shape === "Line" || shape === "Polygon"));
+    const anyMode = drawing || ctx.measure.active || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
     cancel.hidden = !anyMode;
     hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
       ? "Drag the vertices; changes save by themselves." : pm.globalDragModeEnabled() ? "Drag shapes to move them." : "")
       : shape === "Marker" ? "Click the map to place the point."
+        : shape === "Line" && ctx.measure.active ? "Click to add points; click the last point or press Finish to measure."
         : shape === "Line" ? "Click to add points; click the last point or press Finish to end."
+        : shape === "Rectangle" ? "Click one corner, then the opposite corner."
+        : shape === "Circle" ? "Click the centre, then click at the distance of the radius."
           : "Click to add corners; click the first corner or press Finish to close.";
   };
   const stopAll = () => {
     pm.disableDraw();
+    ctx.measure.clear();
     if (pm.globalEditModeEnabled()) pm.disableGlobalEditMode();
     if (pm.globalDragModeEnabled()) pm.disableGlobalDragMode();
     if (pm.globalRemovalModeEnabled()) pm.disableGlobalRemovalMode();
@@ -130,6 +167,10 @@ function initToolbar(ctx) {
       const same = pm.Draw.getActiveShape() === button.dataset.draw;
       stopAll();
       if (!same) pm.enableDraw(button.dataset.draw, { snappable: true, continueDrawing: false });
+    } else if (button.dataset.tool === "measure") {
+      const on = ctx.measure.active;
+      stopAll();
+      if (!on) ctx.measure.start();
     } else if (button.dataset.mode) {
       const mode = button.dataset.mode;
       const on = mode === "edit" ? pm.globalEditModeEnabled() : mode === "drag" ? pm.globalDragModeEnabled() : pm.globalRemovalModeEnabled();
@@ -171,16 +212,22 @@ export function initEditor(ctx) {
   ctx.on("featureLayer", (layer) => watchFeature(ctx, layer));
 
   ctx.map.on("pm:create", async ({ layer: drawn, shape }) => {
-    const geometry = geometryOf(drawn);
+    if (ctx.measure.active) {
+      ctx.measure.keep(drawn);
+      drawn.remove();
+      return;
+    }
+    const body = drawnFeature(drawn, shape);
     drawn.remove();
     try {
       const target = ctx.activeLayer() || (await createLayer(ctx, "Layer 1"));
-      const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: { geometry, properties: {} } });
+      const feature = await api("POST", `${ctx.base}/layers/${target.info.id}/features`, { json: body });
       if (!target.shown) {
         target.shown = true;
         ctx.showEntry(target);
       }
       const layer = ctx.addFeature(target.info.id, feature);
+      ctx.undo.recordFeature(target.info.id, `new ${SHAPES[shape] || "shape"}`, null, feature);
       ctx.status(`Added a ${SHAPES[shape] || "shape"}`);
       ctx.emit("layersChanged");
       openFeature(ctx, layer);
@@ -192,6 +239,9 @@ export function initEditor(ctx) {
     if (layer.feature && layer._wmLayerId) removeFeature(ctx, layer);
   });
 
+  ctx.undo = initUndo(ctx);
+  ctx.measure = initMeasure(ctx);
+  ctx.selection = initSelection(ctx);
   initToolbar(ctx);
   initFeaturePanel(ctx, { save: saveFeature, remove: removeFeature, replace: replaceFeature });
   initImport(ctx);

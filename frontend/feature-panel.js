@@ -3,6 +3,7 @@
 import { showPanel } from "./controls.js";
 import { styleFieldset, withStyle } from "./feature-style.js";
 import { previewFeature } from "./draw.js";
+import { describeSize } from "./measure.js";
 import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
@@ -62,6 +63,7 @@ function render(layer) {
   const style = styleFieldset(entry, layer, (changes) => previewFeature(entry, layer, withStyle(layer.feature.properties || {}, changes)));
   const form = el("form", { id: "feature-form", "aria-label": "Feature properties", dataset: { featureId: feature.id } },
     el("p", { class: "muted" }, `${KIND[feature.geometry?.type] || "Feature"} · version `, el("span", { id: "feature-version" }, String(feature.version))),
+    el("p", { id: "feature-size", class: "feature-size" }, sizeOf(layer)),
     el("div", { id: "conflict", class: "conflict", role: "alert", hidden: true }),
     el("label", { class: "field" }, el("span", {}, "Name"), el("input", { name: "name", value: valueText(props.name), maxlength: "500" })),
     el("label", { class: "field" }, el("span", {}, "Description"), el("textarea", { name: "description", rows: "3" }, valueText(props.description))),
@@ -106,6 +108,16 @@ async function submit(form, layer, { force = false } = {}) {
   }
 }
 
+function sizeOf(layer) {
+  return layer.toGeoJSON ? describeSize(layer.toGeoJSON(10).geometry) : "";
+}
+
+/** The shape of the open feature changed (reshaped or moved): its length/area again. */
+export function refreshSize(layer) {
+  const size = current === layer && document.getElementById("feature-size");
+  if (size) size.textContent = sizeOf(layer);
+}
+
 export function openFeature(ctx, layer) {
   if (current && current !== layer && ctx.layers.has(current._wmLayerId)) {
     previewFeature(ctx.layers.get(current._wmLayerId), current, current.feature.properties || {});
@@ -125,7 +137,7 @@ export function closeFeature(layer) {
 }
 
 /** Someone else saved this feature first: show their state, keep ours, let the user choose. */
-export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
+export function showConflict(ctx, layer, theirs, mine, who = "someone else", { undo = "" } = {}) {
   if (current !== layer) openFeature(ctx, layer);
   const box = document.getElementById("conflict");
   if (!box) return;
@@ -133,13 +145,14 @@ export function showConflict(ctx, layer, theirs, mine, who = "someone else") {
   const list = el("dl", { class: "their-props" }, Object.entries(props).slice(0, 20).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, valueText(v))]));
   const geometryChange = "geometry" in mine;
   box.replaceChildren(
-    el("strong", {}, `Not saved: this feature was changed by ${who}.`),
-    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} while you were editing. ` +
-      (geometryChange ? "Your shape is still on the map." : "Everything you typed is still in the form below.") +
-      " Their version:"),
+    el("strong", {}, `Not ${undo ? `${undo}ne` : "saved"}: this feature was changed by ${who}.`),
+    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} saved version ${theirs.version} ` +
+      (undo ? `after your edit, so the ${undo} would overwrite it. ` : "while you were editing. ") +
+      (undo ? "" : geometryChange ? "Your shape is still on the map. " : "Everything you typed is still in the form below. ") +
+      "Their version:"),
     Object.keys(props).length ? list : el("p", { class: "muted" }, "(no properties)"),
     el("div", { class: "form-actions" },
-      el("button", { type: "button", class: "primary", id: "keep-mine" }, geometryChange ? "Keep my shape" : "Save my version"),
+      el("button", { type: "button", class: "primary", id: "keep-mine" }, undo ? `${undo[0].toUpperCase()}${undo.slice(1)} anyway` : geometryChange ? "Keep my shape" : "Save my version"),
       el("button", { type: "button", id: "use-theirs" }, "Use their version")));
   box.hidden = false;
   box.querySelector("#keep-mine").addEventListener("click", async () => {

@@ -1,4 +1,6 @@
-// The history panel: recent changes of a layer (who, when, what) and revert.
+// The history panel: recent changes of a layer (who, when, what changed: old → new) with two
+// ways back: revert only this change (later ones stay; refused when a later change touched
+// the same thing) or revert the whole layer to before it.
 import { api } from "./api.js";
 import { refreshLayers } from "./importer.js";
 import { el, formatWhen, notify } from "./ui.js";
@@ -11,7 +13,51 @@ const VERBS = {
   "layer.update": "changed the layer",
   "layer.import": "imported features",
   "layer.revert": "reverted the layer",
+  "change.revert": "reverted a change",
 };
+const ONE_BY_ONE = new Set(["feature.create", "feature.update", "feature.delete", "layer.update", "layer.import"]);
+const FIELD_NAMES = { name: "name", visible: "shown", position: "order" };
+const MAX_DIFFS = 6;
+
+/** A value as a person reads it: text in quotes, short; nested settings just "set". */
+function shown(value) {
+  if (value === undefined || value === null || value === "") return "(none)";
+  if (typeof value === "string") return `“${value.length > 40 ? `${value.slice(0, 39)}…` : value}”`;
+  if (typeof value === "object") return "(settings)";
+  return String(value);
+}
+
+function same(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** [label, old, new] for each key whose value differs. */
+function diffs(before = {}, after = {}, names = {}) {
+  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
+  return keys.filter((k) => !same((before || {})[k], (after || {})[k]))
+    .map((k) => [names[k] || k, (before || {})[k], (after || {})[k]]);
+}
+
+/** What the change changed, old → new, as list items. */
+function details(change) {
+  const before = change.before || {};
+  const after = change.after || {};
+  let rows = [];
+  if (change.op === "feature.update") {
+    rows = diffs(before.properties, after.properties);
+    if (!same(before.geometry, after.geometry)) rows.unshift(["shape", null, null]);
+  } else if (change.op === "layer.update") {
+    const { style: oldStyle, ...oldRest } = before;
+    const { style: newStyle, ...newRest } = after;
+    rows = [...diffs(oldRest, newRest, FIELD_NAMES), ...diffs(oldStyle, newStyle).map(([k, a, b]) => [`style ${k}`, a, b])];
+  }
+  if (!rows.length) return null;
+  const items = rows.slice(0, MAX_DIFFS).map(([label, a, b]) => (label === "shape"
+    ? el("li", {}, "shape changed")
+    : el("li", {}, el("span", { class: "diff-key" }, label), ": ", el("del", {}, shown(a)), " → ", el("ins", {}, shown(b)))));
+  if (rows.length > MAX_DIFFS) items.push(el("li", { class: "muted" }, `and ${rows.length - MAX_DIFFS} more`));
+  return el("ul", { class: "history-diff" }, items);
+}
 
 function describe(change) {
   let what = VERBS[change.op] || change.op;
@@ -24,6 +70,7 @@ function describe(change) {
   if (change.op === "layer.import" && after.count !== undefined) what = `imported ${after.count} features`;
   if (change.op === "layer.revert" && after.to_version !== undefined) what = `reverted the layer to version ${after.to_version}`;
   if (change.op === "layer.update" && before.name && after.name && before.name !== after.name) what = `renamed the layer to “${after.name}”`;
+  if (change.op === "change.revert" && after.layer_version !== undefined) what = `reverted one change of version ${after.layer_version}`;
   return what;
 }
 
@@ -41,7 +88,12 @@ async function load(ctx) {
     list.replaceChildren(...changes.map((change) => {
       const item = el("li", { class: "history-item" },
         el("div", {}, el("strong", {}, change.user ? change.user.display_name || "someone" : "someone"), " ", describe(change)),
+        details(change),
         el("div", { class: "muted" }, el("time", { datetime: change.at }, formatWhen(change.at)), ` · version ${change.layer_version}`));
+      if (ONE_BY_ONE.has(change.op)) {
+        item.append(el("button", { type: "button", class: "small", title: "Undo only this change; later changes stay",
+          onclick: () => revertOne(ctx, layerId, change) }, "Revert this change only"));
+      }
       const to = change.layer_version - 1;
       if (to >= 1 && change.op !== "layer.create") {
         item.append(el("button", { type: "button", class: "small", title: `Revert the layer to version ${to}, before this change`,
@@ -54,6 +106,18 @@ async function load(ctx) {
     list.replaceChildren(el("li", { class: "error", role: "alert" }, `Cannot load the history: ${exc.message}`));
   } finally {
     list.removeAttribute("aria-busy");
+  }
+}
+
+async function revertOne(ctx, layerId, change) {
+  try {
+    await api("POST", `${ctx.base}/layers/${layerId}/changes/${change.id}/revert`);
+    await refreshLayers(ctx);
+    notify(`Change reverted (${describe(change)}); later changes are kept.`, "ok");
+    ctx.status && ctx.status("Reverted one change");
+    await load(ctx);
+  } catch (exc) {
+    notify(exc.code === "later_changes" ? `Not reverted: ${exc.message}.` : `Cannot revert: ${exc.message}`, "error");
   }
 }
 

@@ -4,7 +4,7 @@ A private or internal name can change in any release of its package. Each one is
 one function of this module, which says who uses it and why, and
 tests/unit/test_private_apis.py checks it against the installed version: when a dependency
 moves one, that test fails naming the package, its version and the name that moved
-(decision 0020). The functions return the modules untyped (`Any`): we patch them.
+(decision 0021). The functions return the modules untyped (`Any`): we patch them.
 """
 
 from __future__ import annotations

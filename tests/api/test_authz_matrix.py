@@ -29,10 +29,11 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
+from sqlalchemy import select
 
 from tests.conftest import ApiClient, _client_factory, make_settings
 from waymark.app import create_app
-from waymark.db.models import Member
+from waymark.db.models import Change, Member
 from waymark.maps import layers as layer_ops
 from waymark.maps import service
 from waymark.maps.editing import LayerEditor
@@ -98,6 +99,7 @@ SPEC: list[Endpoint] = [
     Endpoint("POST", L + "/batch", "edit", 200,
              json={"operations": [{"op": "add", "geometry": POINT, "properties": {}}]}),
     Endpoint("POST", L + "/revert", "edit", 200, json={"version": 1}),
+    Endpoint("POST", L + "/changes/{change_id}/revert", "edit", 200),
     Endpoint("GET", L + "/data", "view", 200),
     Endpoint("GET", L + "/snapshots/{sha}", "view", 200),
     # features
@@ -164,6 +166,7 @@ class World:
     sha: str = ""
     map_pk: int = 0
     layer_pk: int = 0
+    change_id: int = 0  # the seed feature's creation
 
 
 @dataclass
@@ -185,10 +188,13 @@ class Cast:
             editor = LayerEditor(s, map_, layer, self.ids["owner"])
             feature = editor.add(POINT, {"name": "seed"})
             editor.finish()
+            s.flush()
+            change_id = s.scalar(select(Change.id).where(Change.feature_uuid == feature.uuid))
             if trashed:
                 service.trash_map(s, map_, self.ids["owner"])
             world = World(map_.public_id, layer.public_id, feature.uuid, self.ids["viewer"],
-                          title=map_.title, map_pk=map_.id, layer_pk=layer.id)
+                          title=map_.title, map_pk=map_.id, layer_pk=layer.id,
+                          change_id=change_id)
         if published:
             world.sha = publish(db, self.app.state.services.store, world.layer_pk)[0]
         return world
@@ -226,7 +232,8 @@ def cast(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 
 def _url(ep: Endpoint, w: World) -> str:
     return ep.path.format(map_id=w.map_id, layer_id=w.layer_id, feature_id=w.feature_id,
-                          user_id=w.user_id, sha=w.sha + ".geojson") + ep.query
+                          user_id=w.user_id, sha=w.sha + ".geojson",
+                          change_id=w.change_id) + ep.query
 
 
 class _WsResult:

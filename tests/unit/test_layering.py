@@ -1,4 +1,4 @@
-"""The layering checks of decision 0020 hold: the import-linter contracts in pyproject.toml
+"""The layering checks of decision 0021 hold: the import-linter contracts in pyproject.toml
 are kept (domain without infrastructure, no cycles between top-level packages) and mypy,
 strict on the domain, and ruff with its widened rules find nothing."""
 

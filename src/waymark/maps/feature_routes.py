@@ -15,10 +15,11 @@ from sqlalchemy import select
 
 from waymark.accounts.actor import Actor
 from waymark.db.models import Feature
-from waymark.errors import Invalid, NotFound
+from waymark.errors import Invalid, NotFound, PreconditionFailed
 from waymark.maps import feature_write
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
+from waymark.maps.change_revert import revert_change
 from waymark.maps.editing import UNSET, parse_feature_id
 from waymark.maps.events import layer_event
 from waymark.maps.feature_write import FeatureEdit
@@ -218,5 +219,28 @@ def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any
     return out
 
 
+@post(LAYER + "/changes/{change_id:int}/revert", status_code=200, tags=["history"])
+@threaded
+def revert_one_change(request: Request, actor: Actor, map_id: str, layer_id: str,
+                      change_id: int) -> dict[str, Any]:
+    """Invert exactly one change (a feature edit, add or delete, a layer settings change, an
+    import) as a new version; later changes stay. 409 `later_changes` names the later changes
+    it would overwrite. Optional If-Match: the layer version the reverting client saw."""
+    expected = if_match_version(request)
+    with _svc(request).db.write() as s:
+        map_, _ = load_map(s, map_id, actor, "edit")
+        layer = layer_ops.get_layer(s, map_, layer_id)
+        if expected is not None and expected != layer.version:
+            raise PreconditionFailed(f"layer is at version {layer.version}, not {expected}",
+                                     details={"current_version": layer.version})
+        layer = revert_change(s, map_, layer, actor.require_write(), change_id)
+        out = layer_json(layer, map_.public_id)
+        layer_pk = layer.id
+    _schedule(request, layer_pk)
+    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
+                                          layer_version=out["version"]))
+    return out
+
+
 ROUTES = [list_features, feature_table, create_feature, get_feature, replace_feature, patch_feature,
-          delete_feature, batch, layer_history, revert]
+          delete_feature, batch, layer_history, revert, revert_one_change]
