@@ -7,6 +7,7 @@ heatmap, styled feature, time zones)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -47,7 +48,15 @@ def test_style_one_feature_colour_icon_and_label(page: Page, screenshot) -> None
         r = page.request.post(f"/api/v1/maps/{map_id}/layers/{layer_id}/features", headers={"X-CSRF-Token": csrf},
                               data={"geometry": {"type": "Point", "coordinates": [lon, 55.9441]}, "properties": {"name": name}})
         assert r.ok, r.text()
+    # the layer published before the page opens: a publish arriving later redraws the layer
+    # from the server, which would drop the unsaved preview checked below
+    deadline = time.monotonic() + 60
+    while page.request.get(f"/api/v1/maps/{map_id}/layers/{layer_id}").json()["snapshot_url"] is None:
+        assert time.monotonic() < deadline, "the layer was not published"
+        page.wait_for_timeout(200)
     open_map(page, map_id)
+    # and connected: what the socket brings on connecting may redraw the layer too
+    expect(page.locator("body[data-realtime='ok']")).to_be_attached(timeout=30000)
     page.locator(".leaflet-marker-icon[title=\"Arthur's Seat\"]").click()
     form = page.locator("#feature-form")
     expect(form).to_be_visible()

@@ -25,7 +25,7 @@ from tests.conftest import ApiClient, _client_factory, make_settings
 from waymark.app import create_app
 
 SECRET = "victor-secret-7d1c"
-SLOTS = ("layer_id", "feature_id", "user_id", "sha")
+SLOTS = ("layer_id", "feature_id", "user_id", "sha", "change_id")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Objects:
     feature_id: str
     user_id: int  # a member of this map who is not a member of the other one
     sha: str
+    change_id: int  # the history entry of the feature's creation
 
 
 @dataclass
@@ -61,7 +62,9 @@ def _objects(c: ApiClient, member: ApiClient, title: str, secret: str) -> Object
     data = c.get(f"{base}/layers/{layer['id']}/data")
     assert data.status_code in (200, 302, 307), data.text
     sha = _published_sha(c, base, layer["id"])
-    return Objects(m["id"], layer["id"], f.json()["id"], member.user["id"], sha)
+    history = c.get(f"{base}/layers/{layer['id']}/history").json()
+    [change_id] = [h["id"] for h in history if h["feature_id"] == f.json()["id"]]
+    return Objects(m["id"], layer["id"], f.json()["id"], member.user["id"], sha, change_id)
 
 
 def _published_sha(c: ApiClient, base: str, layer_id: str) -> str:
