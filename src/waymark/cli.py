@@ -50,6 +50,13 @@ def _db(settings: Settings):  # type: ignore[no-untyped-def]
     return Database.for_settings(settings)
 
 
+# After a stop signal, granian's master kills a worker still running this long after it was
+# asked to stop: one forked a moment before the signal can miss it (CPython drops signals that
+# arrive between fork and its after-fork handlers) and would keep the master waiting for good.
+# Below every configured grace period (staging 30 s, prod 45 s, Kubernetes 60 s).
+WORKERS_KILL_TIMEOUT_S = 20
+
+
 @click.group()
 @click.version_option(__version__, prog_name="waymark")
 def main() -> None:
@@ -113,7 +120,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
 
     observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
     cmd = [sys.executable, "-m", "waymark.appserver", "--interface", "asgi", "--host", host, "--port",
-           str(port), "--workers", str(workers), "--no-access-log", *observe_args,
+           str(port), "--workers", str(workers), "--no-access-log",
+           "--workers-kill-timeout", str(WORKERS_KILL_TIMEOUT_S), *observe_args,
            "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
