@@ -202,6 +202,15 @@ def layer_history(request: Request, actor: Actor, map_id: str, layer_id: str) ->
                                  before_id=int_query(request, "before", 0) or None)
 
 
+def _reloaded(request: Request, actor: Actor, map_id: str, layer_id: str, layer_pk: int,
+              out: dict[str, Any]) -> dict[str, Any]:
+    """After a revert: publish the new version and tell open pages to reload the layer."""
+    _schedule(request, layer_pk)
+    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
+                                          layer_version=out["version"]))
+    return out
+
+
 @post(LAYER + "/revert", status_code=200, tags=["history"])
 @threaded
 def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> dict[str, Any]:
@@ -213,10 +222,7 @@ def revert(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any
         layer = layer_ops.revert_layer(s, map_, layer, actor.require_write(), body.get("version"))
         out = layer_json(layer, map_.public_id)
         layer_pk = layer.id
-    _schedule(request, layer_pk)
-    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
-                                          layer_version=out["version"]))
-    return out
+    return _reloaded(request, actor, map_id, layer_id, layer_pk, out)
 
 
 @post(LAYER + "/changes/{change_id:int}/revert", status_code=200, tags=["history"])
@@ -236,10 +242,7 @@ def revert_one_change(request: Request, actor: Actor, map_id: str, layer_id: str
         layer = revert_change(s, map_, layer, actor.require_write(), change_id)
         out = layer_json(layer, map_.public_id)
         layer_pk = layer.id
-    _schedule(request, layer_pk)
-    _publish(request, map_id, layer_event("layer.reload", layer_id, actor,
-                                          layer_version=out["version"]))
-    return out
+    return _reloaded(request, actor, map_id, layer_id, layer_pk, out)
 
 
 ROUTES = [list_features, feature_table, create_feature, get_feature, replace_feature, patch_feature,
