@@ -21,7 +21,6 @@ from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
 from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
-from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
@@ -29,13 +28,12 @@ from waymark.errors import ApiError, internal_error_body
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
 from waymark.http_head import HeadAsGet
-from waymark.jobs.queue import Runtime, make_huey, set_runtime
+from waymark.jobs.queue import Runtime, make_huey
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
 from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
-from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
 from waymark.openapi import document_error_format, document_layer_style
 from waymark.ops import observability
@@ -84,19 +82,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     db = Database.for_settings(settings)
-    set_trash_days(settings.trash_days)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
-    set_runtime(Runtime(settings, db, store))
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
     close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store,
-                        make_queue=lambda: make_huey(settings), publisher=publisher,
+                        make_queue=lambda: make_huey(settings, Runtime(settings, db, store)), publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache, read_only=ReadOnlyMode(db),
-                        presets=presets_of(settings),
+                        presets=settings.basemap_presets,
                         geocoder=make_geocoding(settings, realtime.cache, gazetteer_path))
 
     @asynccontextmanager
@@ -144,5 +140,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # reads of cached published layers are answered before the framework, with the same headers
     app.asgi_handler = HeadAsGet(PublishedReads(
         SecurityHeadersMiddleware(app.asgi_handler, services.presets), services,
-        realtime.limiter, COOKIE, settings.trusted_proxies))
+        realtime.limiter, COOKIE))
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log
