@@ -78,16 +78,24 @@ def _stores(settings: Settings) -> dict:
     return {"sessions": sessions, "cache": MemoryStore()}
 
 
+def setup_process(settings: Settings) -> None:
+    """What an app worker sets up for its whole process, once, before create_app: JSON logs
+    at WAYMARK_LOG_LEVEL, build info, error tracking, and (under granian) websockets closed
+    with 1012 on SIGTERM. Not in create_app, which changes nothing outside the app it builds
+    (two apps in one process keep their own settings; docs/decisions/0023)."""
+    observability.setup_process(settings)
+    close_websockets_on_stop()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
+    """The app for `settings`: everything it uses hangs off it (services, queue, stores)."""
     settings = settings or load_settings()
-    observability.setup_process(settings)  # JSON logs, build info, error tracking
     db = Database.for_settings(settings)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
-    close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store,
                         make_queue=lambda: make_huey(settings, Runtime(settings, db, store)), publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
@@ -110,7 +118,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     session_config = SessionConfig(key=COOKIE, store="sessions", secure=settings.cookie_secure,
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
-    logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES,
                         *MAP_ROUTES, *FEATURE_ROUTES, *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES,
@@ -123,7 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _internal_error},
-        after_exception=[observability.after_exception],
+        after_exception=[observability.exception_hook(settings)],
         logging_config=None,  # ops/logging.py configures logging
         openapi_config=OpenAPIConfig(title="Waymark API", version=__version__, path="/api",
                                      render_plugins=[], description=(

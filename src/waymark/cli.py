@@ -237,7 +237,7 @@ def worker(threads: int, metrics_port: int) -> None:
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
     huey = make_huey(settings, Runtime(settings, _db(settings), open_object_store(settings)))
-    observability.watch_jobs(huey)
+    observability.watch_jobs(huey, report_errors=bool(settings.sentry_dsn))
     try:  # jobs a dead worker left behind are taken over now, not at the next minute
         requeue_stale_jobs(huey)
     except Exception as exc:  # noqa: BLE001 - the periodic task tries again every minute

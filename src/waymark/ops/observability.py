@@ -1,7 +1,7 @@
 """Observability wiring for a process: logs, build info, error tracking, request layer.
 
-app.py calls `setup_process`, `routes`, `instrument`; `waymark worker` calls
-`setup_process`. Details live in ops/logging.py, ops/metrics.py, ops/metrics_server.py,
+Each app worker (asgi.py, through app.setup_process) and `waymark worker` call
+`setup_process` once; create_app calls `exception_hook`, `routes`, `instrument`. Details live in ops/logging.py, ops/metrics.py, ops/metrics_server.py,
 ops/request_observer.py and ops/errors_tracking.py; the operator's view is in
 docs/operations/monitoring.md.
 """
@@ -42,6 +42,8 @@ def build_commit(settings: Any) -> str:
 
 
 def setup_process(settings: Any) -> None:
+    """Process-wide, once per process before its app or job worker starts (never in
+    create_app: building an app changes nothing outside it)."""
     configure_logging(settings.log_level)
     commit = build_commit(settings)
     metrics.set_build_info(commit)
@@ -55,10 +57,10 @@ def setup_process(settings: Any) -> None:
 SELF_COUNTING_JOBS = frozenset({"import"})
 
 
-def watch_jobs(huey: Any) -> None:
+def watch_jobs(huey: Any, report_errors: bool) -> None:
     """In the job worker: count every other job's outcome in waymark_jobs_finished_total
-    (periodic retention and backup tasks included), and report jobs that raise to error
-    tracking, tagged with the task name."""
+    (periodic retention and backup tasks included), and, with `report_errors` (a
+    WAYMARK_SENTRY_DSN), report jobs that raise to error tracking, tagged with the task name."""
     from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
 
     @huey.signal(SIGNAL_COMPLETE)
@@ -72,8 +74,13 @@ def watch_jobs(huey: Any) -> None:
         kind = getattr(task, "name", "unknown")
         if kind not in SELF_COUNTING_JOBS:
             metrics.JOBS_FINISHED.labels(kind=kind, status="failed").inc()
-        if exc is not None:
+        if exc is not None and report_errors:
             capture_job_exception(exc, job=kind)
+
+
+def exception_hook(settings: Any) -> Any:
+    """The app's after_exception hook: reports to error tracking when its settings say so."""
+    return after_exception(bool(settings.sentry_dsn))
 
 
 def routes(settings: Any) -> list[Any]:
@@ -93,8 +100,8 @@ def instrument(app: Any, settings: Any) -> Any:
 
 __all__ = [
     "RELEASE",
-    "after_exception",
     "build_commit",
+    "exception_hook",
     "instrument",
     "routes",
     "setup_process",
