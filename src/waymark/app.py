@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
     services = Services(settings=settings, db=db, store=store,
-                        make_queue=lambda: make_huey(settings, Runtime(settings, db, store)), publisher=publisher,
+                        make_queue=lambda: make_huey(settings, Runtime(settings, db, store)),
+                        publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache, read_only=ReadOnlyMode(db),
                         presets=settings.basemap_presets,
