@@ -21,12 +21,14 @@ from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
 from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.apidocs import api_docs
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError, internal_error_body
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
+from waymark.health import healthz, readyz
 from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
@@ -35,10 +37,8 @@ from waymark.maps.io_routes import ROUTES as IO_ROUTES
 from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.snapshots import Publisher
+from waymark.observability import wiring as observability
 from waymark.openapi import document_error_format, document_layer_style
-from waymark.ops import observability
-from waymark.ops.apidocs import api_docs
-from waymark.ops.health import healthz, readyz
 from waymark.pages import ROUTES as PAGE_ROUTES
 from waymark.pages import template_config
 from waymark.realtime.setup import Realtime
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _internal_error},
         after_exception=[observability.exception_hook(settings)],
-        logging_config=None,  # ops/logging.py configures logging
+        logging_config=None,  # observability/logging.py configures logging
         openapi_config=OpenAPIConfig(title="Waymark API", version=__version__, path="/api",
                                      render_plugins=[], description=(
                                          "Maps, layers, features, import/export. Errors are "

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # parsed in the module that owns each format, imported when f
     from waymark.backup.urls import BackupTarget
     from waymark.basemaps.presets import Presets
     from waymark.mail import SmtpTarget
-    from waymark.ops.ratelimit_rules import Rule
     from waymark.ops.redis import RedisTarget
+    from waymark.ratelimit.rules import Rule
 
 PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105  # nosec B105 - dev placeholder, refused outside dev
@@ -135,14 +135,14 @@ class Settings:
     @cached_property
     def rate_limit_rules(self) -> dict[str, Rule]:
         """The default rate limits with WAYMARK_RATE_LIMITS applied, by class."""
-        from waymark.ops.ratelimit_rules import parse_rules
+        from waymark.ratelimit.rules import parse_rules
 
         return parse_rules(self.rate_limits)
 
     @cached_property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """WAYMARK_TRUSTED_PROXIES: the networks whose X-Forwarded-For is believed."""
-        from waymark.ops.ratelimit_rules import parse_networks
+        from waymark.ratelimit.rules import parse_networks
 
         return tuple(parse_networks(self.trusted_proxies))
 

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from tests.conftest import make_settings
 from tests.servers import LOOPBACK
 from waymark.app import create_app, setup_process
-from waymark.ops.observability import RELEASE
+from waymark.observability.wiring import RELEASE
 
 SECRETS = {
     "password": "Hunter2-Sentry-Passw0rd",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from waymark.ops.ratelimit import RateLimiter, parse_rules
+from waymark.ratelimit.limiter import RateLimiter, parse_rules
 from waymark.realtime.broker import Broker, BrokerClient, BrokerUnavailable
 from waymark.realtime.brokered import BrokerChannels, BrokerPresence
 from waymark.realtime.channels import Subscriber

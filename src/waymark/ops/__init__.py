@@ -1,1 +1,1 @@
-"""Operations: health, logging, caches and other cross-cutting concerns."""
+"""Redis, caching and sessions (moving to backends/)."""

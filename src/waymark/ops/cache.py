@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from waymark.observability.metrics import CACHE_REQUESTS
 from waymark.ops.lru import BytesLRU
-from waymark.ops.metrics import CACHE_REQUESTS
 from waymark.ops.redis import RedisHub, RedisUnavailable
 
 _REDIS_HIT = CACHE_REQUESTS.labels(level="redis", result="hit")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from waymark.ops.metrics import process_cache
+from waymark.observability.metrics import process_cache
 
 
 class BytesLRU:

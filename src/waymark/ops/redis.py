@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from waymark.ops.metrics import REDIS_ERRORS
+from waymark.observability.metrics import REDIS_ERRORS
 
 log = logging.getLogger("waymark.redis")
 T = TypeVar("T")

@@ -16,11 +16,11 @@ from typing import Any
 from litestar.middleware import DefineMiddleware
 
 from waymark import jsonutil
+from waymark.observability.metrics import REDIS_CONFIGURED, REDIS_UP
 from waymark.ops.cache import TwoLevelCache
 from waymark.ops.lru import BytesLRU
-from waymark.ops.metrics import REDIS_CONFIGURED, REDIS_UP
-from waymark.ops.ratelimit import RateLimiter, RateLimitMiddleware
 from waymark.ops.redis import RedisHub
+from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware
 from waymark.realtime.broker import BrokerClient
 from waymark.realtime.brokered import BrokerChannels, BrokerPresence
 from waymark.realtime.channels import EditBus, LocalChannels, RedisChannels

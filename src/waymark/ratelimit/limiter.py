@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from waymark.errors import error_body, send_error
-from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
-from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
+from waymark.observability.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
+from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's interface
     CLASSES,
     DEFAULT_LIMITS,
     UNITS,
@@ -43,7 +44,6 @@ from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's 
     parse_networks,
     parse_rules,
 )
-from waymark.ops.redis import RedisHub, RedisUnavailable
 from waymark.realtime.broker import BrokerClient, BrokerUnavailable
 
 log = logging.getLogger("waymark.ratelimit")
