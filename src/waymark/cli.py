@@ -221,7 +221,6 @@ def worker(threads: int, metrics_port: int) -> None:
         Runtime,
         make_huey,
         requeue_stale_jobs,
-        set_runtime,
         skip_unused_client_libraries,
     )
 
@@ -237,9 +236,8 @@ def worker(threads: int, metrics_port: int) -> None:
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
-    huey = make_huey(settings)
-    observability.watch_jobs(huey)
-    set_runtime(Runtime(settings, _db(settings), open_object_store(settings)))
+    huey = make_huey(settings, Runtime(settings, _db(settings), open_object_store(settings)))
+    observability.watch_jobs(huey, report_errors=bool(settings.sentry_dsn))
     try:  # jobs a dead worker left behind are taken over now, not at the next minute
         requeue_stale_jobs(huey)
     except Exception as exc:  # noqa: BLE001 - the periodic task tries again every minute

@@ -88,8 +88,9 @@ def basemaps_json(services: Services) -> str:
 @threaded
 def home(request: Request, actor: Actor) -> Template:
     q = request.query_params.get("q", "")[:200]
-    with _svc(request).db.read() as s:
-        maps = list_maps(s, Actor(), "public", q)
+    svc = _svc(request)
+    with svc.db.read() as s:
+        maps = list_maps(s, Actor(), "public", q, trash_days=svc.settings.trash_days)
     return _page(request, actor, "home.html", maps=maps, q=q)
 
 
@@ -134,8 +135,10 @@ async def logout(request: Request) -> Redirect:
 def dashboard(request: Request, actor: Actor) -> Template | Redirect:
     if not actor.is_authenticated:
         return Redirect("/login?next=/dashboard")
-    with _svc(request).db.read() as s:
-        lists = {scope: list_maps(s, actor, scope, limit=200) for scope in ("mine", "shared", "trash")}
+    svc = _svc(request)
+    with svc.db.read() as s:
+        lists = {scope: list_maps(s, actor, scope, limit=200, trash_days=svc.settings.trash_days)
+                 for scope in ("mine", "shared", "trash")}
     return _page(request, actor, "dashboard.html", **lists)
 
 

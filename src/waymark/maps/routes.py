@@ -44,9 +44,11 @@ def _publish(request: Request, map_id: str, event: dict[str, Any]) -> None:
 def list_maps(request: Request, actor: Actor) -> list[dict[str, Any]]:
     """Maps by scope: public (default for anonymous), mine, shared, trash; q searches titles."""
     scope = request.query_params.get("scope") or ("mine" if actor.is_authenticated else "public")
-    with _svc(request).db.read() as s:
+    svc = _svc(request)
+    with svc.db.read() as s:
         return service.list_maps(s, actor, scope, request.query_params.get("q", "")[:200],
-                                 int_query(request, "limit", 50), int_query(request, "offset", 0))
+                                 int_query(request, "limit", 50), int_query(request, "offset", 0),
+                                 trash_days=svc.settings.trash_days)
 
 
 @post("/api/v1/maps", status_code=201, tags=["maps"])

@@ -20,7 +20,7 @@ from waymark.observability.metrics import REDIS_CONFIGURED, REDIS_UP
 from waymark.ops.cache import TwoLevelCache
 from waymark.ops.lru import BytesLRU
 from waymark.ops.redis import RedisHub
-from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware, parse_rules
+from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware
 from waymark.realtime.broker import BrokerClient
 from waymark.realtime.brokered import BrokerChannels, BrokerPresence
 from waymark.realtime.channels import EditBus, LocalChannels, RedisChannels
@@ -53,7 +53,7 @@ class Realtime:
         self.edits = EditBus(self.channels)
         self.live = LiveStore(hub, settings.live_ttl_seconds, settings.live_track_points)
         self.history = HistoryWriter(db, settings.live_flush_seconds)
-        self.limiter = RateLimiter(parse_rules(settings.rate_limits), hub, self.broker)
+        self.limiter = RateLimiter(settings.rate_limit_rules, hub, self.broker)
         self.cache = TwoLevelCache(BytesLRU(settings.snapshot_cache_items), hub,
                                    ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
         self.connections: dict[str, Any] = {}
@@ -73,7 +73,7 @@ class Realtime:
 
     def middleware(self) -> DefineMiddleware:
         return DefineMiddleware(RateLimitMiddleware, limiter=self.limiter,
-                                trusted_proxies=self.settings.trusted_proxies)
+                                trusted=self.settings.trusted_networks)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
