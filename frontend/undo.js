@@ -6,9 +6,11 @@
 // A step is {layerId, label, items: [{id, before, after, version}]}: before/after are
 // {geometry, properties} or null (not there), version is the feature's version after the
 // step (null when the step left it deleted). Several items (a multi-select action) go as one
-// batch: one layer version, all or nothing.
+// batch: one layer version, all or nothing. A step {kind: "layer", layerId, label, before,
+// after} changes a layer's name and style instead (layer-undo.js).
 import { api } from "./api.js";
 import { closeFeature, showConflict } from "./feature-panel.js";
+import { applyLayerStep, layerSettings, sameValue, showLayerConflict } from "./layer-undo.js";
 import { changedBy, notify } from "./ui.js";
 
 const LIMIT = 100;
@@ -33,7 +35,11 @@ function putLocal(ctx, layerId, id, feature) {
 }
 
 /** Bring every item of a step to `side` ("before" or "after"); returns the new versions. */
-async function apply(ctx, step, side) {
+async function apply(ctx, step, side, options) {
+  if (step.kind === "layer") {
+    await applyLayerStep(ctx, step, side, options);
+    return [];
+  }
   const base = `${ctx.base}/layers/${step.layerId}`;
   if (step.items.length === 1) {
     const item = step.items[0];
@@ -96,6 +102,18 @@ export class UndoStack {
     this.record({ layerId, label, items: [{ id, before: stateOf(before), after: stateOf(after), version: after ? after.version : null }] });
   }
 
+  /** A change of a layer's name or style: before/after are the layer's info. */
+  recordLayer(layerId, before, after) {
+    const from = layerSettings(before);
+    const to = layerSettings(after);
+    if (sameValue(from, to)) return;
+    const renamed = from.name !== to.name;
+    const restyled = !sameValue(from.style, to.style);
+    const label = renamed && !restyled ? `renaming of layer “${from.name}” to “${to.name}”`
+      : `${renamed ? "settings" : "style"} of layer “${to.name}”`;
+    this.record({ kind: "layer", layerId, label, before: from, after: to, items: [] });
+  }
+
   /** Make a change of several features (a multi-select action) as one step: `before` is
    * their current state, `after` the wanted one, `version` their current version. */
   async perform(step) {
@@ -116,20 +134,21 @@ export class UndoStack {
     }
   }
 
-  undo() {
-    return this.step(this.done, this.undone, "before", "Undone");
+  /** `force`: a layer step overwrites settings someone else changed since ("Undo anyway"). */
+  undo({ force = false } = {}) {
+    return this.step(this.done, this.undone, "before", "Undone", force);
   }
 
-  redo() {
-    return this.step(this.undone, this.done, "after", "Redone");
+  redo({ force = false } = {}) {
+    return this.step(this.undone, this.done, "after", "Redone", force);
   }
 
-  async step(from, to, side, verb) {
+  async step(from, to, side, verb, force = false) {
     if (this.busy || !from.length) return false;
     const step = from[from.length - 1];
     this.busy = true;
     try {
-      const versions = await apply(this.ctx, step, side);
+      const versions = await apply(this.ctx, step, side, { force });
       step.items.forEach((item, i) => { item.version = versions[i]; });
       from.pop();
       to.push(step);
@@ -148,7 +167,12 @@ export class UndoStack {
   refused(step, what, exc) {
     const side = what === "undo" ? "before" : "after";
     const current = exc.details && exc.details.current;
-    if (exc.status === 412 && current) {
+    if (exc.code === "layer_changed") {
+      const who = changedBy(exc.details);
+      const retry = what === "apply" ? null : () => (what === "undo" ? this.undo({ force: true }) : this.redo({ force: true }));
+      showLayerConflict(this.ctx, step, what, current, who, retry);
+      notify(`Cannot ${what} the ${step.label}: ${who} changed the layer's settings since. Their version is shown; nothing was changed.`, "error");
+    } else if (exc.status === 412 && current) {
       const who = changedBy(exc.details);
       const layer = putLocal(this.ctx, step.layerId, current.id, current);
       const item = step.items.find((i) => i.id === current.id) || step.items[0];

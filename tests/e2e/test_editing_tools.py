@@ -109,6 +109,52 @@ def test_undo_redo_own_edits_and_refuse_over_someone_else(page: Page, console, s
     expect(undo).to_be_enabled()  # the step stays: undo it later if that is still wanted
 
 
+def test_undo_redo_layer_settings_and_refuse_over_someone_else(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Lea Layer")
+    map_id, layer, _ = map_with_point(page, csrf, "Layer undo map")
+    url = f"/api/v1/maps/{map_id}/layers/{layer}"
+    old = page.request.get(url).json()
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    undo, redo = toolbar.get_by_role("button", name="Undo"), toolbar.get_by_role("button", name="Redo")
+    item = page.locator(f"[data-layer-id='{layer}']")
+    item.get_by_text("Name, style and popup").click()
+    item.get_by_label("Name", exact=True).fill("Parks")
+    item.get_by_label("Line colour").fill("#2f9e44")
+    item.get_by_role("button", name="Save layer").click()
+    expect(page.locator(".notice-ok", has_text="saved").last).to_be_visible()
+    expect(undo).to_have_attribute("title", "Undo: settings of layer “Parks” (Ctrl+Z)")
+
+    keys(page, "Control+z")
+    wait_until(lambda: page.request.get(url).json()["name"] == old["name"], "the layer settings undone")
+    assert page.request.get(url).json()["style"] == old["style"]
+    expect(page.locator(f"[data-layer-id='{layer}'] .layer-name")).to_have_text(old["name"])
+    keys(page, "Control+Shift+z")
+    wait_until(lambda: page.request.get(url).json()["name"] == "Parks", "the layer settings redone")
+    assert page.request.get(url).json()["style"]["color"] == "#2f9e44"
+    ops = [c["op"] for c in page.request.get(f"{url}/history").json()[:3]]
+    assert ops == ["layer.update"] * 3  # each an ordinary, versioned edit
+
+    # someone else restyles the layer; undoing ours would overwrite it: refused, theirs shown
+    other, other_csrf = add_editor(page, csrf, map_id, "Bea Other")
+    theirs = {**page.request.get(url).json()["style"], "color": "#e03131"}
+    assert other.request.patch(url, headers={"X-CSRF-Token": other_csrf}, data={"style": theirs}).ok
+    other.close()
+    keys(page, "Control+z")
+    expect(page.locator(".notice-error", has_text="Bea Other changed the layer's settings since")).to_be_visible()
+    conflict = page.locator(f"[data-layer-id='{layer}'] .conflict")
+    expect(conflict).to_contain_text("changed by Bea Other")
+    expect(page.locator(f"[data-layer-id='{layer}']").get_by_label("Line colour")).to_have_value("#e03131")
+    screenshot(page, "33-layer-undo-refused")
+    assert page.request.get(url).json()["style"]["color"] == "#e03131"  # nothing overwritten
+    expect(undo).to_be_enabled()  # the step stays
+    conflict.get_by_role("button", name="Undo anyway").click()
+    wait_until(lambda: page.request.get(url).json()["name"] == old["name"], "undone anyway")
+    expect(page.locator(f"[data-layer-id='{layer}'] .conflict")).to_have_count(0)
+    expect(redo).to_be_enabled()
+
+
 def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, screenshot) -> None:  # type: ignore[no-untyped-def]
     console.allow("409")  # the second revert is refused on purpose
     csrf = signup_api(page, "Rita Revert")
