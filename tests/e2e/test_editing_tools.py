@@ -165,12 +165,17 @@ def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, s
                               data={"properties": {"name": "New name", "marker-color": "#e03131"}}).ok
     later = page.request.post(f"{base}/features", headers=h, data={
         "geometry": {"type": "Point", "coordinates": [-3.2, 55.96]}, "properties": {"name": "Later"}}).json()
+    style = page.request.get(base).json()["style"]
+    assert page.request.patch(base, headers=h, data={"style": {**style, "fillOpacity": 0.6}}).ok
     page.goto(f"/m/{map_id}")
     wait_map_ready(page)
     page.get_by_role("tab", name="History").click()
     rename = page.locator(".history-item", has_text="edited a feature")
     expect(rename).to_contain_text("name: “Old name” → “New name”")
     expect(rename).to_contain_text("marker-color: (none) → “#e03131”")
+    # the layer change as the server's diff says it, in the layer form's words
+    expect(page.locator(".history-item", has_text="changed the layer")).to_contain_text(
+        f"fill opacity: {style['fillOpacity']} → 0.6")
     screenshot(page, "31-history-old-new")
     rename.get_by_role("button", name="Revert this change only").click()
     expect(page.locator(".notice-ok", has_text="later changes are kept")).to_be_visible()
