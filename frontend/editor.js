@@ -11,7 +11,7 @@ import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
 import { initUndo } from "./undo.js";
 import { initMeasure } from "./measure-tool.js";
-import { circleRing } from "./measure.js";
+import { circleRing, shapeChanges } from "./measure.js";
 import { initSelection } from "./selection.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon", Rectangle: "rectangle", Circle: "circle" };
@@ -42,7 +42,7 @@ export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
       layer.feature.version = updated.version;
       layer.feature.properties = updated.properties;
       layer.feature.geometry = updated.geometry;
-      const what = "geometry" in changes && !("properties" in changes) ? "shape of" : "edit of";
+      const what = "geometry" in changes ? "shape of" : "edit of";
       if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `${what} ${featureLabel(before)}`, before, updated);
       return updated;
     } catch (exc) {
@@ -86,7 +86,8 @@ function watchFeature(ctx, layer) {
     clearTimeout(timer);
     timer = setTimeout(async () => {
       try {
-        const saved = await saveFeature(ctx, layer, { geometry: geometryOf(layer) });
+        // a circle's radius follows its new shape (or goes, when it is no longer a circle)
+        const saved = await saveFeature(ctx, layer, shapeChanges(layer.feature, geometryOf(layer)));
         if (saved) ctx.status("Shape saved");
       } catch (exc) {
         if (exc.status !== 412) notify(`The shape was not saved: ${exc.message}`, "error");

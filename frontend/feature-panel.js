@@ -3,7 +3,7 @@
 import { showPanel } from "./controls.js";
 import { styleFieldset, withStyle } from "./feature-style.js";
 import { previewFeature } from "./draw.js";
-import { describeSize } from "./measure.js";
+import { describeSize, shapeChanges } from "./measure.js";
 import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
@@ -184,7 +184,10 @@ export function showConflict(ctx, layer, theirs, mine, who = "someone else", { u
     layer.feature.version = theirs.version;
     box.hidden = true;
     if (geometryChange) {
-      const saved = await ops.save(ctx, layer, mine).catch((exc) => notify(exc.message, "error"));
+      // an undo brings back its whole state; a reshape puts our shape over theirs with their
+      // properties (a circle's radius brought up to date)
+      const changes = undo ? mine : shapeChanges(theirs, mine.geometry);
+      const saved = await ops.save(ctx, layer, changes).catch((exc) => notify(exc.message, "error"));
       if (saved) ctx.status("Saved your shape");
     } else {
       await submit(document.getElementById("feature-form"), layer, { force: true });

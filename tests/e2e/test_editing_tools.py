@@ -310,6 +310,35 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
         assert abs(haversine_km([centre, tuple(vertex)]) * 1000 - radius) < 0.005 * radius
     screenshot(page, "34-rectangle-circle")
 
+    # moved, it stays a circle of the same radius; a vertex dragged off it, it is no longer a
+    # circle and loses its radius (both saved as ordinary edits)
+    def circle_now() -> dict:
+        return next(f for f in features(page, map_id, layer) if f["id"] == circle["id"])
+
+    def pixel(lon: float, lat: float) -> tuple[float, float]:
+        x, y = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
+                             " return [p.x, p.y]; }", [lon, lat])
+        return box["x"] + x, box["y"] + y
+
+    toolbar.get_by_role("button", name="Move").click()
+    cx, cy = pixel(*centre)
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy, steps=6)
+    page.mouse.up()
+    wait_until(lambda: circle_now()["geometry"] != circle["geometry"], "the circle moved")
+    assert circle_now()["properties"]["radius"] == radius
+    moved = circle_now()["geometry"]["coordinates"][0]
+    toolbar.get_by_role("button", name="Edit").click()
+    vx, vy = pixel(*moved[16])  # at the east vertex (bearing 90°), dragged further east
+    page.mouse.move(vx, vy)
+    page.mouse.down()
+    page.mouse.move(vx + 40, vy + 10, steps=6)
+    page.mouse.up()
+    wait_until(lambda: "radius" not in circle_now()["properties"], "the radius dropped")
+    assert circle_now()["geometry"]["coordinates"][0] != moved  # reshaped, not just moved
+    toolbar.get_by_role("button", name="Cancel").click()
+
     # a new line started a few pixels off the road's middle vertex snaps onto it exactly
     vertex = (-3.1, 55.9)
     vx, vy = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
