@@ -98,6 +98,7 @@ function watchFeature(ctx, layer) {
   layer.on("click", (event) => {
     if (event.originalEvent && event.originalEvent.shiftKey && !ctx.map.pm.globalRemovalModeEnabled()) {
       ctx.selection.toggle(layer);
+      layer.closePopup(); // a shift-click selects; it does not open the popup
       return;
     }
     if (!ctx.map.pm.globalRemovalModeEnabled()) openFeature(ctx, layer);

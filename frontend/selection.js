@@ -1,7 +1,7 @@
 // Selecting several features: shift-click toggles one, shift-drag on the map selects all in a
 // box. The selection bar then deletes them, colours them, sets a property on all or moves
-// them (drag on the map), each action one batch per layer (one version, all or nothing) and
-// one step of undo.
+// them (drag on the map), each action one batch — one request even across layers (one
+// version per layer, all or nothing) — and one step of undo.
 import L from "./leaflet-setup.js";
 import { closeFeature } from "./feature-panel.js";
 import { previewFeature } from "./draw.js";
@@ -64,19 +64,15 @@ export function initSelection(ctx) {
     render();
   };
 
-  /** One step per layer: before = now, after = change(feature) (null deletes). */
+  /** One step for the whole selection, in however many layers: before = now, after =
+   * change(feature) (null deletes). */
   const act = async (label, change) => {
-    const byLayer = new Map();
-    for (const layer of selected) {
-      if (!byLayer.has(layer._wmLayerId)) byLayer.set(layer._wmLayerId, []);
-      byLayer.get(layer._wmLayerId).push(layer.feature);
-    }
+    const items = [...selected].map((layer) => ({ id: layer.feature.id, layerId: layer._wmLayerId,
+      before: stateOf(layer.feature), after: change(layer.feature), version: layer.feature.version }));
     clear();
-    for (const [layerId, feats] of byLayer) {
-      const items = feats.map((f) => ({ id: f.id, before: stateOf(f), after: change(f), version: f.version }));
-      const n = items.length;
-      await ctx.undo.perform({ layerId, label: `${label} of ${n} feature${n === 1 ? "" : "s"}`, items });
-    }
+    if (!items.length) return;
+    const n = items.length;
+    await ctx.undo.perform({ layerId: items[0].layerId, label: `${label} of ${n} feature${n === 1 ? "" : "s"}`, items });
   };
 
   // shift-click on a feature: handled in editor.js (it owns the click), through toggle

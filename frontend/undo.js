@@ -5,8 +5,9 @@
 //
 // A step is {layerId, label, items: [{id, before, after, version}]}: before/after are
 // {geometry, properties} or null (not there), version is the feature's version after the
-// step (null when the step left it deleted). Several items (a multi-select action) go as one
-// batch: one layer version, all or nothing. A step {kind: "layer", layerId, label, before,
+// step (null when the step left it deleted); an item may name its own layerId (a selection
+// across layers). Several items (a multi-select action) go as one batch — of the layer, or of
+// the map when they are in several layers: one version per layer, all or nothing. A step {kind: "layer", layerId, label, before,
 // after} changes a layer's name and style instead (layer-undo.js).
 import { api } from "./api.js";
 import { closeFeature, showConflict } from "./feature-panel.js";
@@ -56,17 +57,34 @@ async function apply(ctx, step, side, options) {
     putLocal(ctx, step.layerId, item.id, saved);
     return [saved.version];
   }
-  const operations = step.items.map((item) => {
+  const operation = (item) => {
     const target = item[side];
     if (!target) return { op: "delete", id: item.id, version: item.version };
     if (item.version === null) return { op: "add", id: item.id, ...target };
     return { op: "update", id: item.id, version: item.version, ...target };
-  });
-  const out = await api("POST", `${base}/batch`, { json: { operations } });
-  return step.items.map((item, i) => {
-    const result = out.results[i];
+  };
+  // items of several layers (a selection across layers) go as one map batch, else as the
+  // layer's batch: either way all or nothing
+  const byLayer = new Map();
+  for (const item of step.items) {
+    const layerId = item.layerId || step.layerId;
+    if (!byLayer.has(layerId)) byLayer.set(layerId, []);
+    byLayer.get(layerId).push(item);
+  }
+  const results = new Map();
+  if (byLayer.size === 1) {
+    const [layerId] = byLayer.keys();
+    const out = await api("POST", `${ctx.base}/layers/${layerId}/batch`, { json: { operations: step.items.map(operation) } });
+    step.items.forEach((item, i) => results.set(item, out.results[i]));
+  } else {
+    const groups = [...byLayer].map(([layer, items]) => ({ layer, operations: items.map(operation) }));
+    const out = await api("POST", `${ctx.base}/batch`, { json: { layers: groups } });
+    for (const group of out.layers) byLayer.get(group.layer).forEach((item, i) => results.set(item, group.results[i]));
+  }
+  return step.items.map((item) => {
+    const result = results.get(item);
     const target = item[side];
-    putLocal(ctx, step.layerId, item.id, target && { type: "Feature", id: item.id, ...target, version: result.version });
+    putLocal(ctx, item.layerId || step.layerId, item.id, target && { type: "Feature", id: item.id, ...target, version: result.version });
     return target ? result.version : null;
   });
 }
@@ -174,8 +192,8 @@ export class UndoStack {
       notify(`Cannot ${what} the ${step.label}: ${who} changed the layer's settings since. Their version is shown; nothing was changed.`, "error");
     } else if (exc.status === 412 && current) {
       const who = changedBy(exc.details);
-      const layer = putLocal(this.ctx, step.layerId, current.id, current);
       const item = step.items.find((i) => i.id === current.id) || step.items[0];
+      const layer = putLocal(this.ctx, item.layerId || step.layerId, current.id, current);
       if (layer && item[side] && what !== "apply") showConflict(this.ctx, layer, current, { ...item[side] }, who, { undo: what });
       notify(`Cannot ${what} the ${step.label}: ${who} changed ${featureName(current)} since. Their version is shown; nothing was changed.`, "error");
     } else if (exc.status === 404 || exc.code === "feature_exists") {

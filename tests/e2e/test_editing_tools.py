@@ -428,3 +428,43 @@ def test_multi_select_colour_move_delete_as_one_version_each(page: Page, screens
     moved = next(f for f in features(page, map_id, layer) if f["geometry"] != before[f["id"]])
     old = before[moved["id"]]["coordinates"]
     assert moved["geometry"]["coordinates"][0] > old[0] and moved["geometry"]["coordinates"][1] < old[1]  # east, south
+
+
+def test_multi_select_across_two_layers_is_one_request_and_one_undo_step(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Max Multi")
+    map_id, layer, first = map_with_point(page, csrf, "Two layers map")
+    h = {"X-CSRF-Token": csrf}
+    second = page.request.post(f"/api/v1/maps/{map_id}/layers", headers=h, data={"name": "Second"}).json()["id"]
+    other = page.request.post(f"/api/v1/maps/{map_id}/layers/{second}/features", headers=h, data={
+        "geometry": {"type": "Point", "coordinates": [-3.1, 55.93]}, "properties": {"name": "Other"}}).json()
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    versions = {lid: page.request.get(f"/api/v1/maps/{map_id}/layers/{lid}").json()["version"] for lid in (layer, second)}
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if r.method == "POST" and "/batch" in r.url else None)
+
+    page.locator(".wm-pin[title='Old name']").click(modifiers=["Shift"])
+    page.locator(".wm-pin[title='Other']").click(modifiers=["Shift"])
+    bar = page.get_by_role("toolbar", name="Selected features")
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_label("Colour for the selected features").fill("#7048e8")
+    bar.get_by_role("button", name="Colour").click()
+
+    def colours() -> list:
+        return [features(page, map_id, lid)[0]["properties"].get("marker-color") for lid in (layer, second)]
+
+    wait_until(lambda: colours() == ["#7048e8"] * 2, "both layers' points coloured")
+    assert [r.split("/api/v1/maps/")[1] for r in requests] == [f"{map_id}/batch"]  # one request
+    for lid in (layer, second):  # one new version of each layer
+        assert page.request.get(f"/api/v1/maps/{map_id}/layers/{lid}").json()["version"] == versions[lid] + 1
+    screenshot(page, "36-multi-select-two-layers")
+    undo = page.get_by_role("toolbar", name="Drawing tools").get_by_role("button", name="Undo")
+    expect(undo).to_have_attribute("title", "Undo: colour of 2 features (Ctrl+Z)")
+    undo.click()
+    wait_until(lambda: colours() == [None, None], "both undone with one step")
+    assert len(requests) == 2 and requests[1].endswith(f"/maps/{map_id}/batch")
+    expect(undo).to_be_disabled()  # it was one step
+    assert {f["id"] for f in features(page, map_id, second)} == {other["id"]}
+    assert first["id"] in {f["id"] for f in features(page, map_id, layer)}
