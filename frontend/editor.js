@@ -42,6 +42,7 @@ export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
       layer.feature.version = updated.version;
       layer.feature.properties = updated.properties;
       layer.feature.geometry = updated.geometry;
+      if (layer.isPopupOpen && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
       const what = "geometry" in changes ? "shape of" : "edit of";
       if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `${what} ${featureLabel(before)}`, before, updated);
       return updated;
@@ -142,11 +143,12 @@ function initToolbar(ctx) {
     bar.querySelector('[data-mode="drag"]').setAttribute("aria-pressed", String(pm.globalDragModeEnabled()));
     bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
     bar.querySelector('[data-tool="measure"]').setAttribute("aria-pressed", String(ctx.measure.active));
+    bar.querySelector('[data-tool="lasso"]').setAttribute("aria-pressed", String(ctx.selection.lasso));
     const drawing = Boolean(shape);
     finish.hidden = !(drawing && (shape === "Line" || shape === "Polygon"));
-    const anyMode = drawing || ctx.measure.active || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
+    const anyMode = drawing || ctx.measure.active || ctx.selection.lasso || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
     cancel.hidden = !anyMode;
-    hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
+    hint.textContent = !drawing ? (ctx.selection.lasso ? "Drag around features to select them." : pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
       ? "Drag the vertices; changes save by themselves." : pm.globalDragModeEnabled() ? "Drag shapes to move them." : "")
       : shape === "Marker" ? "Click the map to place the point."
         : shape === "Line" && ctx.measure.active ? "Click to add points; click the last point or press Finish to measure."
@@ -158,6 +160,7 @@ function initToolbar(ctx) {
   const stopAll = () => {
     pm.disableDraw();
     ctx.measure.clear();
+    ctx.selection.setLasso(false);
     if (pm.globalEditModeEnabled()) pm.disableGlobalEditMode();
     if (pm.globalDragModeEnabled()) pm.disableGlobalDragMode();
     if (pm.globalRemovalModeEnabled()) pm.disableGlobalRemovalMode();
@@ -173,6 +176,10 @@ function initToolbar(ctx) {
       const on = ctx.measure.active;
       stopAll();
       if (!on) ctx.measure.start();
+    } else if (button.dataset.tool === "lasso") {
+      const on = ctx.selection.lasso;
+      stopAll();
+      if (!on) ctx.selection.setLasso(true);
     } else if (button.dataset.mode) {
       const mode = button.dataset.mode;
       const on = mode === "edit" ? pm.globalEditModeEnabled() : mode === "drag" ? pm.globalDragModeEnabled() : pm.globalRemovalModeEnabled();

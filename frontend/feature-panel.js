@@ -104,7 +104,6 @@ async function submit(form, layer, { force = false } = {}) {
     pending = null;
     form.querySelector("#feature-version").textContent = String(saved.version);
     form.querySelector("#conflict").hidden = true;
-    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
     if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
     ctxRef.restyleSoon(ctxRef.layers.get(layer._wmLayerId)); // its style, and the layer's classes
     ctxRef.status(force ? "Saved your version" : "Properties saved");

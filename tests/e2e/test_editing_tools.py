@@ -1,11 +1,12 @@
 """Editing tools in a real browser: undo/redo of one's own edits (with someone else editing
 the same feature), per-change revert from the history, measuring, rectangles and circles,
-snapping, multi-select."""
+snapping, multi-select (across layers, lasso)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -337,6 +338,7 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
     page.mouse.up()
     wait_until(lambda: "radius" not in circle_now()["properties"], "the radius dropped")
     assert circle_now()["geometry"]["coordinates"][0] != moved  # reshaped, not just moved
+    expect(page.locator(".leaflet-popup", has_text="radius")).to_have_count(0)  # an open popup follows
     toolbar.get_by_role("button", name="Cancel").click()
 
     # a new line started a few pixels off the road's middle vertex snaps onto it exactly
@@ -468,3 +470,44 @@ def test_multi_select_across_two_layers_is_one_request_and_one_undo_step(page: P
     expect(undo).to_be_disabled()  # it was one step
     assert {f["id"] for f in features(page, map_id, second)} == {other["id"]}
     assert first["id"] in {f["id"] for f in features(page, map_id, layer)}
+
+
+def test_lasso_selects_what_is_inside_a_free_hand_outline(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Lou Lasso")
+    map_id, layer, _ = map_with_point(page, csrf, "Lasso map")
+    base = f"/api/v1/maps/{map_id}/layers/{layer}/features"
+    for name, lon, lat in (("Inside", -3.15, 55.94), ("Outside", -3.0, 55.9)):
+        assert page.request.post(base, headers={"X-CSRF-Token": csrf}, data={
+            "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": {"name": name}}).ok
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    toolbar.get_by_role("button", name="Lasso").click()
+    expect(toolbar.get_by_role("button", name="Lasso")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#draw-hint")).to_have_text("Drag around features to select them.")
+
+    # a free-hand loop around "Old name" and "Inside" (their pins' tips), not "Outside"
+    tips = []
+    for name in ("Old name", "Inside"):
+        b = page.locator(f".wm-pin[title='{name}']").bounding_box()
+        assert b
+        tips.append((b["x"] + b["width"] / 2, b["y"] + b["height"]))
+    (x1, y1), (x2, y2) = tips
+    left, right = min(x1, x2) - 40, max(x1, x2) + 40
+    top, bottom = min(y1, y2) - 40, max(y1, y2) + 40
+    loop = [(left, top), ((left + right) / 2, top - 15), (right, top), (right + 10, (top + bottom) / 2),
+            (right, bottom), ((left + right) / 2, bottom + 15), (left, bottom), (left - 10, (top + bottom) / 2), (left, top + 5)]
+    page.mouse.move(*loop[0])
+    page.mouse.down()
+    for x, y in loop[1:]:
+        page.mouse.move(x, y, steps=4)
+    screenshot(page, "37-lasso")
+    page.mouse.up()
+    bar = page.get_by_role("toolbar", name="Selected features")
+    expect(bar).to_contain_text("2 selected")
+    expect(page.locator(".wm-pin.wm-selected")).to_have_count(2)
+    expect(page.locator(".wm-pin[title='Outside']")).not_to_have_class(re.compile("wm-selected"))
+    page.keyboard.press("Escape")  # the lasso tool off, then the selection cleared
+    expect(toolbar.get_by_role("button", name="Lasso")).to_have_attribute("aria-pressed", "false")
