@@ -83,6 +83,7 @@ function styleForm(ctx, entry) {
   });
   const display = displayFieldset(entry, numericProperties(entryFeatures(entry), keys));
   const form = el("form", { class: "layer-settings", "aria-label": `Settings of layer ${entry.info.name}` },
+    display.suggestion,
     field("Name", name),
     el("fieldset", {}, el("legend", {}, "Style"),
       field("Line colour", color), field("Line weight", weight), field("Opacity", opacity),

@@ -195,14 +195,25 @@ def test_clusters_and_heatmap_of_42049_points(page: Page, screenshot) -> None:  
     open_map(page, map_id)
 
     item = layer_settings(page, layer["id"])
-    display = item.locator("fieldset.display-style")
-    display.get_by_label("Draw").select_option("cluster")
-    display.get_by_label("Clusters dissolve at zoom").fill("14")
-    save_layer(page, item)
+    # drawn as 42,049 dots, the style panel suggests clusters or a heatmap: one click switches
+    suggestion = item.locator(".suggestion")
+    expect(suggestion).to_contain_text("42,049 points overlap")
+    screenshot(page, "big-layer-suggestion")
+    suggestion.get_by_role("button", name="Show as clusters").click()
+    expect(page.locator(".notice-ok", has_text="saved").last).to_be_visible()
     clusters = page.locator(".marker-cluster")
     expect(clusters.first).to_be_visible(timeout=30000)
-    total = page.evaluate("(id) => window.waymark.layers.get(id).view.wmCluster.getLayers().length", layer["id"])
-    assert total == 42049
+    assert page.request.get(f"/api/v1/maps/{map_id}/layers/{layer['id']}").json()["style"]["display"]["mode"] == "cluster"
+    expect(item.locator(".suggestion")).to_have_count(0)  # clustered now: nothing to suggest
+    display = item.locator("fieldset.display-style")
+    display.get_by_label("Clusters dissolve at zoom").fill("14")
+    save_layer(page, item)
+    # the layer is clustered anew (dissolving at 14), its points added in chunks: wait for all
+    page.wait_for_function("""(id) => {
+        const cluster = window.waymark.layers.get(id)?.view?.wmCluster;
+        return Boolean(cluster) && cluster.options.disableClusteringAtZoom === 14 && cluster.getLayers().length === 42049;
+    }""", arg=layer["id"], timeout=60000)
+    expect(clusters.first).to_be_visible(timeout=30000)
     biggest = max(int(t) for t in clusters.all_inner_texts())
     assert biggest > 1000, biggest
     set_view(page, [39, -96], 4)
