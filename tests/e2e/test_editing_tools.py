@@ -45,6 +45,14 @@ def rename(page: Page, name: str) -> None:
     expect(page.locator(".notice-ok", has_text="Properties saved").last).to_be_visible()
 
 
+def open_fitted(page: Page, map_id: str) -> None:
+    """The map's page, zoomed to its data and settled."""
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom && !window.waymark.map._panAnim?._inProgress")
+
+
 def keys(page: Page, combo: str) -> None:
     """A shortcut pressed on the map (not in a text field, where typing has its own undo)."""
     page.locator("#map").focus()
@@ -272,10 +280,7 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
         "geometry": {"type": "LineString", "coordinates": [[-3.4, 55.8], [-3.1, 55.9], [-2.9, 55.7]]},
         "properties": {"name": "Road"}}).json()
     known = {point["id"], road["id"]}
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom && !window.waymark.map._panAnim?._inProgress")
+    open_fitted(page, map_id)
     toolbar = page.get_by_role("toolbar", name="Drawing tools")
 
     # a rectangle: two clicks, saved as a four-cornered polygon
@@ -368,10 +373,7 @@ def test_multi_select_colour_move_delete_as_one_version_each(page: Page, screens
     assert page.request.post(f"{base}/features", headers=h, data={
         "geometry": {"type": "Polygon", "coordinates": [[[-3.15, 55.9], [-3.05, 55.9], [-3.05, 55.92], [-3.15, 55.9]]]},
         "properties": {"name": "Field"}}).ok
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    open_fitted(page, map_id)
     bar = page.get_by_role("toolbar", name="Selected features")
     expect(bar).to_be_hidden()
 
@@ -439,10 +441,7 @@ def test_multi_select_across_two_layers_is_one_request_and_one_undo_step(page: P
     second = page.request.post(f"/api/v1/maps/{map_id}/layers", headers=h, data={"name": "Second"}).json()["id"]
     other = page.request.post(f"/api/v1/maps/{map_id}/layers/{second}/features", headers=h, data={
         "geometry": {"type": "Point", "coordinates": [-3.1, 55.93]}, "properties": {"name": "Other"}}).json()
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    open_fitted(page, map_id)
     versions = {lid: page.request.get(f"/api/v1/maps/{map_id}/layers/{lid}").json()["version"] for lid in (layer, second)}
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if r.method == "POST" and "/batch" in r.url else None)
@@ -479,10 +478,7 @@ def test_lasso_selects_what_is_inside_a_free_hand_outline(page: Page, screenshot
     for name, lon, lat in (("Inside", -3.15, 55.94), ("Outside", -3.0, 55.9)):
         assert page.request.post(base, headers={"X-CSRF-Token": csrf}, data={
             "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": {"name": name}}).ok
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    open_fitted(page, map_id)
     toolbar = page.get_by_role("toolbar", name="Drawing tools")
     toolbar.get_by_role("button", name="Lasso").click()
     expect(toolbar.get_by_role("button", name="Lasso")).to_have_attribute("aria-pressed", "true")
