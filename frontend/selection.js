@@ -1,7 +1,8 @@
 // Selecting several features: shift-click toggles one, shift-drag on the map selects all in a
-// box, the Lasso tool all inside a free-hand outline. The selection bar then deletes them, colours them, sets a property on all or moves
-// them (drag on the map), each action one batch — one request even across layers (one
-// version per layer, all or nothing) — and one step of undo.
+// box, the Lasso tool all inside a free-hand outline. The selection bar then deletes them,
+// colours them, sets a property on all or moves them (drag on the map), each action one
+// batch — one request even across layers (one version per layer, all or nothing) — and one
+// step of undo.
 import L from "./leaflet-setup.js";
 import { closeFeature } from "./feature-panel.js";
 import { previewFeature } from "./draw.js";

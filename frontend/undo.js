@@ -7,8 +7,9 @@
 // {geometry, properties} or null (not there), version is the feature's version after the
 // step (null when the step left it deleted); an item may name its own layerId (a selection
 // across layers). Several items (a multi-select action) go as one batch — of the layer, or of
-// the map when they are in several layers: one version per layer, all or nothing. A step {kind: "layer", layerId, label, before,
-// after} changes a layer's name and style instead (layer-undo.js).
+// the map when they are in several layers: one version per layer, all or nothing. A step
+// {kind: "layer", layerId, label, before, after} changes a layer's name and style instead
+// (layer-undo.js).
 import { api } from "./api.js";
 import { closeFeature, showConflict } from "./feature-panel.js";
 import { applyLayerStep, layerSettings, sameValue, showLayerConflict } from "./layer-undo.js";
