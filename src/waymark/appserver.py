@@ -15,13 +15,17 @@ serve` hung in about one stop in three; tests/integration/test_serve_stop.py).
    `Event.wait()` -- so `Event.set()` in the handler could wait for a lock its own thread
    held: the master blocked for good (no "Shutting down granian" in the log). The handler
    now hands the work to a short-lived thread, which simply waits its turn for the lock.
+   Before it starts that thread it marks every worker as stopped by the master
+   (`mark_workers_stopping`): an idle worker that got the group's SIGTERM itself could end
+   before the thread ran, and the master then counted it as crashed (exit code 1).
 
 The master also makes the app before it forks the workers (`preload`): they start with it
 built, sharing its pages with the master until they write to them; and, with
 `--waymark-job-worker`, it forks the job worker from there too (`fork_job_worker`), which
 shares the database and logging libraries the same way (decision 0025).
 
-Both fixes touch granian internals (`granian.server.common.set_main_signals`, reached through
+Both fixes touch granian internals (`granian.server.common.set_main_signals`, the workers'
+`interrupt_by_parent`, reached through
 waymark/private_apis.py); a granian upgrade that moves them fails at start, not silently
 (tests/unit/test_private_apis.py, tests/unit/test_stop_signals.py).
 """
@@ -75,14 +79,30 @@ def install() -> None:
     def set_main_signals(interrupt_handler: Callable[..., Any],
                          reload_handler: Callable[..., Any] | None = None) -> None:
         def on_interrupt(signum: int, frame: Any) -> None:
-            interrupt_handler(signum, frame)  # first: granian's own stop is racing its workers'
+            interrupt_handler(signum, frame)
             signal_job_worker(signum)  # it stops along with the app workers
 
-        original(off_the_main_thread(on_interrupt),
-                 off_the_main_thread(reload_handler) if reload_handler else None)
+        stop_later = off_the_main_thread(on_interrupt)
+
+        def on_stop_signal(signum: int, frame: Any) -> None:
+            mark_workers_stopping(interrupt_handler)
+            stop_later(signum, frame)
+
+        original(on_stop_signal, off_the_main_thread(reload_handler) if reload_handler else None)
 
     common.set_main_signals = set_main_signals
     os.register_at_fork(after_in_child=default_stop_signals)
+
+
+def mark_workers_stopping(interrupt_handler: Callable[..., Any]) -> None:
+    """At once, in the signal handler: granian's master counts a worker that exits before
+    the master itself stops it as crashed (exit code 1). On a stop signal to the whole
+    group an idle worker stops by itself within milliseconds -- sooner, on a busy machine,
+    than the master's own handler thread gets to run -- so every worker is marked as
+    stopped by the master before that thread starts (a plain attribute, no lock)."""
+    server = getattr(interrupt_handler, "__self__", None)  # granian's server object
+    for worker in getattr(server, "wrks", ()):
+        worker.interrupt_by_parent = True
 
 
 def preload(argv: list[str]) -> None:
