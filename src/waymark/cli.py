@@ -125,6 +125,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
            "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
+    if job_worker:  # forked by granian's master, sharing the app's libraries (decision 0025)
+        cmd.insert(3, "--waymark-job-worker")
     children: list[subprocess.Popen[bytes]] = []
     stopping: list[int] = []
 
@@ -144,8 +146,6 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     # before any child exists: a stop signal never ends this process and orphans them
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if job_worker:
-        start([sys.executable, "-m", "waymark.cli", "worker"])
     click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
     server = start(cmd)
     if demo_lines:
