@@ -50,6 +50,20 @@ def _db(settings: Settings):  # type: ignore[no-untyped-def]
     return Database.for_settings(settings)
 
 
+def _writable_db(settings: Settings):  # type: ignore[no-untyped-def]
+    """The database for a command that changes data: refused while the service is read-only,
+    as HTTP and websocket writes are (a database copy or a recovery in progress would miss
+    the change)."""
+    from waymark.maintenance.mode import read_state
+
+    db = _db(settings)
+    state = read_state(db)
+    if state is not None:
+        raise click.ClickException(f"the service is read-only ({state.message}); run this "
+                                   "again after `waymark maintenance off`")
+    return db
+
+
 # After a stop signal, granian's master kills a worker still running this long after it was
 # asked to stop: one forked a moment before the signal can miss it (CPython drops signals that
 # arrive between fork and its after-fork handlers) and would keep the master waiting for good.
@@ -339,7 +353,7 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
         password = sys.stdin.readline().rstrip("\n")
     elif password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    db = _db(_settings())
+    db = _writable_db(_settings())
     try:
         with db.write() as s:
             created = create_user(s, email, password or "", name, is_admin=admin)
@@ -370,16 +384,11 @@ def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str 
 
     from waymark.db.models import Layer, Map, User
     from waymark.formats import FormatError, detect_format, read
-    from waymark.maintenance.mode import read_state
     from waymark.maps.imports import import_result
     from waymark.maps.service import create_map
 
     settings = _settings()
-    db = _db(settings)
-    state = read_state(db)
-    if state is not None:
-        raise click.ClickException(f"the service is read-only ({state.message}); "
-                                   "import after `waymark maintenance off`")
+    db = _writable_db(settings)
     data = path.read_bytes()
     try:
         fmt = fmt or detect_format(path.name, data)
@@ -466,7 +475,7 @@ def seed_demo_cmd(migrate: bool) -> None:
         from waymark.db.migrate import upgrade
 
         upgrade(settings.resolved_database_url)
-    map_id, password = seed_demo(_db(settings))
+    map_id, password = seed_demo(_writable_db(settings))
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
         click.echo(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a new one: "
