@@ -15,10 +15,10 @@ from waymark.errors import ApiError
 
 def _context(*, writes: bool = False) -> tuple[Any, Any]:
     """Settings and database; `writes`: refused while the service is read-only."""
-    from waymark.cli import _db, _settings, _writable_db
+    from waymark.cli_support import database, settings_or_exit, writable_database
 
-    settings = _settings()
-    return settings, (_writable_db if writes else _db)(settings)
+    settings = settings_or_exit()
+    return settings, (writable_database if writes else database)(settings)
 
 
 def _user_id(db: Any, who: str) -> int:
