@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
 from litestar import Request
@@ -15,11 +15,21 @@ from litestar.exceptions import HTTPException
 from sqlalchemy import update
 
 from waymark.accounts.actor import CSRF_HEADER, Actor, resolve_actor
+from waymark.backends.memory import BytesLRU
+from waymark.backends.protocols import Cache, EditPublisher
 from waymark.db.engine import Database, WriteBusy
 from waymark.db.models import ApiToken, utcnow
 from waymark.errors import ApiError, Invalid, PreconditionFailed
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
+
+if TYPE_CHECKING:  # (types only: these packages use this module's route helpers)
+    from huey import Huey
+
+    from waymark.basemaps.presets import Presets
+    from waymark.geocode.service import Geocoding
+    from waymark.maintenance.mode import ReadOnlyMode
+    from waymark.maps.snapshots import Publisher
 
 
 @dataclass
@@ -29,17 +39,17 @@ class Services:
     settings: Settings
     db: Database
     store: ObjectStore
-    make_queue: Callable[[], Any]  # jobs.queue.make_huey for these settings
-    publisher: Any  # maps.snapshots.Publisher
-    snapshot_cache: Any  # ops.lru.BytesLRU
-    edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
-    cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
-    read_only: Any = None  # maintenance.mode.ReadOnlyMode: the switch every write path checks
-    presets: Any = None  # basemaps.presets.Presets
-    geocoder: Any = None  # geocode.service.Geocoder
+    make_queue: Callable[[], Huey]  # jobs.queue.make_huey for these settings
+    publisher: Publisher
+    snapshot_cache: BytesLRU  # the cache's process level (published-layer fast path)
+    edits: EditPublisher  # publish(map_id, event) after commit
+    cache: Cache  # versioned response bytes (LRU, then Redis)
+    read_only: ReadOnlyMode  # the switch every write path checks
+    presets: Presets
+    geocoder: Geocoding
 
     @cached_property
-    def huey(self) -> Any:
+    def huey(self) -> Huey:
         """The job queue, made when first used (large imports): a worker that never enqueues
         never loads Huey (and the redis and psycopg packages it imports)."""
         return self.make_queue()

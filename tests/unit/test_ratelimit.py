@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_settings
 from waymark.app import create_app
+from waymark.backends.redis.hub import RedisHub
 from waymark.ops.metrics import RATELIMIT_FAILOPEN
 from waymark.ops.ratelimit import (
     RateLimiter,
@@ -19,7 +20,6 @@ from waymark.ops.ratelimit import (
     parse_networks,
     parse_rules,
 )
-from waymark.ops.redis import RedisHub
 from waymark.settings import SettingsError, load_settings
 
 

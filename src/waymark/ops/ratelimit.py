@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 from waymark.errors import error_body, send_error
 from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
 from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
@@ -42,7 +43,6 @@ from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's 
     parse_networks,
     parse_rules,
 )
-from waymark.ops.redis import RedisHub, RedisUnavailable
 from waymark.realtime.broker import BrokerClient, BrokerUnavailable
 
 log = logging.getLogger("waymark.ratelimit")

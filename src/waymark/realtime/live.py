@@ -30,11 +30,11 @@ from sqlalchemy import insert
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 from waymark.db.models import LivePosition
 from waymark.errors import Invalid
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
-from waymark.ops.redis import RedisHub, RedisUnavailable
 
 log = logging.getLogger("waymark.live")
 LIVE = "/api/v1/maps/{map_id:str}/live/{layer_id:str}"

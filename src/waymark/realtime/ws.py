@@ -37,15 +37,15 @@ from litestar.exceptions import WebSocketDisconnect
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor, resolve_actor
+from waymark.backends.fanout import Subscriber
+from waymark.backends.redis.hub import RedisUnavailable
 from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError, Forbidden, Invalid, ws_api_error, ws_error
 from waymark.maps.access import load_map
 from waymark.maps.editing import parse_version
 from waymark.maps.feature_write import FeatureEdit, apply_feature_edit
 from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
-from waymark.ops.redis import RedisUnavailable
 from waymark.realtime.broker import BrokerUnavailable
-from waymark.realtime.channels import Subscriber
 from waymark.realtime.shutdown import OPEN, RESTART_CODE, RESTART_REASON
 
 log = logging.getLogger("waymark.realtime")
