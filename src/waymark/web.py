@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.exceptions import HTTPException
 from sqlalchemy import update
 
@@ -32,27 +31,39 @@ if TYPE_CHECKING:  # (types only: these packages use this module's route helpers
     from waymark.maps.snapshots import Publisher
 
 
-@dataclass
 class Services:
-    """What handlers need from the app, in one object on app.state."""
+    """What handlers need from the app, in one object: the `services` dependency
+    (dependencies.py). A plain class, not a dataclass: the framework checks a dependency
+    against its type with isinstance only, without resolving these annotations."""
 
-    settings: Settings
-    db: Database
-    store: ObjectStore
-    make_queue: Callable[[], Huey]  # jobs.queue.make_huey for these settings
-    publisher: Publisher
-    snapshot_cache: BytesLRU  # the cache's process level (published-layer fast path)
-    edits: EditPublisher  # publish(map_id, event) after commit
-    cache: Cache  # versioned response bytes (LRU, then Redis)
-    read_only: ReadOnlyMode  # the switch every write path checks
-    presets: Presets
-    geocoder: Geocoding
+    def __init__(self, *, settings: Settings, db: Database, store: ObjectStore,
+                 make_queue: Callable[[], Huey], publisher: Publisher,
+                 snapshot_cache: BytesLRU, edits: EditPublisher, cache: Cache,
+                 read_only: ReadOnlyMode, presets: Presets, geocoder: Geocoding) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.make_queue = make_queue  # jobs.queue.make_huey for these settings
+        self.publisher = publisher
+        self.snapshot_cache = snapshot_cache  # the cache's process level (published reads)
+        self.edits = edits  # publish(map_id, event) after commit
+        self.cache = cache  # versioned response bytes (LRU, then Redis)
+        self.read_only = read_only  # the switch every write path checks
+        self.presets = presets
+        self.geocoder = geocoder
 
     @cached_property
     def huey(self) -> Huey:
         """The job queue, made when first used (large imports): a worker that never enqueues
         never loads Huey (and the redis and psycopg packages it imports)."""
         return self.make_queue()
+
+
+def services_of(app: Litestar) -> Services:
+    """The app's services, for code that is not a handler (handlers take a `services`
+    parameter, dependencies.py): the actor dependency, ASGI layers, tests."""
+    services: Services = app.state.services
+    return services
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +112,7 @@ async def provide_actor(request: Request) -> Actor:
     """Resolve who is calling. Anonymous requests (no token, no session) are answered at once;
     on SQLite the token or user lookup runs on the event loop too (Database.peek: one indexed
     read, no ORM, no thread hop); otherwise it reads the database in a worker thread."""
-    svc: Services = request.app.state.services
+    svc = services_of(request.app)
     authorization = request.headers.get("authorization")
     session_data = request.scope.get("session")  # set by the session middleware
     if not isinstance(session_data, dict):
