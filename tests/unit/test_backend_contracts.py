@@ -1,5 +1,6 @@
 """Every backend of backends/protocols.py keeps the same contract: the same assertions run on
-the in-process implementation and on the Redis one (a real redis-server on loopback)."""
+the in-process implementation, the Redis one (a real redis-server on loopback) and, for what
+the workers of one `waymark serve` share, the embedded broker's (a real broker socket)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -31,8 +33,11 @@ from waymark.backends.redis.counters import RedisCounters
 from waymark.backends.redis.hub import RedisHub
 from waymark.backends.redis.presence import RedisPresence
 from waymark.backends.redis.sessions import ResilientStore
+from waymark.realtime.broker import Broker, BrokerClient
+from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 
 KINDS = ["memory", "redis"]
+SHARED_KINDS = [*KINDS, "broker"]  # channels, presence and counters also go through it
 T = TypeVar("T")
 
 
@@ -55,6 +60,38 @@ def kind(request: pytest.FixtureRequest) -> str:
 def hub_url(kind: str, request: pytest.FixtureRequest) -> str:
     """The Redis URL for the redis kind (the server starts only for it), else ""."""
     return request.getfixturevalue("redis").url if kind == "redis" else ""
+
+
+@pytest.fixture(params=SHARED_KINDS)
+def backing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(kind, where): the Redis URL, the broker's socket (a broker running), or nothing."""
+    kind = str(request.param)
+    if kind == "redis":
+        yield kind, request.getfixturevalue("redis").url
+    elif kind == "broker":
+        broker = Broker(tmp_path / "broker.sock", window=3)
+        broker.start()
+        try:
+            yield kind, str(tmp_path / "broker.sock")
+        finally:
+            broker.stop()
+    else:
+        yield kind, ""
+
+
+@asynccontextmanager
+async def _shared(backing: tuple[str, str]) -> AsyncIterator[RedisHub | BrokerClient | None]:
+    kind, where = backing
+    if kind != "broker":
+        async with _hub(where) as hub:
+            yield hub
+        return
+    client = BrokerClient(Path(where))
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @asynccontextmanager
@@ -103,10 +140,12 @@ async def _subscribed(channels: Channels, *subs: Subscriber) -> None:
             pass
 
 
-def test_channels_number_edits_fan_them_out_and_replay_a_window(hub_url: str) -> None:
+def test_channels_number_edits_fan_them_out_and_replay_a_window(
+        backing: tuple[str, str]) -> None:
     async def run() -> None:
-        async with _hub(hub_url) as hub:
-            channels: Channels = LocalChannels(3) if hub is None else RedisChannels(hub, 3)
+        async with _shared(backing) as hub:
+            channels: Channels = LocalChannels(3) if hub is None else \
+                BrokerChannels(hub, 3) if isinstance(hub, BrokerClient) else RedisChannels(hub, 3)
             assert isinstance(channels, Channels)
             await channels.start()
             try:
@@ -147,10 +186,15 @@ def test_channels_number_edits_fan_them_out_and_replay_a_window(hub_url: str) ->
     asyncio.run(run())
 
 
-def test_presence_lists_users_once_and_forgets_leavers_and_the_silent(hub_url: str) -> None:
+def test_presence_lists_users_once_and_forgets_leavers_and_the_silent(
+        backing: tuple[str, str]) -> None:
     async def run() -> None:
-        async with _hub(hub_url) as hub:
-            presence: Presence = LocalPresence(30) if hub is None else RedisPresence(hub, 30)
+        async with _shared(backing) as hub:
+            def make(ttl: float) -> Presence:
+                return LocalPresence(ttl) if hub is None else BrokerPresence(hub, ttl) \
+                    if isinstance(hub, BrokerClient) else RedisPresence(hub, ttl)
+
+            presence = make(30)
             assert isinstance(presence, Presence)
             ada = {"user_id": 1, "name": "Ada", "role": "owner"}
             await presence.touch("m1", "c1", {**ada, "state": "viewing"})
@@ -166,7 +210,7 @@ def test_presence_lists_users_once_and_forgets_leavers_and_the_silent(hub_url: s
             assert listed["anonymous"] == 0 and listed["users"][0]["state"] == "viewing"
             assert [u["name"] for u in (await presence.list("m2"))["users"]] == ["Bo"]
 
-            short: Presence = LocalPresence(0.3) if hub is None else RedisPresence(hub, 0.3)
+            short = make(0.3)
             await short.touch("m3", "c5", {"user_id": 3, "name": "Cy"})
             assert (await short.list("m3"))["users"]
 
@@ -178,10 +222,12 @@ def test_presence_lists_users_once_and_forgets_leavers_and_the_silent(hub_url: s
     asyncio.run(run())
 
 
-def test_counters_add_up_per_key_and_start_again_after_their_ttl(hub_url: str) -> None:
+def test_counters_add_up_per_key_and_start_again_after_their_ttl(
+        backing: tuple[str, str]) -> None:
     async def run() -> None:
-        async with _hub(hub_url) as hub:
-            counters: Counters = MemoryCounters() if hub is None else RedisCounters(hub)
+        async with _shared(backing) as hub:
+            counters: Counters = MemoryCounters() if hub is None else BrokerCounters(hub) \
+                if isinstance(hub, BrokerClient) else RedisCounters(hub)
             assert isinstance(counters, Counters)
             assert await counters.take("login:ip:1:7", 1, 60) == 1
             assert await counters.take("login:ip:1:7", 5, 60) == 6

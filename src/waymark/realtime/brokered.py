@@ -1,5 +1,5 @@
 """Channels and presence shared by the app workers of one `waymark serve` through the
-embedded broker (realtime/broker.py): the `Channels` and `Presence` protocols
+embedded broker (realtime/broker.py): the `Channels`, `Presence` and `Counters` protocols
 (backends/protocols.py), for several workers without Redis.
 
 While the broker is unreachable (the serve process is stopping or gone) each worker goes on
@@ -105,3 +105,13 @@ class BrokerPresence:
             return summarize(await self.broker.request("presence.list", map=map_id))
         except BrokerUnavailable:
             return await self.fallback.list(map_id)
+
+
+class BrokerCounters:
+    """The rate limiter's shared counters, kept by the broker (BrokerUnavailable when away)."""
+
+    def __init__(self, broker: BrokerClient) -> None:
+        self.broker = broker
+
+    async def take(self, key: str, amount: int, ttl: int) -> int:
+        return int(await self.broker.request("incr", key=key, amount=amount, ttl=ttl))

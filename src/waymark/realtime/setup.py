@@ -17,15 +17,16 @@ from litestar.middleware import DefineMiddleware
 
 from waymark import jsonutil
 from waymark.backends.memory import BytesLRU, LocalChannels, LocalPresence, MemoryCache
-from waymark.backends.protocols import Cache, Channels, Presence, SessionStore
+from waymark.backends.protocols import Cache, Channels, Counters, Presence, SessionStore
 from waymark.backends.redis.cache import TwoLevelCache
 from waymark.backends.redis.channels import RedisChannels
+from waymark.backends.redis.counters import RedisCounters
 from waymark.backends.redis.hub import RedisHub
 from waymark.backends.redis.presence import RedisPresence
 from waymark.ops.metrics import REDIS_CONFIGURED, REDIS_UP
 from waymark.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rules
 from waymark.realtime.broker import BrokerClient
-from waymark.realtime.brokered import BrokerChannels, BrokerPresence
+from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 from waymark.realtime.edits import EditBus
 from waymark.realtime.live import ROUTES as LIVE_ROUTES
 from waymark.realtime.live import HistoryWriter, LiveStore
@@ -57,7 +58,9 @@ class Realtime:
         self.edits = EditBus(self.channels)
         self.live = LiveStore(hub, settings.live_ttl_seconds, settings.live_track_points)
         self.history = HistoryWriter(db, settings.live_flush_seconds)
-        self.limiter = RateLimiter(parse_rules(settings.rate_limits), hub, self.broker)
+        shared: Counters | None = RedisCounters(hub) if hub is not None else \
+            BrokerCounters(self.broker) if self.broker is not None else None
+        self.limiter = RateLimiter(parse_rules(settings.rate_limits), shared)
         lru = BytesLRU(settings.snapshot_cache_items)
         self.cache: Cache = MemoryCache(lru, enabled=settings.api_cache) if hub is None else \
             TwoLevelCache(lru, hub, ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
