@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from litestar.stores.memory import MemoryStore
 
-from tests.redis_servers import RedisServer, start_redis
+from tests.redis_servers import module_redis_server  # noqa: F401 - fixture
 from waymark.backends.fanout import Subscriber
 from waymark.backends.memory import (
     BytesLRU,
@@ -41,16 +40,6 @@ SHARED_KINDS = [*KINDS, "broker"]  # channels, presence and counters also go thr
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
-
-
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -59,7 +48,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def hub_url(kind: str, request: pytest.FixtureRequest) -> str:
     """The Redis URL for the redis kind (the server starts only for it), else ""."""
-    return request.getfixturevalue("redis").url if kind == "redis" else ""
+    return request.getfixturevalue("module_redis_server").url if kind == "redis" else ""
 
 
 @pytest.fixture(params=SHARED_KINDS)
@@ -67,7 +56,7 @@ def backing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     """(kind, where): the Redis URL, the broker's socket (a broker running), or nothing."""
     kind = str(request.param)
     if kind == "redis":
-        yield kind, request.getfixturevalue("redis").url
+        yield kind, request.getfixturevalue("module_redis_server").url
     elif kind == "broker":
         broker = Broker(tmp_path / "broker.sock", window=3)
         broker.start()
