@@ -20,6 +20,7 @@ from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
 from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.apidocs import api_docs
 from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
@@ -28,6 +29,7 @@ from waymark.dependencies import ServicesPlugin
 from waymark.errors import ApiError, internal_error_body
 from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
+from waymark.health import healthz, readyz
 from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
@@ -37,10 +39,8 @@ from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
+from waymark.observability import wiring as observability
 from waymark.openapi import document_error_format, document_layer_style
-from waymark.ops import observability
-from waymark.ops.apidocs import api_docs
-from waymark.ops.health import healthz, readyz
 from waymark.pages import ROUTES as PAGE_ROUTES
 from waymark.pages import template_config
 from waymark.realtime.setup import Realtime
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _internal_error},
         after_exception=[observability.after_exception],
-        logging_config=None,  # ops/logging.py configures logging
+        logging_config=None,  # observability/logging.py configures logging
         openapi_config=OpenAPIConfig(title="Waymark API", version=__version__, path="/api",
                                      render_plugins=[], description=(
                                          "Maps, layers, features, import/export. Errors are "

@@ -69,7 +69,7 @@ def install() -> None:
 
 
 def main() -> None:
-    from waymark.ops.lean import skip_console_libraries
+    from waymark.lean import skip_console_libraries
 
     skip_console_libraries()  # before granian loads our logging set-up (structlog)
     install()

@@ -78,7 +78,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None, workers: int | None, reload: bool, migrate: bool,
           job_worker: bool, backup: bool) -> None:
     """Run the app server (granian) and a job worker (under Litestream with a backup URL)."""
-    from waymark.ops.lean import skip_console_libraries
+    from waymark.lean import skip_console_libraries
 
     skip_console_libraries()
     from waymark.backup import supervise
@@ -116,7 +116,7 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
 
         broker = Broker(settings.broker_socket, settings.realtime_window)
         broker.start()
-    from waymark.ops.metrics_server import prepare_serve
+    from waymark.observability.metrics_server import prepare_serve
 
     observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
     cmd = [sys.executable, "-m", "waymark.appserver", "--interface", "asgi", "--host", host, "--port",
@@ -214,7 +214,7 @@ def _refuse_a_second_server(settings: Settings, host: str, port: int,
               help="Serve this worker's /metrics here (standalone workers; 0: off).")
 def worker(threads: int, metrics_port: int) -> None:
     """Run the background job worker (imports, maintenance)."""
-    from waymark.ops.lean import skip_console_libraries
+    from waymark.lean import skip_console_libraries
 
     skip_console_libraries()
     from waymark.jobs.queue import (
@@ -229,8 +229,8 @@ def worker(threads: int, metrics_port: int) -> None:
     skip_unused_client_libraries(settings)  # before huey is imported
     from huey.consumer import Consumer
 
-    from waymark.ops import observability
-    from waymark.ops.metrics_server import start_metrics_server
+    from waymark.observability import wiring as observability
+    from waymark.observability.metrics_server import start_metrics_server
     from waymark.storage.crypto import open_object_store
 
     _refuse_node_key(settings)

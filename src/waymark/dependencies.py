@@ -13,7 +13,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
-from waymark.ops.ratelimit import RateLimiter
+from waymark.ratelimit.limiter import RateLimiter
 from waymark.realtime.setup import Realtime
 from waymark.web import Services
 

@@ -295,7 +295,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
     try:
-        from waymark.ops.ratelimit_rules import parse_networks, parse_rules
+        from waymark.ratelimit.rules import parse_networks, parse_rules
 
         parse_rules(settings.rate_limits)
         parse_networks(settings.trusted_proxies)

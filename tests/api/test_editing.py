@@ -582,7 +582,7 @@ def test_an_edit_behind_another_process_write_waits_without_stalling_the_server(
     import multiprocessing
 
     from tests.servers import hold_write_gate
-    from waymark.ops.request_observer import IN_FLIGHT
+    from waymark.observability.request_observer import IN_FLIGHT
 
     c = clients()
     c.signup("locks@example.com")

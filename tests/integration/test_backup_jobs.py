@@ -9,7 +9,7 @@ from datetime import datetime
 from tests.conftest import make_settings
 from waymark.db.engine import Database
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
-from waymark.ops import metrics
+from waymark.observability import metrics
 from waymark.storage.crypto import open_object_store
 
 

@@ -201,7 +201,7 @@ def _status(env: dict[str, str], *, cli: bool = True) -> dict:
 def _check_status_while_replicating(env: dict[str, str]) -> None:
     """`waymark backup status` and the worker's backup_lag job with Litestream running."""
     from waymark.backup.status import record_metrics
-    from waymark.ops import metrics
+    from waymark.observability import metrics
     from waymark.settings import load_settings
 
     status = None
@@ -233,7 +233,7 @@ def _check_status_without_litestream(env: dict[str, str]) -> None:
     """Litestream gone: its local TXID stops too, so "no lag" would be a lie; the lag is
     the time since the last sync, and it grows."""
     from waymark.backup.status import record_metrics
-    from waymark.ops import metrics
+    from waymark.observability import metrics
     from waymark.settings import load_settings
 
     time.sleep(1.1)

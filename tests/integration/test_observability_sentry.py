@@ -20,8 +20,8 @@ from litestar.testing import TestClient
 from tests.conftest import make_settings
 from tests.servers import LOOPBACK
 from waymark.app import create_app
-from waymark.ops import errors_tracking
-from waymark.ops.observability import RELEASE
+from waymark.observability import errors_tracking
+from waymark.observability.wiring import RELEASE
 
 SECRETS = {
     "password": "Hunter2-Sentry-Passw0rd",

@@ -24,7 +24,7 @@ from tests.integration.test_dr import waymark
 from waymark.db.engine import Database
 from waymark.db.migrate import head_revision
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
-from waymark.ops import metrics
+from waymark.observability import metrics
 from waymark.storage.crypto import open_object_store
 
 pytestmark = [pytest.mark.postgres]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from waymark.backends.fanout import Subscriber
-from waymark.ops.ratelimit import RateLimiter, parse_rules
+from waymark.ratelimit.limiter import RateLimiter, parse_rules
 from waymark.realtime.broker import Broker, BrokerClient, BrokerUnavailable
 from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 

@@ -13,9 +13,9 @@ from litestar.testing import TestClient
 from tests.conftest import make_settings
 from tests.redis_servers import redis_server  # noqa: F401 - fixture
 from waymark.app import create_app
-from waymark.ops import metrics
-from waymark.ops.logging import REDACTED, scrub, scrub_text
-from waymark.ops.metrics_server import metrics_wsgi_app, scrape_registry
+from waymark.observability import metrics
+from waymark.observability.logging import REDACTED, scrub, scrub_text
+from waymark.observability.metrics_server import metrics_wsgi_app, scrape_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy/grafana/dashboards").glob("*.json"))
@@ -161,7 +161,7 @@ def test_build_info_carries_version_and_commit(tmp_path: Path, sqlite_url: str) 
 def test_failed_and_finished_jobs_are_counted_once(tmp_path: Path) -> None:
     from huey import MemoryHuey
 
-    from waymark.ops.observability import watch_jobs
+    from waymark.observability.wiring import watch_jobs
 
     huey = MemoryHuey("metrics-test", immediate=False)
 
@@ -270,7 +270,7 @@ def test_access_line_and_error_stack_trace(tmp_path: Path, sqlite_url: str, caps
 
 
 def test_in_flight_gauge_is_sampled_and_drops_to_zero_at_once() -> None:
-    from waymark.ops.request_observer import InFlight
+    from waymark.observability.request_observer import InFlight
 
     class Gauge:
         def __init__(self) -> None:
@@ -300,7 +300,7 @@ def test_in_flight_gauge_is_sampled_and_drops_to_zero_at_once() -> None:
 def test_access_lines_are_written_in_batches_in_order(capsys) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
-    from waymark.ops.logging import LineBuffer
+    from waymark.observability.logging import LineBuffer
 
     async def run() -> list[str]:
         lines = LineBuffer(0.05, max_bytes=60)
@@ -348,7 +348,7 @@ def test_access_lines_pending_at_shutdown_are_written(tmp_path: Path, sqlite_url
 def test_access_line_timestamps_match_the_clock(now: float) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from waymark.ops.logging import utc_timestamp
+    from waymark.observability.logging import utc_timestamp
 
     utc_timestamp(now - 1)  # the cached second is the previous one: it must move on
     text = utc_timestamp(now)
@@ -460,7 +460,7 @@ def test_queue_depth_is_read_without_importing_huey(tmp_path: Path) -> None:
     psycopg into it); it must count what Huey counts."""
     from huey import SqliteHuey
 
-    from waymark.ops.metrics_server import _sqlite_queue_depth
+    from waymark.observability.metrics_server import _sqlite_queue_depth
 
     path = tmp_path / "jobs.db"
     assert _sqlite_queue_depth(path) == 0.0  # no queue file yet
@@ -484,7 +484,7 @@ def test_redis_queue_depth_is_read_without_importing_huey(tmp_path: Path, redis_
     alone; it must count what Huey counts."""
     from huey import RedisHuey
 
-    from waymark.ops.metrics_server import ScrapeCollector
+    from waymark.observability.metrics_server import ScrapeCollector
 
     collector = ScrapeCollector(make_settings(tmp_path, "sqlite://", redis_url=redis_server.url))
     assert collector._queue_depth() == 0.0

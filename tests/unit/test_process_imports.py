@@ -13,7 +13,8 @@ from pathlib import Path
 # what the `serve` process itself imports: the CLI, the pre-start checks, the embedded
 # broker, the metrics listener and the logging set-up
 SERVE_MODULES = ["waymark.cli", "waymark.backup.supervise", "waymark.deploy.serve_lock",
-                 "waymark.realtime.broker", "waymark.ops.metrics_server", "waymark.ops.logging"]
+                 "waymark.realtime.broker", "waymark.observability.metrics_server",
+                 "waymark.observability.logging"]
 
 
 def loaded_packages(tmp_path: Path, modules: list[str], prelude: str = "") -> set[str]:
@@ -37,7 +38,7 @@ def test_the_serve_process_stays_without_the_app_and_the_database_libraries(tmp_
                          "yaml", "jinja2", "obstore"}
 
 
-SKIP_CONSOLE = "from waymark.ops.lean import skip_console_libraries; skip_console_libraries()"
+SKIP_CONSOLE = "from waymark.lean import skip_console_libraries; skip_console_libraries()"
 
 
 def test_server_processes_stay_without_rich_and_still_log_tracebacks(tmp_path):
@@ -45,7 +46,7 @@ def test_server_processes_stay_without_rich_and_still_log_tracebacks(tmp_path):
     assert not loaded_packages(tmp_path, [*SERVE_MODULES, "waymark.asgi"], SKIP_CONSOLE) & {
         "rich", "pygments"}
     script = (f"{SKIP_CONSOLE}\n"
-              "from waymark.ops.logging import configure_logging, get_logger\n"
+              "from waymark.observability.logging import configure_logging, get_logger\n"
               "configure_logging('info')\n"
               "try:\n    1 / 0\nexcept ZeroDivisionError:\n"
               "    get_logger('waymark.test').exception('division failed')\n")

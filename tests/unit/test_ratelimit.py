@@ -12,8 +12,8 @@ from tests.conftest import make_settings
 from waymark.app import create_app
 from waymark.backends.redis.counters import RedisCounters
 from waymark.backends.redis.hub import RedisHub
-from waymark.ops.metrics import RATELIMIT_FAILOPEN
-from waymark.ops.ratelimit import (
+from waymark.observability.metrics import RATELIMIT_FAILOPEN
+from waymark.ratelimit.limiter import (
     RateLimiter,
     Rule,
     classify,

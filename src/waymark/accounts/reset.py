@@ -83,7 +83,7 @@ def send_reset_mail(settings: Settings, db: Database, email: str) -> str:
     """The mail job: "sent", or "no_account" (nothing sent). SMTP errors propagate (the job
     retries) after being counted as "failed"."""
     from waymark.mail import send_mail
-    from waymark.ops.metrics import PASSWORD_RESET_MAILS
+    from waymark.observability.metrics import PASSWORD_RESET_MAILS
 
     with db.write() as s:
         made = create_reset(s, email, settings.password_reset_minutes)

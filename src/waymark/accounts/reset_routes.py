@@ -22,8 +22,8 @@ from waymark.accounts.reset import reset_password
 from waymark.accounts.routes import _require_json
 from waymark.accounts.service import normalise_email
 from waymark.errors import ApiError
-from waymark.ops.ratelimit import RateLimiter
 from waymark.pages import render_page
+from waymark.ratelimit.limiter import RateLimiter
 from waymark.web import Services, json_object, threaded
 
 SENT = ("If an account uses this address, a link to choose a new password is on its way. "

@@ -19,7 +19,7 @@ from typing import Any
 
 from waymark import jsonutil
 from waymark.backends.fanout import Fanout, Subscriber, edit_message, replay_window
-from waymark.ops.metrics import process_cache
+from waymark.observability.metrics import process_cache
 
 
 class BytesLRU:

@@ -91,7 +91,7 @@ def backup_objects(settings: Settings, *, prune_after_days: int | None = None,
     if deleted_since != seen_deleted:
         ledger.save(deleted_since)
     try:
-        from waymark.ops import metrics
+        from waymark.observability import metrics
 
         metrics.OBJECT_BACKUP_COPIED.inc(report.copied)
         metrics.BACKUP_LAST_SUCCESS.set(time.time())

@@ -125,7 +125,7 @@ def backup_status(settings: Settings) -> PostgresBackupStatus:
 def record_metrics(settings: Settings) -> PostgresBackupStatus:
     """waymark_backup_lag_seconds, _last_success_timestamp_seconds (the last archived WAL)
     and waymark_backup_base_timestamp_seconds (the newest base backup)."""
-    from waymark.ops import metrics
+    from waymark.observability import metrics
 
     status = backup_status(settings)
     if status.lag_seconds is not None:

@@ -118,7 +118,7 @@ def backup_status(settings: Settings) -> BackupStatus:
 
 def record_metrics(settings: Settings) -> BackupStatus:
     """Set waymark_backup_lag_seconds and waymark_backup_last_success_timestamp_seconds."""
-    from waymark.ops import metrics
+    from waymark.observability import metrics
 
     status = backup_status(settings)
     if status.lag_seconds is not None:

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from waymark.ops.metrics import instrument_engine
+from waymark.observability.metrics import instrument_engine
 from waymark.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from waymark.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from waymark.maintenance.jobs import Context, Outcome
-from waymark.ops.metrics import DB_FREE_PAGES
+from waymark.observability.metrics import DB_FREE_PAGES
 
 AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
 BLOAT_RATIO = 0.2

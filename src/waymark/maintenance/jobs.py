@@ -118,7 +118,7 @@ def run_jobs(settings: Settings, db: Database, store: ObjectStore, only: list[st
              now: datetime | None = None) -> list[JobReport]:
     """Run the named jobs (default: all), each on its own; a failure is reported, not raised."""
     from waymark.maintenance.mode import read_state
-    from waymark.ops import metrics
+    from waymark.observability import metrics
 
     unknown = set(only or ()) - set(job_names())
     if unknown:

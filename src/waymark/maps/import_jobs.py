@@ -31,7 +31,7 @@ from waymark.formats import FormatError, ReadOptions, read
 from waymark.ids import new_uuid, process_name
 from waymark.maps.imports import ImportSummary, drop_staging_named, import_result
 from waymark.maps.state import iso
-from waymark.ops.metrics import IMPORT_DURATION, JOBS_FINISHED
+from waymark.observability.metrics import IMPORT_DURATION, JOBS_FINISHED
 from waymark.storage import ObjectStore
 
 log = logging.getLogger("waymark.jobs")

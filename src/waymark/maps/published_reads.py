@@ -25,7 +25,7 @@ from typing import Any
 
 from waymark.backends.memory import BytesLRU
 from waymark.maps.access import OPEN_CORS, anyone_may_view, is_public
-from waymark.ops.ratelimit import RateLimiter, client_ip, parse_networks, send_limited
+from waymark.ratelimit.limiter import RateLimiter, client_ip, parse_networks, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.storage.keys import snapshot_key
 

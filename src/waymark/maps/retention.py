@@ -225,7 +225,7 @@ def _record_metrics(report: RetentionReport) -> None:
     try:
         import time
 
-        from waymark.ops import metrics
+        from waymark.observability import metrics
     except ImportError:  # pragma: no cover
         return
     counts = {"map_archived": len(report.maps_archived),

@@ -1,1 +1,1 @@
-"""Operations: health, logging, caches and other cross-cutting concerns."""
+"""WAYMARK_REDIS_URL parsing and the Redis clients (the backends are in backends/)."""

@@ -11,7 +11,7 @@ keeps in memory what the workers must agree on:
 
 Frames are JSON lines. A request ``{"id", "op", ...}`` is answered ``{"id", "ok"}`` or
 ``{"id", "error"}``; a message for subscribers is pushed as ``[map_id, seq | null, text]``.
-The backends that use it (realtime/brokered.py, ops/ratelimit.py) have the interface of their
+The backends that use it (realtime/brokered.py, ratelimit/limiter.py) have the interface of their
 memory and Redis twins (backends/protocols.py). This module must stay light: the serve process imports it, not the app.
 """
 

@@ -23,8 +23,8 @@ from waymark.backends.redis.channels import RedisChannels
 from waymark.backends.redis.counters import RedisCounters
 from waymark.backends.redis.hub import RedisHub
 from waymark.backends.redis.presence import RedisPresence
-from waymark.ops.metrics import REDIS_CONFIGURED, REDIS_UP
-from waymark.ops.ratelimit import RateLimiter, RateLimitMiddleware, parse_rules
+from waymark.observability.metrics import REDIS_CONFIGURED, REDIS_UP
+from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware, parse_rules
 from waymark.realtime.broker import BrokerClient
 from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 from waymark.realtime.edits import EditBus

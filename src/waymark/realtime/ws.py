@@ -44,7 +44,7 @@ from waymark.errors import ApiError, Forbidden, Invalid, ws_api_error, ws_error
 from waymark.maps.access import load_map
 from waymark.maps.editing import parse_version
 from waymark.maps.feature_write import FeatureEdit, apply_feature_edit
-from waymark.ops.metrics import WS_CONNECTIONS, WS_MESSAGES
+from waymark.observability.metrics import WS_CONNECTIONS, WS_MESSAGES
 from waymark.realtime.broker import BrokerUnavailable
 from waymark.realtime.shutdown import OPEN, RESTART_CODE, RESTART_REASON
 from waymark.web import Services

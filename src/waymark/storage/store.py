@@ -20,7 +20,7 @@ from typing import Any
 import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
 
-from waymark.ops import metrics
+from waymark.observability import metrics
 
 from .errors import ObjectNotFound, StorageError, summarize
 from .keys import validate_key, validate_prefix

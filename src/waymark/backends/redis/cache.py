@@ -18,7 +18,7 @@ from typing import Any
 
 from waymark.backends.memory import BytesLRU, MemoryCache
 from waymark.backends.redis.hub import RedisHub, RedisUnavailable
-from waymark.ops.metrics import CACHE_REQUESTS
+from waymark.observability.metrics import CACHE_REQUESTS
 
 _REDIS_HIT = CACHE_REQUESTS.labels(level="redis", result="hit")
 _REDIS_MISS = CACHE_REQUESTS.labels(level="redis", result="miss")

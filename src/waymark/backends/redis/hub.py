@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from waymark.ops.metrics import REDIS_ERRORS
+from waymark.observability.metrics import REDIS_ERRORS
 from waymark.ops.redis import make_client
 
 log = logging.getLogger("waymark.redis")

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from waymark.backends.redis.hub import RedisUnavailable
 from waymark.errors import error_body, send_error
-from waymark.ops.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
-from waymark.ops.ratelimit_rules import (  # noqa: F401 - part of this module's interface
+from waymark.observability.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
+from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's interface
     CLASSES,
     DEFAULT_LIMITS,
     UNITS,

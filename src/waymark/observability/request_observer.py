@@ -29,8 +29,8 @@ from typing import Any
 
 import structlog
 
-from waymark.ops import metrics
-from waymark.ops.logging import LineBuffer, format_line
+from waymark.observability import metrics
+from waymark.observability.logging import LineBuffer, format_line
 
 REQUEST_ID_HEADER = b"x-request-id"
 USER_ID_KEY = "waymark.user_id"  # set in the ASGI scope once the actor is known

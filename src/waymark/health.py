@@ -10,7 +10,7 @@ from litestar import Request, Response, get
 
 from waymark.web import Services
 
-if TYPE_CHECKING:  # realtime/ builds on ops/ (the dependency is resolved by name)
+if TYPE_CHECKING:  # (the dependency is resolved by name: dependencies.py)
     from waymark.realtime.setup import Realtime
 
 

@@ -16,9 +16,9 @@ import logging
 from typing import Any
 
 from waymark.errors import ApiError
-from waymark.ops import metrics
-from waymark.ops.logging import REDACTED, is_sensitive_key, scrub, scrub_text
-from waymark.ops.request_observer import USER_ID_KEY
+from waymark.observability import metrics
+from waymark.observability.logging import REDACTED, is_sensitive_key, scrub, scrub_text
+from waymark.observability.request_observer import USER_ID_KEY
 
 _enabled = False
 _SAFE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "accept-language",

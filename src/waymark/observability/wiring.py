@@ -1,8 +1,8 @@
 """Observability wiring for a process: logs, build info, error tracking, request layer.
 
 app.py calls `setup_process`, `routes`, `instrument`; `waymark worker` calls
-`setup_process`. Details live in ops/logging.py, ops/metrics.py, ops/metrics_server.py,
-ops/request_observer.py and ops/errors_tracking.py; the operator's view is in
+`setup_process`. Details live in the modules beside it: logging.py, metrics.py,
+metrics_server.py, request_observer.py and errors_tracking.py; the operator's view is in
 docs/operations/monitoring.md.
 """
 
@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from waymark import __version__
-from waymark.ops import metrics
-from waymark.ops.errors_tracking import after_exception, capture_job_exception, init_error_tracking
-from waymark.ops.logging import configure_logging
-from waymark.ops.metrics_server import metrics_route
-from waymark.ops.request_observer import RequestObserver, track_user
+from waymark.observability import metrics
+from waymark.observability.errors_tracking import (
+    after_exception,
+    capture_job_exception,
+    init_error_tracking,
+)
+from waymark.observability.logging import configure_logging
+from waymark.observability.metrics_server import metrics_route
+from waymark.observability.request_observer import RequestObserver, track_user
 
 RELEASE = f"waymark@{__version__}"
 

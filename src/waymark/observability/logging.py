@@ -3,7 +3,7 @@
 Both structlog loggers (`get_logger`) and the standard library's `logging` (used across
 the code base, and by libraries) go through the same processors, so every line carries
 the timestamp, level, logger and, inside a request, its `request_id` (bound with
-structlog's contextvars by ops/request_observer.py).
+structlog's contextvars by observability/request_observer.py).
 
 Redaction is by key (any key naming a password, token, secret, cookie, session, CSRF
 or authorization value is replaced) and by pattern inside strings (`Bearer …`, `wmk_…`

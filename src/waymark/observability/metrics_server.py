@@ -6,7 +6,7 @@ a tiny threaded HTTP server on WAYMARK_METRICS_PORT that adds up all processes' 
 each scrape. With WAYMARK_METRICS_TOKEN set, it (and /metrics on the main app port,
 see `metrics_route`) requires `Authorization: Bearer <token>`.
 
-This module must not import ops/metrics.py at module level: the parent process only
+This module must not import observability/metrics.py at module level: the parent process only
 reads other processes' files, it does not record samples of its own.
 """
 
@@ -144,12 +144,12 @@ def scrape_registry(settings: Any) -> CollectorRegistry:
     path = os.environ.get(MULTIPROC_ENV)
     registry = CollectorRegistry(auto_describe=False)
     if path and os.path.isdir(path):
-        from waymark.ops.process_metrics import ProcessTreeCollector
+        from waymark.observability.process_metrics import ProcessTreeCollector
 
         _Reaping(registry, path)
         registry.register(ProcessTreeCollector())  # memory and CPU of every process
     else:
-        import waymark.ops.metrics  # noqa: F401 - make sure every metric is registered
+        import waymark.observability.metrics  # noqa: F401 - make sure every metric is registered
 
         registry.register(_Delegate(REGISTRY))
     registry.register(ScrapeCollector(settings))
@@ -209,7 +209,7 @@ GRANIAN_LOG_CONFIG = Path(__file__).with_name("granian-logging.json")
 def prepare_serve(settings: Any, host: str) -> list[str]:
     """`waymark serve`, before starting granian: JSON logs in this process, a fresh metrics
     directory for the workers, the /metrics listener; returns extra granian arguments."""
-    from waymark.ops.logging import configure_logging
+    from waymark.observability.logging import configure_logging
 
     configure_logging(settings.log_level)
     path = prepare_multiprocess_dir(settings.data_dir)

@@ -3,7 +3,7 @@
 Several granian workers (and the job worker) are separate processes: `waymark serve` sets
 PROMETHEUS_MULTIPROC_DIR to a fresh directory before they start, so each process writes
 its samples to memory-mapped files there and the metrics listener adds them up at scrape
-time (see ops/metrics_server.py and docs/decisions/0005-metrics-and-logs.md). Without
+time (see observability/metrics_server.py and docs/decisions/0005-metrics-and-logs.md). Without
 that variable (tests, a single process) the default in-process registry is used.
 
 Gauges say how values from several processes combine (`multiprocess_mode`):
@@ -132,7 +132,7 @@ IMPORT_DURATION = Histogram(
     ["format", "status"],
     buckets=IMPORT_BUCKETS,
 )
-# waymark_jobs_queue_depth is collected at scrape time: see ops/metrics_server.py.
+# waymark_jobs_queue_depth is collected at scrape time: see observability/metrics_server.py.
 
 # ---- object storage --------------------------------------------------------------------------------
 STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

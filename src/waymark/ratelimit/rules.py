@@ -1,5 +1,5 @@
 """The rate-limit rules: WAYMARK_RATE_LIMITS parsed into classes, limits and windows, and
-the trusted proxy networks. Apart from the limiter (ops/ratelimit.py), so validating the
+the trusted proxy networks. Apart from the limiter (ratelimit/limiter.py), so validating the
 settings imports neither the metrics nor Redis."""
 
 from __future__ import annotations
