@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.middleware import DefineMiddleware
 
@@ -32,11 +32,15 @@ from waymark.realtime.live import ROUTES as LIVE_ROUTES
 from waymark.realtime.live import HistoryWriter, LiveStore
 from waymark.realtime.ws import map_socket
 
+if TYPE_CHECKING:
+    from waymark.db.engine import Database
+    from waymark.settings import Settings
+
 log = logging.getLogger("waymark.realtime")
 
 
 class Realtime:
-    def __init__(self, settings: Any, db: Any) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.hub = RedisHub(settings.redis_url) if settings.redis_url else None
         hub = self.hub
