@@ -42,7 +42,7 @@ def list_users(request: Request, services: Services, actor: Actor) -> list[dict[
 
 @get(USERS + "/{user_id:int}", tags=["admin"])
 @threaded
-def show_user(request: Request, services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
+def show_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     admin.require_admin(actor)
     with services.db.read() as s:
         return admin.user_json(s, admin.find_user(s, user_id))
@@ -50,8 +50,7 @@ def show_user(request: Request, services: Services, actor: Actor, user_id: int) 
 
 @post(USERS + "/{user_id:int}/disable", status_code=200, tags=["admin"])
 @threaded
-def disable_user(request: Request, services: Services, actor: Actor,
-                 user_id: int) -> dict[str, Any]:
+def disable_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     """Disable: every session and API token of the account ends at once."""
     admin.require_admin(actor)
     _not_self(actor, user_id, "disable")
@@ -68,8 +67,7 @@ def disable_user(request: Request, services: Services, actor: Actor,
 
 @post(USERS + "/{user_id:int}/enable", status_code=200, tags=["admin"])
 @threaded
-def enable_user(request: Request, services: Services, actor: Actor,
-                user_id: int) -> dict[str, Any]:
+def enable_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     admin.require_admin(actor)
     with services.db.write() as s:
         user = admin.find_user(s, user_id)

@@ -119,7 +119,7 @@ def token_json(token: Any) -> dict[str, Any]:
 
 @get("/api/v1/tokens", tags=["tokens"])
 @threaded
-def list_tokens(request: Request, services: Services, actor: Actor) -> list[dict[str, Any]]:
+def list_tokens(services: Services, actor: Actor) -> list[dict[str, Any]]:
     uid = actor.require_user()
     with services.db.read() as s:
         return [token_json(t) for t in service.list_tokens(s, s.get(User, uid))]
@@ -127,7 +127,7 @@ def list_tokens(request: Request, services: Services, actor: Actor) -> list[dict
 
 @post("/api/v1/tokens", status_code=201, tags=["tokens"])
 @threaded
-def create_token(request: Request, services: Services, actor: Actor, data: Any) -> dict[str, Any]:
+def create_token(services: Services, actor: Actor, data: Any) -> dict[str, Any]:
     """Create an API token. The token itself is in this response only; store it now."""
     uid = actor.require_write()
     if actor.via == "token":
@@ -142,7 +142,7 @@ def create_token(request: Request, services: Services, actor: Actor, data: Any) 
 
 @delete("/api/v1/tokens/{token_id:int}", status_code=204, tags=["tokens"])
 @threaded
-def revoke_token(request: Request, services: Services, actor: Actor, token_id: int) -> None:
+def revoke_token(services: Services, actor: Actor, token_id: int) -> None:
     uid = actor.require_write()
     with services.db.write() as s:
         service.revoke_token(s, s.get(User, uid), token_id)

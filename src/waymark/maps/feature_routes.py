@@ -184,7 +184,7 @@ def _delete(request: Request, services: Services, actor: Actor, map_id: str, lay
 
 @post(LAYER + "/batch", status_code=200, tags=["features"])
 @threaded
-def batch(request: Request, services: Services, actor: Actor, map_id: str, layer_id: str,
+def batch(services: Services, actor: Actor, map_id: str, layer_id: str,
           data: Any) -> dict[str, Any]:
     """Apply {"operations": [{"op": "add"|"update"|"delete", "id", "version", "geometry",
     "properties"}]} atomically: all succeed as one new layer version, or none does."""

@@ -212,7 +212,7 @@ async def import_preview(request: Request, services: Services, actor: Actor,
 
 @get("/api/v1/jobs/{job_id:str}", tags=["import"])
 @threaded
-def get_job(request: Request, services: Services, actor: Actor, job_id: str) -> dict[str, Any]:
+def get_job(services: Services, actor: Actor, job_id: str) -> dict[str, Any]:
     """Status of an import job: queued, running (progress/total), done (result) or failed (error)."""
     uid = actor.require_user()
     with services.db.read() as s:

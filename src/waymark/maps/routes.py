@@ -46,7 +46,7 @@ def list_maps(request: Request, services: Services, actor: Actor) -> list[dict[s
 
 @post("/api/v1/maps", status_code=201, tags=["maps"])
 @threaded
-def create_map(request: Request, services: Services, actor: Actor, data: Any) -> Response:
+def create_map(services: Services, actor: Actor, data: Any) -> Response:
     uid = actor.require_write()
     with services.db.write() as s:
         map_ = service.create_map(s, uid, json_object(data))
@@ -56,7 +56,7 @@ def create_map(request: Request, services: Services, actor: Actor, data: Any) ->
 
 
 @get(MAP, tags=["maps"])
-async def get_map(request: Request, services: Services, actor: Actor, map_id: str) -> Response:
+async def get_map(services: Services, actor: Actor, map_id: str) -> Response:
     """The map with its layers; `role` is the caller's role (null for visitors).
 
     Public maps seen by visitors are cached under the map's version (read from the database
@@ -94,8 +94,7 @@ async def get_map(request: Request, services: Services, actor: Actor, map_id: st
 
 @patch(MAP, tags=["maps"])
 @threaded
-def update_map(request: Request, services: Services, actor: Actor, map_id: str,
-               data: Any) -> dict[str, Any]:
+def update_map(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
     """Editors change title, description, view and basemap; only the owner changes visibility."""
     with services.db.write() as s:
         map_, role = load_map(s, map_id, actor, "edit", for_update=True)
@@ -107,7 +106,7 @@ def update_map(request: Request, services: Services, actor: Actor, map_id: str,
 
 @delete(MAP, status_code=204, tags=["maps"])
 @threaded
-def trash_map(request: Request, services: Services, actor: Actor, map_id: str) -> None:
+def trash_map(services: Services, actor: Actor, map_id: str) -> None:
     """Move the map to the trash; the owner can restore it for 30 days."""
     with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own", for_update=True)
@@ -117,7 +116,7 @@ def trash_map(request: Request, services: Services, actor: Actor, map_id: str) -
 
 @post(MAP + "/restore", status_code=200, tags=["maps"])
 @threaded
-def restore_map(request: Request, services: Services, actor: Actor, map_id: str) -> dict[str, Any]:
+def restore_map(services: Services, actor: Actor, map_id: str) -> dict[str, Any]:
     with services.db.write() as s:
         map_, role = load_map(s, map_id, actor, "own", include_deleted=True, for_update=True)
         service.restore_map(s, map_, actor.require_write())
@@ -127,8 +126,7 @@ def restore_map(request: Request, services: Services, actor: Actor, map_id: str)
 # ---- members ---------------------------------------------------------------------------
 @get(MAP + "/members", tags=["members"])
 @threaded
-def list_members(request: Request, services: Services, actor: Actor,
-                 map_id: str) -> list[dict[str, Any]]:
+def list_members(services: Services, actor: Actor, map_id: str) -> list[dict[str, Any]]:
     """Members are visible to members only (their e-mails are personal data)."""
     with services.db.read() as s:
         map_, role = load_map(s, map_id, actor)
@@ -140,8 +138,7 @@ def list_members(request: Request, services: Services, actor: Actor,
 
 @post(MAP + "/members", status_code=201, tags=["members"])
 @threaded
-def add_member(request: Request, services: Services, actor: Actor, map_id: str,
-               data: Any) -> dict[str, Any]:
+def add_member(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
     body = json_object(data)
     with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
@@ -154,7 +151,7 @@ def add_member(request: Request, services: Services, actor: Actor, map_id: str,
 
 @patch(MAP + "/members/{user_id:int}", tags=["members"])
 @threaded
-def change_member(request: Request, services: Services, actor: Actor, map_id: str, user_id: int,
+def change_member(services: Services, actor: Actor, map_id: str, user_id: int,
                   data: Any) -> dict[str, Any]:
     body = json_object(data)
     with services.db.write() as s:
@@ -167,8 +164,7 @@ def change_member(request: Request, services: Services, actor: Actor, map_id: st
 
 @delete(MAP + "/members/{user_id:int}", status_code=204, tags=["members"])
 @threaded
-def remove_member(request: Request, services: Services, actor: Actor, map_id: str,
-                  user_id: int) -> None:
+def remove_member(services: Services, actor: Actor, map_id: str, user_id: int) -> None:
     with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
         service.remove_member(s, map_, actor.require_write(), user_id)
@@ -178,7 +174,7 @@ def remove_member(request: Request, services: Services, actor: Actor, map_id: st
 # ---- layers ----------------------------------------------------------------------------
 @get(MAP + "/layers", tags=["layers"])
 @threaded
-def list_layers(request: Request, services: Services, actor: Actor, map_id: str) -> Response:
+def list_layers(services: Services, actor: Actor, map_id: str) -> Response:
     with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         return Response([layer_json(layer, map_.public_id)
@@ -187,8 +183,7 @@ def list_layers(request: Request, services: Services, actor: Actor, map_id: str)
 
 @post(MAP + "/layers", status_code=201, tags=["layers"])
 @threaded
-def create_layer(request: Request, services: Services, actor: Actor, map_id: str,
-                 data: Any) -> dict[str, Any]:
+def create_layer(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
     with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit", for_update=True)
         layer = layer_ops.create_layer(s, map_, actor.require_write(), json_object(data))
@@ -201,8 +196,7 @@ def create_layer(request: Request, services: Services, actor: Actor, map_id: str
 
 @get(LAYER, tags=["layers"])
 @threaded
-def get_layer(request: Request, services: Services, actor: Actor, map_id: str,
-              layer_id: str) -> Response:
+def get_layer(services: Services, actor: Actor, map_id: str, layer_id: str) -> Response:
     with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
@@ -229,8 +223,7 @@ def update_layer(request: Request, services: Services, actor: Actor, map_id: str
 
 @delete(LAYER, status_code=204, tags=["layers"])
 @threaded
-def delete_layer(request: Request, services: Services, actor: Actor, map_id: str,
-                 layer_id: str) -> None:
+def delete_layer(services: Services, actor: Actor, map_id: str, layer_id: str) -> None:
     with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit")
         layer_ops.delete_layer(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
