@@ -11,7 +11,7 @@ import { createLayer } from "./layers.js";
 import { changedBy, notify } from "./ui.js";
 import { initUndo } from "./undo.js";
 import { initMeasure } from "./measure-tool.js";
-import { circleRing } from "./measure.js";
+import { circleRing, shapeChanges } from "./measure.js";
 import { initSelection } from "./selection.js";
 
 const SHAPES = { Marker: "point", Line: "line", Polygon: "polygon", Rectangle: "rectangle", Circle: "circle" };
@@ -42,7 +42,8 @@ export async function saveFeature(ctx, layer, changes, { force = false } = {}) {
       layer.feature.version = updated.version;
       layer.feature.properties = updated.properties;
       layer.feature.geometry = updated.geometry;
-      const what = "geometry" in changes && !("properties" in changes) ? "shape of" : "edit of";
+      if (layer.isPopupOpen && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
+      const what = "geometry" in changes ? "shape of" : "edit of";
       if (ctx.undo) ctx.undo.recordFeature(layer._wmLayerId, `${what} ${featureLabel(before)}`, before, updated);
       return updated;
     } catch (exc) {
@@ -86,7 +87,8 @@ function watchFeature(ctx, layer) {
     clearTimeout(timer);
     timer = setTimeout(async () => {
       try {
-        const saved = await saveFeature(ctx, layer, { geometry: geometryOf(layer) });
+        // a circle's radius follows its new shape (or goes, when it is no longer a circle)
+        const saved = await saveFeature(ctx, layer, shapeChanges(layer.feature, geometryOf(layer)));
         if (saved) ctx.status("Shape saved");
       } catch (exc) {
         if (exc.status !== 412) notify(`The shape was not saved: ${exc.message}`, "error");
@@ -97,6 +99,7 @@ function watchFeature(ctx, layer) {
   layer.on("click", (event) => {
     if (event.originalEvent && event.originalEvent.shiftKey && !ctx.map.pm.globalRemovalModeEnabled()) {
       ctx.selection.toggle(layer);
+      layer.closePopup(); // a shift-click selects; it does not open the popup
       return;
     }
     if (!ctx.map.pm.globalRemovalModeEnabled()) openFeature(ctx, layer);
@@ -140,11 +143,12 @@ function initToolbar(ctx) {
     bar.querySelector('[data-mode="drag"]').setAttribute("aria-pressed", String(pm.globalDragModeEnabled()));
     bar.querySelector('[data-mode="remove"]').setAttribute("aria-pressed", String(pm.globalRemovalModeEnabled()));
     bar.querySelector('[data-tool="measure"]').setAttribute("aria-pressed", String(ctx.measure.active));
+    bar.querySelector('[data-tool="lasso"]').setAttribute("aria-pressed", String(ctx.selection.lasso));
     const drawing = Boolean(shape);
     finish.hidden = !(drawing && (shape === "Line" || shape === "Polygon"));
-    const anyMode = drawing || ctx.measure.active || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
+    const anyMode = drawing || ctx.measure.active || ctx.selection.lasso || pm.globalEditModeEnabled() || pm.globalDragModeEnabled() || pm.globalRemovalModeEnabled();
     cancel.hidden = !anyMode;
-    hint.textContent = !drawing ? (pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
+    hint.textContent = !drawing ? (ctx.selection.lasso ? "Drag around features to select them." : pm.globalRemovalModeEnabled() ? "Click a shape to delete it." : pm.globalEditModeEnabled()
       ? "Drag the vertices; changes save by themselves." : pm.globalDragModeEnabled() ? "Drag shapes to move them." : "")
       : shape === "Marker" ? "Click the map to place the point."
         : shape === "Line" && ctx.measure.active ? "Click to add points; click the last point or press Finish to measure."
@@ -156,6 +160,7 @@ function initToolbar(ctx) {
   const stopAll = () => {
     pm.disableDraw();
     ctx.measure.clear();
+    ctx.selection.setLasso(false);
     if (pm.globalEditModeEnabled()) pm.disableGlobalEditMode();
     if (pm.globalDragModeEnabled()) pm.disableGlobalDragMode();
     if (pm.globalRemovalModeEnabled()) pm.disableGlobalRemovalMode();
@@ -171,6 +176,10 @@ function initToolbar(ctx) {
       const on = ctx.measure.active;
       stopAll();
       if (!on) ctx.measure.start();
+    } else if (button.dataset.tool === "lasso") {
+      const on = ctx.selection.lasso;
+      stopAll();
+      if (!on) ctx.selection.setLasso(true);
     } else if (button.dataset.mode) {
       const mode = button.dataset.mode;
       const on = mode === "edit" ? pm.globalEditModeEnabled() : mode === "drag" ? pm.globalDragModeEnabled() : pm.globalRemovalModeEnabled();

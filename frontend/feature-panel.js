@@ -3,13 +3,14 @@
 import { showPanel } from "./controls.js";
 import { styleFieldset, withStyle } from "./feature-style.js";
 import { previewFeature } from "./draw.js";
-import { describeSize } from "./measure.js";
+import { describeSize, shapeChanges } from "./measure.js";
 import { isInternal } from "./popup.js";
 import { el, notify } from "./ui.js";
 
 let ctxRef = null;
 let ops = null;
 let current = null; // the Leaflet layer being edited
+let pending = null; // the style section's unsaved changes, previewed on the map (or null)
 
 const KIND = { Point: "Point", MultiPoint: "Points", LineString: "Line", MultiLineString: "Lines", Polygon: "Polygon", MultiPolygon: "Polygons" };
 
@@ -60,7 +61,10 @@ function render(layer) {
   const feature = layer.feature;
   const props = feature.properties || {};
   const entry = ctxRef.layers.get(layer._wmLayerId);
-  const style = styleFieldset(entry, layer, (changes) => previewFeature(entry, layer, withStyle(layer.feature.properties || {}, changes)));
+  const style = styleFieldset(entry, layer, (changes) => {
+    pending = changes;
+    showPending();
+  });
   const form = el("form", { id: "feature-form", "aria-label": "Feature properties", dataset: { featureId: feature.id } },
     el("p", { class: "muted" }, `${KIND[feature.geometry?.type] || "Feature"} · version `, el("span", { id: "feature-version" }, String(feature.version))),
     el("p", { id: "feature-size", class: "feature-size" }, sizeOf(layer)),
@@ -80,12 +84,13 @@ function render(layer) {
     form.querySelector("#prop-rows").append(row);
     row.querySelector("input").focus();
   });
+  // `current`, not `layer`: a redraw of the layer may have put the feature in a new one
   form.querySelector("#delete-feature").addEventListener("click", () => {
-    if (window.confirm("Delete this feature?")) ops.remove(ctxRef, layer);
+    if (window.confirm("Delete this feature?")) ops.remove(ctxRef, current);
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    await submit(form, layer);
+    await submit(form, current);
   });
   panel.replaceChildren(form);
 }
@@ -96,9 +101,9 @@ async function submit(form, layer, { force = false } = {}) {
   try {
     const saved = await ops.save(ctxRef, layer, { properties: props });
     if (!saved) return; // a conflict: the panel shows it, the form keeps what was typed
+    pending = null;
     form.querySelector("#feature-version").textContent = String(saved.version);
     form.querySelector("#conflict").hidden = true;
-    if (layer.getPopup() && layer.isPopupOpen()) layer.getPopup().update(); // rebuilt from the saved properties
     if (layer.options && "title" in layer.options && layer._icon) layer._icon.title = props.name || "";
     ctxRef.restyleSoon(ctxRef.layers.get(layer._wmLayerId)); // its style, and the layer's classes
     ctxRef.status(force ? "Saved your version" : "Properties saved");
@@ -118,10 +123,28 @@ export function refreshSize(layer) {
   if (size) size.textContent = sizeOf(layer);
 }
 
+/** Show the unsaved style changes on the open feature. */
+function showPending() {
+  const entry = current && ctxRef.layers.get(current._wmLayerId);
+  if (entry && pending) previewFeature(entry, current, withStyle(current.feature.properties || {}, pending));
+}
+
+/** After a redraw (the layer restyled, or reloaded from the server, e.g. when the live
+ * connection says it changed): the open feature may be a new Leaflet layer now. Follow it
+ * when it is the same version (someone else's newer version is left to the conflict view
+ * on saving) and show the unsaved style preview on it again. */
+function followRedraw() {
+  if (!current || !current.feature) return;
+  const shown = ctxRef.findFeature(current.feature.id);
+  if (shown && shown !== current && shown.feature.version === current.feature.version) current = shown;
+  if (shown === current) showPending();
+}
+
 export function openFeature(ctx, layer) {
   if (current && current !== layer && ctx.layers.has(current._wmLayerId)) {
     previewFeature(ctx.layers.get(current._wmLayerId), current, current.feature.properties || {});
   }
+  if (current !== layer) pending = null;
   current = layer;
   render(layer);
   showPanel("feature");
@@ -132,6 +155,7 @@ export function closeFeature(layer) {
   const entry = layer && ctxRef.layers.get(layer._wmLayerId);
   if (entry) previewFeature(entry, layer, layer.feature.properties || {}); // drop an unsaved preview
   current = null;
+  pending = null;
   const panel = document.getElementById("feature-body");
   if (panel) panel.replaceChildren(el("p", { class: "muted" }, "Select a shape on the map, or draw one, to edit its properties."));
 }
@@ -159,7 +183,10 @@ export function showConflict(ctx, layer, theirs, mine, who = "someone else", { u
     layer.feature.version = theirs.version;
     box.hidden = true;
     if (geometryChange) {
-      const saved = await ops.save(ctx, layer, mine).catch((exc) => notify(exc.message, "error"));
+      // an undo brings back its whole state; a reshape puts our shape over theirs with their
+      // properties (a circle's radius brought up to date)
+      const changes = undo ? mine : shapeChanges(theirs, mine.geometry);
+      const saved = await ops.save(ctx, layer, changes).catch((exc) => notify(exc.message, "error"));
       if (saved) ctx.status("Saved your shape");
     } else {
       await submit(document.getElementById("feature-form"), layer, { force: true });
@@ -177,4 +204,8 @@ export function initFeaturePanel(ctx, operations) {
   ctxRef = ctx;
   ops = operations;
   closeFeature(null);
+  ctx.on("styleChanged", followRedraw);
+  ctx.on("layersChanged", followRedraw);
+  // a feature redrawn alone is added to its group just after this event
+  ctx.on("featureLayer", () => Promise.resolve().then(followRedraw));
 }

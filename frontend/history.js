@@ -17,6 +17,12 @@ const VERBS = {
 };
 const ONE_BY_ONE = new Set(["feature.create", "feature.update", "feature.delete", "layer.update", "layer.import"]);
 const FIELD_NAMES = { name: "name", visible: "shown", position: "order" };
+// the layer style's keys by the names the layer settings form gives them
+const STYLE_NAMES = {
+  color: "line colour", weight: "line weight", opacity: "opacity", fill: "fill areas", fillColor: "fill colour",
+  fillOpacity: "fill opacity", markerColor: "marker colour", markerSymbol: "pin icon", markerSize: "pin size",
+  label: "labels", rule: "colour by data", display: "points drawn as", popup: "popup",
+};
 const MAX_DIFFS = 6;
 
 /** A value as a person reads it: text in quotes, short; nested settings just "set". */
@@ -27,34 +33,15 @@ function shown(value) {
   return String(value);
 }
 
-function same(a, b) {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-/** [label, old, new] for each key whose value differs. */
-function diffs(before = {}, after = {}, names = {}) {
-  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
-  return keys.filter((k) => !same((before || {})[k], (after || {})[k]))
-    .map((k) => [names[k] || k, (before || {})[k], (after || {})[k]]);
-}
-
-/** What the change changed, old → new, as list items. */
+/** What the change changed, old → new, as list items, from the server's `diff`. */
 function details(change) {
-  const before = change.before || {};
-  const after = change.after || {};
-  let rows = [];
-  if (change.op === "feature.update") {
-    rows = diffs(before.properties, after.properties);
-    if (!same(before.geometry, after.geometry)) rows.unshift(["shape", null, null]);
-  } else if (change.op === "layer.update") {
-    const { style: oldStyle, ...oldRest } = before;
-    const { style: newStyle, ...newRest } = after;
-    rows = [...diffs(oldRest, newRest, FIELD_NAMES), ...diffs(oldStyle, newStyle).map(([k, a, b]) => [`style ${k}`, a, b])];
-  }
+  const rows = change.diff || [];
   if (!rows.length) return null;
-  const items = rows.slice(0, MAX_DIFFS).map(([label, a, b]) => (label === "shape"
-    ? el("li", {}, "shape changed")
-    : el("li", {}, el("span", { class: "diff-key" }, label), ": ", el("del", {}, shown(a)), " → ", el("ins", {}, shown(b)))));
+  const items = rows.slice(0, MAX_DIFFS).map((d) => {
+    if (d.what === "geometry") return el("li", {}, "shape changed");
+    const label = d.what === "layer" ? FIELD_NAMES[d.key] || d.key : d.what === "style" ? STYLE_NAMES[d.key] || d.key : d.key;
+    return el("li", {}, el("span", { class: "diff-key" }, label), ": ", el("del", {}, shown(d.old)), " → ", el("ins", {}, shown(d.new)));
+  });
   if (rows.length > MAX_DIFFS) items.push(el("li", { class: "muted" }, `and ${rows.length - MAX_DIFFS} more`));
   return el("ul", { class: "history-diff" }, items);
 }
@@ -65,8 +52,7 @@ function describe(change) {
   const before = change.before || {};
   const props = (after.properties || before.properties || {});
   if (change.op.startsWith("feature.") && props.name) what += ` “${props.name}”`;
-  if (change.op === "feature.update" && before.geometry && after.geometry &&
-      JSON.stringify(before.geometry) !== JSON.stringify(after.geometry)) what += " (shape)";
+  if ((change.diff || []).some((d) => d.what === "geometry")) what += " (shape)";
   if (change.op === "layer.import" && after.count !== undefined) what = `imported ${after.count} features`;
   if (change.op === "layer.revert" && after.to_version !== undefined) what = `reverted the layer to version ${after.to_version}`;
   if (change.op === "layer.update" && before.name && after.name && before.name !== after.name) what = `renamed the layer to “${after.name}”`;

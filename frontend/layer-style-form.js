@@ -8,7 +8,7 @@ import { pickIcon } from "./icon-picker.js";
 import { iconLabel, iconUrl } from "./icons.js";
 import { legendRows } from "./legend.js";
 import { DEFAULT_CATEGORY_RAMP, DEFAULT_NUMERIC_RAMP, RAMPS } from "./ramps.js";
-import { safeColor } from "./style.js";
+import { isPoint, safeColor } from "./style.js";
 import { el } from "./ui.js";
 
 let uid = 0;
@@ -64,6 +64,9 @@ export function labelFieldset(entry, keys) {
   return box;
 }
 
+// above this many points drawn one by one, the form suggests clusters or a heatmap
+const BIG_LAYER = 5000;
+
 /** How the points are drawn: as they are, clustered, or as a heatmap. */
 export function displayFieldset(entry, numericKeys) {
   const d = { mode: "plain", clusterMaxZoom: 15, heatRadius: 25, heatBlur: 15, ...((entry.info.style || {}).display || {}) };
@@ -80,7 +83,18 @@ export function displayFieldset(entry, numericKeys) {
   };
   mode.addEventListener("change", sync);
   sync();
+  const points = entryFeatures(entry).filter(isPoint).length;
+  const switchTo = (wanted) => el("button", { type: "button", onclick: () => {
+    mode.value = wanted;
+    sync();
+    box.closest("form").requestSubmit(); // one click: drawn that way and saved
+  } }, wanted === "cluster" ? "Show as clusters" : "Show as heatmap");
+  const suggestion = points > BIG_LAYER && d.mode === "plain" ? el("div", { class: "suggestion", role: "note" },
+    el("p", {}, `${points.toLocaleString()} points overlap when drawn one by one, and slow the map down. ` +
+      "Clusters (with counts) or a heatmap show them better."),
+    el("div", { class: "form-actions" }, switchTo("cluster"), switchTo("heatmap"))) : null;
   const box = el("fieldset", { class: "display-style" }, el("legend", {}, "Points on the map"), field("Draw", mode), clusterRow, ...heatRows);
+  box.suggestion = suggestion; // shown at the top of the layer's settings, where it is seen
   box.read = () => {
     if (mode.value === "plain") return undefined;
     const out = { mode: mode.value };

@@ -83,6 +83,7 @@ function styleForm(ctx, entry) {
   });
   const display = displayFieldset(entry, numericProperties(entryFeatures(entry), keys));
   const form = el("form", { class: "layer-settings", "aria-label": `Settings of layer ${entry.info.name}` },
+    display.suggestion,
     field("Name", name),
     el("fieldset", {}, el("legend", {}, "Style"),
       field("Line colour", color), field("Line weight", weight), field("Opacity", opacity),
@@ -101,7 +102,10 @@ function styleForm(ctx, entry) {
     };
     for (const key of Object.keys(style)) if (style[key] === undefined) delete style[key];
     try {
+      const before = entry.info;
       entry.info = await api("PATCH", `${ctx.base}/layers/${entry.info.id}`, { json: { name: name.value.trim(), style } });
+      entry.conflict = null;
+      if (ctx.undo) ctx.undo.recordLayer(entry.info.id, before, entry.info);
       notify(`Layer "${entry.info.name}" saved.`, "ok");
       await ctx.restyle(entry); // a big layer drawn anew (e.g. as clusters) takes a moment
       render(ctx);
@@ -177,8 +181,31 @@ function layerItem(ctx, entry) {
     el("button", { type: "button", class: "icon move-up", "aria-label": `Move layer ${info.name} up`, title: "Move up", onclick: () => move(ctx, entry, -1) }, icon("up")),
     el("button", { type: "button", class: "icon move-down", "aria-label": `Move layer ${info.name} down`, title: "Move down", onclick: () => move(ctx, entry, 1) }, icon("down")),
     el("button", { type: "button", class: "icon danger", "aria-label": `Delete layer ${info.name}`, title: "Delete layer", onclick: () => remove(ctx, entry) }, icon("trash")));
-  item.append(el("details", { class: "layer-details" }, el("summary", {}, "Name, style and popup"), styleForm(ctx, entry)));
+  const details = el("details", { class: "layer-details" }, el("summary", {}, "Name, style and popup"));
+  if (entry.conflict) {
+    details.open = true;
+    details.append(layerConflictBox(ctx, entry));
+  }
+  details.append(styleForm(ctx, entry));
+  item.append(details);
   return item;
+}
+
+/** An undo or redo of our layer change refused: someone else changed the settings since.
+ * The form below shows their version; the step stays on the stack. */
+function layerConflictBox(ctx, entry) {
+  const { what, who, retry } = entry.conflict;
+  const dismiss = () => {
+    entry.conflict = null;
+    render(ctx);
+  };
+  return el("div", { class: "conflict", role: "alert" },
+    el("strong", {}, `Not ${what}ne: this layer's settings were changed by ${who}.`),
+    el("p", {}, `${who[0].toUpperCase()}${who.slice(1)} changed them after your edit, so the ${what} would overwrite their change. ` +
+      "Their version is shown below."),
+    el("div", { class: "form-actions" },
+      retry ? el("button", { type: "button", class: "primary", onclick: () => retry() }, `${what[0].toUpperCase()}${what.slice(1)} anyway`) : null,
+      el("button", { type: "button", onclick: dismiss }, "Keep their version")));
 }
 
 function render(ctx) {

@@ -101,3 +101,39 @@ export function circleRing([lon, lat], radius, steps = 64) {
   ring.push(ring[0]);
   return ring;
 }
+
+/** The radius (m) of a polygon that is a circle as the circle tool draws it — one ring of
+ * at least 16 vertices, all at the same great-circle distance from their centre within 1% —
+ * else null. */
+export function circleRadius(geometry) {
+  if (!geometry || geometry.type !== "Polygon" || geometry.coordinates.length !== 1) return null;
+  const ring = geometry.coordinates[0].slice(0, -1);
+  if (ring.length < 16) return null;
+  let x = 0;
+  let y = 0;
+  let z = 0;
+  for (const [lon, lat] of ring) { // the centre: the mean of the vertices on the sphere
+    x += Math.cos(rad(lat)) * Math.cos(rad(lon));
+    y += Math.cos(rad(lat)) * Math.sin(rad(lon));
+    z += Math.sin(rad(lat));
+  }
+  const centre = [(Math.atan2(y, x) * 180) / Math.PI, (Math.atan2(z, Math.hypot(x, y)) * 180) / Math.PI];
+  const distances = ring.map((p) => pathLength([centre, p]));
+  const mean = distances.reduce((a, b) => a + b, 0) / distances.length;
+  if (!(mean > 0) || distances.some((d) => Math.abs(d - mean) > 0.01 * mean)) return null;
+  return Math.round(mean * 10) / 10;
+}
+
+/** What saving a new shape of `feature` sends: {geometry}, and for a circle (a polygon with
+ * a numeric `radius` that was a circle) its properties with `radius` brought up to date —
+ * or removed, when the new shape is no longer a circle. */
+export function shapeChanges(feature, geometry) {
+  const props = feature.properties || {};
+  if (typeof props.radius !== "number" || circleRadius(feature.geometry) === null) return { geometry };
+  const radius = circleRadius(geometry);
+  if (radius === props.radius) return { geometry };
+  const properties = { ...props };
+  if (radius === null) delete properties.radius;
+  else properties.radius = radius;
+  return { geometry, properties };
+}

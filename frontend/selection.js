@@ -1,7 +1,8 @@
 // Selecting several features: shift-click toggles one, shift-drag on the map selects all in a
-// box. The selection bar then deletes them, colours them, sets a property on all or moves
-// them (drag on the map), each action one batch per layer (one version, all or nothing) and
-// one step of undo.
+// box, the Lasso tool all inside a free-hand outline. The selection bar then deletes them,
+// colours them, sets a property on all or moves them (drag on the map), each action one
+// batch — one request even across layers (one version per layer, all or nothing) — and one
+// step of undo.
 import L from "./leaflet-setup.js";
 import { closeFeature } from "./feature-panel.js";
 import { previewFeature } from "./draw.js";
@@ -26,6 +27,26 @@ function moved(geometry, dLng, dLat) {
   if (!geometry) return geometry;
   if (geometry.type === "GeometryCollection") return { ...geometry, geometries: geometry.geometries.map((g) => moved(g, dLng, dLat)) };
   return { ...geometry, coordinates: shiftPositions(geometry.coordinates, dLng, dLat) };
+}
+
+/** The positions of a feature's Leaflet layer (a marker's one, every vertex of a path). */
+function vertices(layer) {
+  if (layer.getLatLng) return [layer.getLatLng()];
+  const out = [];
+  const walk = (items) => items.forEach((p) => (Array.isArray(p) ? walk(p) : out.push(p)));
+  if (layer.getLatLngs) walk(layer.getLatLngs());
+  return out;
+}
+
+/** Whether a point is inside a ring of points (even-odd rule, in pixels). */
+export function insideRing(point, ring) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const a = ring[i];
+    const b = ring[j];
+    if ((a.y > point.y) !== (b.y > point.y) && point.x < ((b.x - a.x) * (point.y - a.y)) / (b.y - a.y) + a.x) inside = !inside;
+  }
+  return inside;
 }
 
 export function initSelection(ctx) {
@@ -64,18 +85,43 @@ export function initSelection(ctx) {
     render();
   };
 
-  /** One step per layer: before = now, after = change(feature) (null deletes). */
+  /** One step for the whole selection, in however many layers: before = now, after =
+   * change(feature) (null deletes). */
   const act = async (label, change) => {
-    const byLayer = new Map();
-    for (const layer of selected) {
-      if (!byLayer.has(layer._wmLayerId)) byLayer.set(layer._wmLayerId, []);
-      byLayer.get(layer._wmLayerId).push(layer.feature);
-    }
+    const items = [...selected].map((layer) => ({ id: layer.feature.id, layerId: layer._wmLayerId,
+      before: stateOf(layer.feature), after: change(layer.feature), version: layer.feature.version }));
     clear();
-    for (const [layerId, feats] of byLayer) {
-      const items = feats.map((f) => ({ id: f.id, before: stateOf(f), after: change(f), version: f.version }));
-      const n = items.length;
-      await ctx.undo.perform({ layerId, label: `${label} of ${n} feature${n === 1 ? "" : "s"}`, items });
+    if (!items.length) return;
+    const n = items.length;
+    await ctx.undo.perform({ layerId: items[0].layerId, label: `${label} of ${n} feature${n === 1 ? "" : "s"}`, items });
+  };
+
+  // the lasso: while on, a drag on the map draws a free-hand outline; on release everything
+  // with a point inside it joins the selection
+  let lassoOn = false;
+  let lasso = null; // the outline being drawn
+  const setLasso = (on) => {
+    lassoOn = on;
+    map.getContainer().classList.toggle("wm-lassoing", on);
+    if (!on && lasso) {
+      lasso.remove();
+      lasso = null;
+      map.dragging.enable();
+    }
+  };
+  const finishLasso = () => {
+    const outline = lasso.getLatLngs()[0].map((p) => map.latLngToLayerPoint(p));
+    lasso.remove();
+    lasso = null;
+    map.dragging.enable();
+    L.DomUtil.enableTextSelection();
+    if (outline.length < 3) return;
+    for (const entry of ctx.layers.values()) {
+      if (!entry.shown) continue;
+      entry.group.eachLayer((layer) => {
+        const inside = vertices(layer).some((p) => insideRing(map.latLngToLayerPoint(p), outline));
+        if (inside && !selected.has(layer)) toggle(layer);
+      });
     }
   };
 
@@ -84,6 +130,12 @@ export function initSelection(ctx) {
   let box = null;
   let start = null;
   map.on("mousedown", (e) => {
+    if (lassoOn && !moving) {
+      map.dragging.disable();
+      L.DomUtil.disableTextSelection();
+      lasso = L.polygon([e.latlng], { color: "#f08c00", weight: 2, dashArray: "4,4", fillOpacity: 0.08, interactive: false, pmIgnore: true }).addTo(map);
+      return;
+    }
     if (moving && selected.size) {
       start = e.latlng;
       map.dragging.disable();
@@ -97,12 +149,22 @@ export function initSelection(ctx) {
     box = L.rectangle(L.latLngBounds(start, start), { color: "#f08c00", weight: 1, dashArray: "4,4", interactive: false, pmIgnore: true }).addTo(map);
   });
   map.on("mousemove", (e) => {
+    if (lasso) {
+      const points = lasso.getLatLngs()[0];
+      const last = map.latLngToContainerPoint(points[points.length - 1]);
+      if (last.distanceTo(e.containerPoint) >= 3) lasso.addLatLng(e.latlng);
+      return;
+    }
     if (box && start) {
       if (moving) box.setLatLngs([start, e.latlng]);
       else box.setBounds(L.latLngBounds(start, e.latlng));
     }
   });
   map.on("mouseup", (e) => {
+    if (lasso) {
+      finishLasso();
+      return;
+    }
     if (!start) return;
     const from = start;
     start = null;
@@ -160,5 +222,5 @@ export function initSelection(ctx) {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && selected.size && !event.target.closest("input, textarea, select, dialog")) clear();
   });
-  return { toggle, clear, get size() { return selected.size; } };
+  return { toggle, clear, setLasso, get lasso() { return lassoOn; }, get size() { return selected.size; } };
 }

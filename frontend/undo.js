@@ -5,10 +5,14 @@
 //
 // A step is {layerId, label, items: [{id, before, after, version}]}: before/after are
 // {geometry, properties} or null (not there), version is the feature's version after the
-// step (null when the step left it deleted). Several items (a multi-select action) go as one
-// batch: one layer version, all or nothing.
+// step (null when the step left it deleted); an item may name its own layerId (a selection
+// across layers). Several items (a multi-select action) go as one batch — of the layer, or of
+// the map when they are in several layers: one version per layer, all or nothing. A step
+// {kind: "layer", layerId, label, before, after} changes a layer's name and style instead
+// (layer-undo.js).
 import { api } from "./api.js";
 import { closeFeature, showConflict } from "./feature-panel.js";
+import { applyLayerStep, layerSettings, sameValue, showLayerConflict } from "./layer-undo.js";
 import { changedBy, notify } from "./ui.js";
 
 const LIMIT = 100;
@@ -33,7 +37,11 @@ function putLocal(ctx, layerId, id, feature) {
 }
 
 /** Bring every item of a step to `side` ("before" or "after"); returns the new versions. */
-async function apply(ctx, step, side) {
+async function apply(ctx, step, side, options) {
+  if (step.kind === "layer") {
+    await applyLayerStep(ctx, step, side, options);
+    return [];
+  }
   const base = `${ctx.base}/layers/${step.layerId}`;
   if (step.items.length === 1) {
     const item = step.items[0];
@@ -50,17 +58,34 @@ async function apply(ctx, step, side) {
     putLocal(ctx, step.layerId, item.id, saved);
     return [saved.version];
   }
-  const operations = step.items.map((item) => {
+  const operation = (item) => {
     const target = item[side];
     if (!target) return { op: "delete", id: item.id, version: item.version };
     if (item.version === null) return { op: "add", id: item.id, ...target };
     return { op: "update", id: item.id, version: item.version, ...target };
-  });
-  const out = await api("POST", `${base}/batch`, { json: { operations } });
-  return step.items.map((item, i) => {
-    const result = out.results[i];
+  };
+  // items of several layers (a selection across layers) go as one map batch, else as the
+  // layer's batch: either way all or nothing
+  const byLayer = new Map();
+  for (const item of step.items) {
+    const layerId = item.layerId || step.layerId;
+    if (!byLayer.has(layerId)) byLayer.set(layerId, []);
+    byLayer.get(layerId).push(item);
+  }
+  const results = new Map();
+  if (byLayer.size === 1) {
+    const [layerId] = byLayer.keys();
+    const out = await api("POST", `${ctx.base}/layers/${layerId}/batch`, { json: { operations: step.items.map(operation) } });
+    step.items.forEach((item, i) => results.set(item, out.results[i]));
+  } else {
+    const groups = [...byLayer].map(([layer, items]) => ({ layer, operations: items.map(operation) }));
+    const out = await api("POST", `${ctx.base}/batch`, { json: { layers: groups } });
+    for (const group of out.layers) byLayer.get(group.layer).forEach((item, i) => results.set(item, group.results[i]));
+  }
+  return step.items.map((item) => {
+    const result = results.get(item);
     const target = item[side];
-    putLocal(ctx, step.layerId, item.id, target && { type: "Feature", id: item.id, ...target, version: result.version });
+    putLocal(ctx, item.layerId || step.layerId, item.id, target && { type: "Feature", id: item.id, ...target, version: result.version });
     return target ? result.version : null;
   });
 }
@@ -96,6 +121,18 @@ export class UndoStack {
     this.record({ layerId, label, items: [{ id, before: stateOf(before), after: stateOf(after), version: after ? after.version : null }] });
   }
 
+  /** A change of a layer's name or style: before/after are the layer's info. */
+  recordLayer(layerId, before, after) {
+    const from = layerSettings(before);
+    const to = layerSettings(after);
+    if (sameValue(from, to)) return;
+    const renamed = from.name !== to.name;
+    const restyled = !sameValue(from.style, to.style);
+    const label = renamed && !restyled ? `renaming of layer “${from.name}” to “${to.name}”`
+      : `${renamed ? "settings" : "style"} of layer “${to.name}”`;
+    this.record({ kind: "layer", layerId, label, before: from, after: to, items: [] });
+  }
+
   /** Make a change of several features (a multi-select action) as one step: `before` is
    * their current state, `after` the wanted one, `version` their current version. */
   async perform(step) {
@@ -116,20 +153,21 @@ export class UndoStack {
     }
   }
 
-  undo() {
-    return this.step(this.done, this.undone, "before", "Undone");
+  /** `force`: a layer step overwrites settings someone else changed since ("Undo anyway"). */
+  undo({ force = false } = {}) {
+    return this.step(this.done, this.undone, "before", "Undone", force);
   }
 
-  redo() {
-    return this.step(this.undone, this.done, "after", "Redone");
+  redo({ force = false } = {}) {
+    return this.step(this.undone, this.done, "after", "Redone", force);
   }
 
-  async step(from, to, side, verb) {
+  async step(from, to, side, verb, force = false) {
     if (this.busy || !from.length) return false;
     const step = from[from.length - 1];
     this.busy = true;
     try {
-      const versions = await apply(this.ctx, step, side);
+      const versions = await apply(this.ctx, step, side, { force });
       step.items.forEach((item, i) => { item.version = versions[i]; });
       from.pop();
       to.push(step);
@@ -148,10 +186,15 @@ export class UndoStack {
   refused(step, what, exc) {
     const side = what === "undo" ? "before" : "after";
     const current = exc.details && exc.details.current;
-    if (exc.status === 412 && current) {
+    if (exc.code === "layer_changed") {
       const who = changedBy(exc.details);
-      const layer = putLocal(this.ctx, step.layerId, current.id, current);
+      const retry = what === "apply" ? null : () => (what === "undo" ? this.undo({ force: true }) : this.redo({ force: true }));
+      showLayerConflict(this.ctx, step, what, current, who, retry);
+      notify(`Cannot ${what} the ${step.label}: ${who} changed the layer's settings since. Their version is shown; nothing was changed.`, "error");
+    } else if (exc.status === 412 && current) {
+      const who = changedBy(exc.details);
       const item = step.items.find((i) => i.id === current.id) || step.items[0];
+      const layer = putLocal(this.ctx, item.layerId || step.layerId, current.id, current);
       if (layer && item[side] && what !== "apply") showConflict(this.ctx, layer, current, { ...item[side] }, who, { undo: what });
       notify(`Cannot ${what} the ${step.label}: ${who} changed ${featureName(current)} since. Their version is shown; nothing was changed.`, "error");
     } else if (exc.status === 404 || exc.code === "feature_exists") {

@@ -21,7 +21,6 @@ from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
 from waymark.apidocs import api_docs
-from waymark.basemaps.presets import presets_of
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
@@ -31,13 +30,12 @@ from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
 from waymark.health import healthz, readyz
 from waymark.http_head import HeadAsGet
-from waymark.jobs.queue import Runtime, make_huey, set_runtime
+from waymark.jobs.queue import Runtime, make_huey
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
 from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
 from waymark.maps.io_routes import ROUTES as IO_ROUTES
 from waymark.maps.published_reads import PublishedReads
 from waymark.maps.routes import ROUTES as MAP_ROUTES
-from waymark.maps.service import set_trash_days
 from waymark.maps.snapshots import Publisher
 from waymark.observability import wiring as observability
 from waymark.openapi import document_error_format, document_layer_style
@@ -80,23 +78,30 @@ def _stores(settings: Settings) -> dict:
     return {"sessions": sessions, "cache": MemoryStore()}
 
 
+def setup_process(settings: Settings) -> None:
+    """What an app worker sets up for its whole process, once, before create_app: JSON logs
+    at WAYMARK_LOG_LEVEL, build info, error tracking, and (under granian) websockets closed
+    with 1012 on SIGTERM. Not in create_app, which changes nothing outside the app it builds
+    (two apps in one process keep their own settings; docs/decisions/0023)."""
+    observability.setup_process(settings)
+    close_websockets_on_stop()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
+    """The app for `settings`: everything it uses hangs off it (services, queue, stores)."""
     settings = settings or load_settings()
-    observability.setup_process(settings)  # JSON logs, build info, error tracking
     db = Database.for_settings(settings)
-    set_trash_days(settings.trash_days)
     store = open_object_store(settings)  # encrypted at rest unless WAYMARK_ENCRYPT_OBJECTS=false
-    set_runtime(Runtime(settings, db, store))
     publisher = Publisher(db, store, delay=settings.snapshot_delay_ms / 1000,
                           on_error=lambda layer_id, exc: log.warning(
                               "snapshot publish failed for layer %s: %s", layer_id, exc))
     realtime = Realtime(settings, db)  # Redis layer (or embedded): realtime, cache, limits
-    close_websockets_on_stop()  # under granian: SIGTERM closes websockets with 1012 first
     services = Services(settings=settings, db=db, store=store,
-                        make_queue=lambda: make_huey(settings), publisher=publisher,
+                        make_queue=lambda: make_huey(settings, Runtime(settings, db, store)),
+                        publisher=publisher,
                         snapshot_cache=realtime.cache.lru, edits=realtime.edits,
                         cache=realtime.cache, read_only=ReadOnlyMode(db),
-                        presets=presets_of(settings),
+                        presets=settings.basemap_presets,
                         geocoder=make_geocoding(settings, realtime.cache, gazetteer_path))
 
     @asynccontextmanager
@@ -114,7 +119,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     session_config = SessionConfig(key=COOKIE, store="sessions", secure=settings.cookie_secure,
                                    httponly=True, samesite="lax", max_age=settings.session_max_age)
-    logging.getLogger("waymark").setLevel(settings.log_level.upper())
     app = Litestar(
         route_handlers=[healthz, readyz, api_docs, *ACCOUNT_ROUTES, *RESET_ROUTES, *ADMIN_ROUTES,
                         *MAP_ROUTES, *FEATURE_ROUTES, *IO_ROUTES, *PAGE_ROUTES, *ASSET_ROUTES,
@@ -127,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                             Exception: _internal_error},
-        after_exception=[observability.after_exception],
+        after_exception=[observability.exception_hook(settings)],
         logging_config=None,  # observability/logging.py configures logging
         openapi_config=OpenAPIConfig(title="Waymark API", version=__version__, path="/api",
                                      render_plugins=[], description=(
@@ -144,5 +148,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # reads of cached published layers are answered before the framework, with the same headers
     app.asgi_handler = HeadAsGet(PublishedReads(
         SecurityHeadersMiddleware(app.asgi_handler, services.presets), services,
-        realtime.limiter, COOKIE, settings.trusted_proxies))
+        realtime.limiter, COOKIE))
     return observability.instrument(app, settings)  # request ids, HTTP metrics, access log

@@ -125,6 +125,8 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
            "waymark.asgi:app"]
     if reload:
         cmd.insert(-1, "--reload")
+    if job_worker:  # forked by granian's master, sharing the app's libraries (decision 0025)
+        cmd.insert(3, "--waymark-job-worker")
     children: list[subprocess.Popen[bytes]] = []
     stopping: list[int] = []
 
@@ -144,8 +146,6 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool,
     # before any child exists: a stop signal never ends this process and orphans them
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if job_worker:
-        start([sys.executable, "-m", "waymark.cli", "worker"])
     click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
     server = start(cmd)
     if demo_lines:
@@ -221,7 +221,6 @@ def worker(threads: int, metrics_port: int) -> None:
         Runtime,
         make_huey,
         requeue_stale_jobs,
-        set_runtime,
         skip_unused_client_libraries,
     )
 
@@ -237,9 +236,8 @@ def worker(threads: int, metrics_port: int) -> None:
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
-    huey = make_huey(settings)
-    observability.watch_jobs(huey)
-    set_runtime(Runtime(settings, _db(settings), open_object_store(settings)))
+    huey = make_huey(settings, Runtime(settings, _db(settings), open_object_store(settings)))
+    observability.watch_jobs(huey, report_errors=bool(settings.sentry_dsn))
     try:  # jobs a dead worker left behind are taken over now, not at the next minute
         requeue_stale_jobs(huey)
     except Exception as exc:  # noqa: BLE001 - the periodic task tries again every minute

@@ -41,9 +41,9 @@ def parse_smtp_url(url: str) -> SmtpTarget:
                       unquote(parts.password or ""))
 
 
-def send_mail(smtp_url: str, sender: str, to: str, subject: str, text: str) -> None:
-    """Send one plain-text message; raises smtplib/OSError errors for the caller to report."""
-    target = parse_smtp_url(smtp_url)
+def send_mail(target: SmtpTarget, sender: str, to: str, subject: str, text: str) -> None:
+    """Send one plain-text message through `target` (settings.smtp_target); raises
+    smtplib/OSError errors for the caller to report."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to

@@ -86,7 +86,7 @@ def basemaps_json(services: Services) -> str:
 def home(request: Request, services: Services, actor: Actor) -> Template:
     q = request.query_params.get("q", "")[:200]
     with services.db.read() as s:
-        maps = list_maps(s, Actor(), "public", q)
+        maps = list_maps(s, Actor(), "public", q, trash_days=services.settings.trash_days)
     return _page(request, services, actor, "home.html", maps=maps, q=q)
 
 
@@ -132,7 +132,9 @@ def dashboard(request: Request, services: Services, actor: Actor) -> Template | 
     if not actor.is_authenticated:
         return Redirect("/login?next=/dashboard")
     with services.db.read() as s:
-        lists = {scope: list_maps(s, actor, scope, limit=200) for scope in ("mine", "shared", "trash")}
+        lists = {scope: list_maps(s, actor, scope, limit=200,
+                                  trash_days=services.settings.trash_days)
+                 for scope in ("mine", "shared", "trash")}
     return _page(request, services, actor, "dashboard.html", **lists)
 
 

@@ -13,8 +13,18 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # parsed in the module that owns each format, imported when first used
+    import ipaddress
+
+    from waymark.backup.urls import BackupTarget
+    from waymark.basemaps.presets import Presets
+    from waymark.mail import SmtpTarget
+    from waymark.ops.redis import RedisTarget
+    from waymark.ratelimit.rules import Rule
 
 PROFILES = ("dev", "staging", "prod")
 DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105  # nosec B105 - dev placeholder, refused outside dev
@@ -119,6 +129,58 @@ class Settings:
     mail_from: str = "Waymark <waymark@localhost>"  # sender address of the mail Waymark sends
     password_reset_minutes: int = 60  # a reset link works this long, once
 
+    # ---- parsed values: each string setting parsed once, by load_settings -------------
+    # Cached on the (frozen) object: load_settings reads each one, so a malformed value
+    # fails at start-up and every consumer reads the parsed value, never the string.
+    @cached_property
+    def rate_limit_rules(self) -> dict[str, Rule]:
+        """The default rate limits with WAYMARK_RATE_LIMITS applied, by class."""
+        from waymark.ratelimit.rules import parse_rules
+
+        return parse_rules(self.rate_limits)
+
+    @cached_property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """WAYMARK_TRUSTED_PROXIES: the networks whose X-Forwarded-For is believed."""
+        from waymark.ratelimit.rules import parse_networks
+
+        return tuple(parse_networks(self.trusted_proxies))
+
+    @cached_property
+    def redis_target(self) -> RedisTarget | None:
+        """WAYMARK_REDIS_URL parsed (plain or Sentinel); None: the embedded stores."""
+        if not self.redis_url:
+            return None
+        from waymark.ops.redis import parse_redis_url
+
+        return parse_redis_url(self.redis_url)
+
+    @cached_property
+    def smtp_target(self) -> SmtpTarget | None:
+        """WAYMARK_SMTP_URL parsed; None: no mail is sent."""
+        if not self.smtp_url:
+            return None
+        from waymark.mail import parse_smtp_url
+
+        return parse_smtp_url(self.smtp_url)
+
+    @cached_property
+    def backup_target(self) -> BackupTarget | None:
+        """WAYMARK_BACKUP_URL and the layout under it; None: no backup target."""
+        if not self.backup_url:
+            return None
+        from waymark.backup.urls import BackupTarget
+
+        return BackupTarget(self.backup_url)
+
+    @cached_property
+    def basemap_presets(self) -> Presets:
+        """The built-in basemap, WAYMARK_BASEMAPS, WAYMARK_BASEMAP_URL and the default."""
+        from waymark.basemaps.presets import load_presets
+
+        return load_presets(self.basemaps, self.default_basemap, self.basemap_url,
+                            self.basemap_attribution)
+
     # ---- derived values -------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
@@ -140,10 +202,8 @@ class Settings:
     def resolved_archive_url(self) -> str:
         if self.archive_url:
             return self.archive_url
-        if self.backup_url:
-            from waymark.backup.urls import sub_url
-
-            return sub_url(self.backup_url, "archive")
+        if self.backup_target is not None:
+            return self.backup_target.sub("archive")
         return f"file://{(self.data_dir / 'archive').resolve()}"
 
     @property
@@ -287,27 +347,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError("WAYMARK_SESSION_STORE must be memory or file")
     if settings.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
         raise SettingsError("WAYMARK_LOG_LEVEL must be debug, info, warning, error or critical")
-    if settings.redis_url:
-        from waymark.ops.redis import parse_redis_url
-
-        try:
-            parse_redis_url(settings.redis_url)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
     try:
-        from waymark.ratelimit.rules import parse_networks, parse_rules
-
-        parse_rules(settings.rate_limits)
-        parse_networks(settings.trusted_proxies)
+        _ = settings.redis_target
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    try:
+        _ = settings.rate_limit_rules, settings.trusted_networks
     except ValueError as exc:
         raise SettingsError(f"WAYMARK_RATE_LIMITS / WAYMARK_TRUSTED_PROXIES: {exc}") from None
-    if settings.smtp_url:
-        from waymark.mail import parse_smtp_url
-
-        try:
-            parse_smtp_url(settings.smtp_url)
-        except ValueError as exc:
-            raise SettingsError(f"WAYMARK_SMTP_URL: {exc}") from None
+    try:
+        _ = settings.smtp_target
+    except ValueError as exc:
+        raise SettingsError(f"WAYMARK_SMTP_URL: {exc}") from None
+    _ = settings.backup_target
     for name in ("vacuum_free_pages", "staging_layer_hours", "live_history_days",
                  "config_backup_days", "job_retention_days", "history_keep_days"):
         if getattr(settings, name) < 0:
@@ -317,10 +369,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
                             "progress use staging layers)")
     if settings.password_reset_minutes <= 0:
         raise SettingsError("WAYMARK_PASSWORD_RESET_MINUTES must be positive")
-    from waymark.basemaps.presets import PresetError, presets_of
+    from waymark.basemaps.presets import PresetError
 
     try:
-        presets_of(settings)
+        _ = settings.basemap_presets
     except PresetError as exc:
         raise SettingsError(str(exc)) from None
     if settings.geocoder not in ("builtin", "nominatim", "photon"):

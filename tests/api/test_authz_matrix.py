@@ -98,6 +98,8 @@ SPEC: list[Endpoint] = [
     Endpoint("GET", L + "/history", "view", 200),
     Endpoint("POST", L + "/batch", "edit", 200,
              json={"operations": [{"op": "add", "geometry": POINT, "properties": {}}]}),
+    Endpoint("POST", MAP_PREFIX + "/batch", "edit", 200, json=lambda w: {"layers": [
+        {"layer": w.layer_id, "operations": [{"op": "add", "geometry": POINT, "properties": {}}]}]}),
     Endpoint("POST", L + "/revert", "edit", 200, json={"version": 1}),
     Endpoint("POST", L + "/changes/{change_id}/revert", "edit", 200),
     Endpoint("GET", L + "/data", "view", 200),
@@ -261,7 +263,7 @@ def _send(cast: Cast, actor: str, ep: Endpoint, w: World):  # type: ignore[no-un
             return _WsResult(ws.receive_json())
     kwargs: dict[str, Any] = {}
     if ep.json is not None:
-        kwargs["json"] = ep.json
+        kwargs["json"] = ep.json(w) if callable(ep.json) else ep.json  # a body naming the world's ids
     if ep.content is not None:
         kwargs["content"] = ep.content
         kwargs["headers"] = {"Content-Type": "application/geo+json"}

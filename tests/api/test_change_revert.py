@@ -142,3 +142,29 @@ def test_errors_and_authorization(db_clients, layer: Layer) -> None:  # type: ig
     assert layer.revert(layer.info()["version"]).status_code == 200
     err = _error(revert_change(layer, change_of(layer, "layer.revert")["id"]), 422, "not_revertible")
     assert "layer.revert" in err["message"]
+
+
+def test_history_says_old_and_new_per_property_and_style_key(layer: Layer) -> None:  # noqa: F811 - fixture
+    a = layer.add(pt(1, 1), {"name": "Old", "kind": "mill", "marker-color": "#111111"})
+    r = layer.c.patch(layer.feature_url(a["id"]), json={
+        "geometry": pt(2, 2), "properties": {"name": "New", "kind": "mill", "stroke": "#e03131"}})
+    assert r.status_code == 200, r.text
+    edit = change_of(layer, "feature.update", a["id"])
+    assert edit["diff"] == [
+        {"what": "geometry", "key": None},
+        {"what": "property", "key": "name", "old": "Old", "new": "New"},
+        {"what": "property", "key": "marker-color", "old": "#111111", "new": None},
+        {"what": "property", "key": "stroke", "old": None, "new": "#e03131"},
+    ]  # the unchanged "kind" is not listed
+    assert edit["before"]["properties"]["name"] == "Old"  # before/after stay for older clients
+
+    info = layer.info()
+    style = {**info["style"], "color": "#2f9e44", "label": {"text": "{name}", "show": "always"}}
+    assert layer.c.patch(layer.url, json={"name": "Mills", "style": style}).status_code == 200
+    restyle = change_of(layer, "layer.update")
+    assert restyle["diff"] == [
+        {"what": "layer", "key": "name", "old": info["name"], "new": "Mills"},
+        {"what": "style", "key": "color", "old": info["style"]["color"], "new": "#2f9e44"},
+        {"what": "style", "key": "label", "old": None, "new": {"text": "{name}", "show": "always"}},
+    ]
+    assert change_of(layer, "feature.create", a["id"])["diff"] == []

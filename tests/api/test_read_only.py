@@ -120,7 +120,7 @@ def test_queued_import_waits_instead_of_failing(tmp_path, sqlite_url) -> None:  
     settings = make_settings(tmp_path, sqlite_url, jobs_immediate=False)
     db = Database(sqlite_url)
     huey = make_huey(settings)
-    set_runtime(Runtime(settings, db, open_store("memory://")))
+    set_runtime(huey, Runtime(settings, db, open_store("memory://")))
     with db.write() as s:
         s.add(Job(public_id="job-1", kind="import", status="queued", params="{}"))
     switch_on(db, MESSAGE)

@@ -48,8 +48,8 @@ def test_style_one_feature_colour_icon_and_label(page: Page, screenshot) -> None
         r = page.request.post(f"/api/v1/maps/{map_id}/layers/{layer_id}/features", headers={"X-CSRF-Token": csrf},
                               data={"geometry": {"type": "Point", "coordinates": [lon, 55.9441]}, "properties": {"name": name}})
         assert r.ok, r.text()
-    # the layer published before the page opens: a publish arriving later redraws the layer
-    # from the server, which would drop the unsaved preview checked below
+    # the layer published before the page opens: the redraw of the layer checked below is
+    # then the one this test causes, not a publish arriving at some moment
     deadline = time.monotonic() + 60
     while page.request.get(f"/api/v1/maps/{map_id}/layers/{layer_id}").json()["snapshot_url"] is None:
         assert time.monotonic() < deadline, "the layer was not published"
@@ -77,6 +77,20 @@ def test_style_one_feature_colour_icon_and_label(page: Page, screenshot) -> None
     # the map previews the change before it is saved
     marker = page.locator(".leaflet-marker-icon[title=\"Arthur's Seat\"]")
     expect(marker).to_have_attribute("src", re.compile("d6336c"))
+    # the layer is redrawn from the server (another edit of it, a batch: the live connection
+    # says "reload the layer"); the unsaved preview stays on the new pin, the form as it was
+    marker.evaluate("e => { e.dataset.before = '1'; }")
+    r = page.request.post(f"/api/v1/maps/{map_id}/layers/{layer_id}/batch", headers={"X-CSRF-Token": csrf},
+                          data={"operations": [{"op": "add", "geometry": {"type": "Point", "coordinates": [-3.2176, 55.9525]},
+                                                "properties": {"name": "Dean Village"}}]})
+    assert r.ok, r.text()
+    expect(page.locator(".leaflet-marker-icon[title='Dean Village']")).to_be_visible()
+    expect(page.locator(".leaflet-marker-icon[data-before]")).to_have_count(0)  # drawn anew
+    expect(marker).to_have_attribute("src", re.compile("d6336c"))
+    label = page.locator(".leaflet-tooltip.wm-label", has_text="Arthur's Seat")
+    expect(label).to_have_count(1)  # the old pin's label fades out (Leaflet: 200 ms)
+    expect(label).to_be_visible()
+    expect(style.get_by_label("Colour")).to_have_value("#d6336c")
     form.get_by_role("button", name="Save properties").click()
     expect(page.locator(".notice-ok", has_text="Properties saved")).to_be_visible()
 
@@ -87,6 +101,7 @@ def test_style_one_feature_colour_icon_and_label(page: Page, screenshot) -> None
         "label-text": "{name}", "label-show": "always"}
     other = next(f for f in features if f["properties"]["name"] == "Calton Hill")
     assert other["properties"] == {"name": "Calton Hill"}  # the other feature keeps the layer style
+    assert styled["version"] == 2  # saved once, over the version the form was opened on
 
     # a visitor's view after a reload: the pin in its colour with the icon, the label always shown
     open_map(page, map_id)
@@ -180,14 +195,25 @@ def test_clusters_and_heatmap_of_42049_points(page: Page, screenshot) -> None:  
     open_map(page, map_id)
 
     item = layer_settings(page, layer["id"])
-    display = item.locator("fieldset.display-style")
-    display.get_by_label("Draw").select_option("cluster")
-    display.get_by_label("Clusters dissolve at zoom").fill("14")
-    save_layer(page, item)
+    # drawn as 42,049 dots, the style panel suggests clusters or a heatmap: one click switches
+    suggestion = item.locator(".suggestion")
+    expect(suggestion).to_contain_text("42,049 points overlap")
+    screenshot(page, "big-layer-suggestion")
+    suggestion.get_by_role("button", name="Show as clusters").click()
+    expect(page.locator(".notice-ok", has_text="saved").last).to_be_visible()
     clusters = page.locator(".marker-cluster")
     expect(clusters.first).to_be_visible(timeout=30000)
-    total = page.evaluate("(id) => window.waymark.layers.get(id).view.wmCluster.getLayers().length", layer["id"])
-    assert total == 42049
+    assert page.request.get(f"/api/v1/maps/{map_id}/layers/{layer['id']}").json()["style"]["display"]["mode"] == "cluster"
+    expect(item.locator(".suggestion")).to_have_count(0)  # clustered now: nothing to suggest
+    display = item.locator("fieldset.display-style")
+    display.get_by_label("Clusters dissolve at zoom").fill("14")
+    save_layer(page, item)
+    # the layer is clustered anew (dissolving at 14), its points added in chunks: wait for all
+    page.wait_for_function("""(id) => {
+        const cluster = window.waymark.layers.get(id)?.view?.wmCluster;
+        return Boolean(cluster) && cluster.options.disableClusteringAtZoom === 14 && cluster.getLayers().length === 42049;
+    }""", arg=layer["id"], timeout=60000)
+    expect(clusters.first).to_be_visible(timeout=30000)
     biggest = max(int(t) for t in clusters.all_inner_texts())
     assert biggest > 1000, biggest
     set_view(page, [39, -96], 4)

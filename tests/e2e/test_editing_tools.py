@@ -1,11 +1,12 @@
 """Editing tools in a real browser: undo/redo of one's own edits (with someone else editing
 the same feature), per-change revert from the history, measuring, rectangles and circles,
-snapping, multi-select."""
+snapping, multi-select (across layers, lasso)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -42,6 +43,14 @@ def rename(page: Page, name: str) -> None:
     form.get_by_label("Name", exact=True).fill(name)
     form.get_by_role("button", name="Save properties").click()
     expect(page.locator(".notice-ok", has_text="Properties saved").last).to_be_visible()
+
+
+def open_fitted(page: Page, map_id: str) -> None:
+    """The map's page, zoomed to its data and settled."""
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    page.get_by_role("button", name="Fit to data").click()
+    page.wait_for_function("() => !window.waymark.map._animatingZoom && !window.waymark.map._panAnim?._inProgress")
 
 
 def keys(page: Page, combo: str) -> None:
@@ -109,6 +118,52 @@ def test_undo_redo_own_edits_and_refuse_over_someone_else(page: Page, console, s
     expect(undo).to_be_enabled()  # the step stays: undo it later if that is still wanted
 
 
+def test_undo_redo_layer_settings_and_refuse_over_someone_else(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Lea Layer")
+    map_id, layer, _ = map_with_point(page, csrf, "Layer undo map")
+    url = f"/api/v1/maps/{map_id}/layers/{layer}"
+    old = page.request.get(url).json()
+    page.goto(f"/m/{map_id}")
+    wait_map_ready(page)
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    undo, redo = toolbar.get_by_role("button", name="Undo"), toolbar.get_by_role("button", name="Redo")
+    item = page.locator(f"[data-layer-id='{layer}']")
+    item.get_by_text("Name, style and popup").click()
+    item.get_by_label("Name", exact=True).fill("Parks")
+    item.get_by_label("Line colour").fill("#2f9e44")
+    item.get_by_role("button", name="Save layer").click()
+    expect(page.locator(".notice-ok", has_text="saved").last).to_be_visible()
+    expect(undo).to_have_attribute("title", "Undo: settings of layer “Parks” (Ctrl+Z)")
+
+    keys(page, "Control+z")
+    wait_until(lambda: page.request.get(url).json()["name"] == old["name"], "the layer settings undone")
+    assert page.request.get(url).json()["style"] == old["style"]
+    expect(page.locator(f"[data-layer-id='{layer}'] .layer-name")).to_have_text(old["name"])
+    keys(page, "Control+Shift+z")
+    wait_until(lambda: page.request.get(url).json()["name"] == "Parks", "the layer settings redone")
+    assert page.request.get(url).json()["style"]["color"] == "#2f9e44"
+    ops = [c["op"] for c in page.request.get(f"{url}/history").json()[:3]]
+    assert ops == ["layer.update"] * 3  # each an ordinary, versioned edit
+
+    # someone else restyles the layer; undoing ours would overwrite it: refused, theirs shown
+    other, other_csrf = add_editor(page, csrf, map_id, "Bea Other")
+    theirs = {**page.request.get(url).json()["style"], "color": "#e03131"}
+    assert other.request.patch(url, headers={"X-CSRF-Token": other_csrf}, data={"style": theirs}).ok
+    other.close()
+    keys(page, "Control+z")
+    expect(page.locator(".notice-error", has_text="Bea Other changed the layer's settings since")).to_be_visible()
+    conflict = page.locator(f"[data-layer-id='{layer}'] .conflict")
+    expect(conflict).to_contain_text("changed by Bea Other")
+    expect(page.locator(f"[data-layer-id='{layer}']").get_by_label("Line colour")).to_have_value("#e03131")
+    screenshot(page, "33-layer-undo-refused")
+    assert page.request.get(url).json()["style"]["color"] == "#e03131"  # nothing overwritten
+    expect(undo).to_be_enabled()  # the step stays
+    conflict.get_by_role("button", name="Undo anyway").click()
+    wait_until(lambda: page.request.get(url).json()["name"] == old["name"], "undone anyway")
+    expect(page.locator(f"[data-layer-id='{layer}'] .conflict")).to_have_count(0)
+    expect(redo).to_be_enabled()
+
+
 def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, screenshot) -> None:  # type: ignore[no-untyped-def]
     console.allow("409")  # the second revert is refused on purpose
     csrf = signup_api(page, "Rita Revert")
@@ -119,12 +174,17 @@ def test_history_shows_old_and_new_and_reverts_one_change(page: Page, console, s
                               data={"properties": {"name": "New name", "marker-color": "#e03131"}}).ok
     later = page.request.post(f"{base}/features", headers=h, data={
         "geometry": {"type": "Point", "coordinates": [-3.2, 55.96]}, "properties": {"name": "Later"}}).json()
+    style = page.request.get(base).json()["style"]
+    assert page.request.patch(base, headers=h, data={"style": {**style, "fillOpacity": 0.6}}).ok
     page.goto(f"/m/{map_id}")
     wait_map_ready(page)
     page.get_by_role("tab", name="History").click()
     rename = page.locator(".history-item", has_text="edited a feature")
     expect(rename).to_contain_text("name: “Old name” → “New name”")
     expect(rename).to_contain_text("marker-color: (none) → “#e03131”")
+    # the layer change as the server's diff says it, in the layer form's words
+    expect(page.locator(".history-item", has_text="changed the layer")).to_contain_text(
+        f"fill opacity: {style['fillOpacity']} → 0.6")
     screenshot(page, "31-history-old-new")
     rename.get_by_role("button", name="Revert this change only").click()
     expect(page.locator(".notice-ok", has_text="later changes are kept")).to_be_visible()
@@ -220,10 +280,7 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
         "geometry": {"type": "LineString", "coordinates": [[-3.4, 55.8], [-3.1, 55.9], [-2.9, 55.7]]},
         "properties": {"name": "Road"}}).json()
     known = {point["id"], road["id"]}
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom && !window.waymark.map._panAnim?._inProgress")
+    open_fitted(page, map_id)
     toolbar = page.get_by_role("toolbar", name="Drawing tools")
 
     # a rectangle: two clicks, saved as a four-cornered polygon
@@ -259,6 +316,36 @@ def test_draw_rectangle_and_circle_and_snap_to_a_vertex(page: Page, screenshot) 
         assert abs(haversine_km([centre, tuple(vertex)]) * 1000 - radius) < 0.005 * radius
     screenshot(page, "34-rectangle-circle")
 
+    # moved, it stays a circle of the same radius; a vertex dragged off it, it is no longer a
+    # circle and loses its radius (both saved as ordinary edits)
+    def circle_now() -> dict:
+        return next(f for f in features(page, map_id, layer) if f["id"] == circle["id"])
+
+    def pixel(lon: float, lat: float) -> tuple[float, float]:
+        x, y = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
+                             " return [p.x, p.y]; }", [lon, lat])
+        return box["x"] + x, box["y"] + y
+
+    toolbar.get_by_role("button", name="Move").click()
+    cx, cy = pixel(*centre)
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy, steps=6)
+    page.mouse.up()
+    wait_until(lambda: circle_now()["geometry"] != circle["geometry"], "the circle moved")
+    assert circle_now()["properties"]["radius"] == radius
+    moved = circle_now()["geometry"]["coordinates"][0]
+    toolbar.get_by_role("button", name="Edit").click()
+    vx, vy = pixel(*moved[16])  # at the east vertex (bearing 90°), dragged further east
+    page.mouse.move(vx, vy)
+    page.mouse.down()
+    page.mouse.move(vx + 40, vy + 10, steps=6)
+    page.mouse.up()
+    wait_until(lambda: "radius" not in circle_now()["properties"], "the radius dropped")
+    assert circle_now()["geometry"]["coordinates"][0] != moved  # reshaped, not just moved
+    expect(page.locator(".leaflet-popup", has_text="radius")).to_have_count(0)  # an open popup follows
+    toolbar.get_by_role("button", name="Cancel").click()
+
     # a new line started a few pixels off the road's middle vertex snaps onto it exactly
     vertex = (-3.1, 55.9)
     vx, vy = page.evaluate("([lon, lat]) => { const p = window.waymark.map.latLngToContainerPoint([lat, lon]);"
@@ -286,10 +373,7 @@ def test_multi_select_colour_move_delete_as_one_version_each(page: Page, screens
     assert page.request.post(f"{base}/features", headers=h, data={
         "geometry": {"type": "Polygon", "coordinates": [[[-3.15, 55.9], [-3.05, 55.9], [-3.05, 55.92], [-3.15, 55.9]]]},
         "properties": {"name": "Field"}}).ok
-    page.goto(f"/m/{map_id}")
-    wait_map_ready(page)
-    page.get_by_role("button", name="Fit to data").click()
-    page.wait_for_function("() => !window.waymark.map._animatingZoom")
+    open_fitted(page, map_id)
     bar = page.get_by_role("toolbar", name="Selected features")
     expect(bar).to_be_hidden()
 
@@ -348,3 +432,78 @@ def test_multi_select_colour_move_delete_as_one_version_each(page: Page, screens
     moved = next(f for f in features(page, map_id, layer) if f["geometry"] != before[f["id"]])
     old = before[moved["id"]]["coordinates"]
     assert moved["geometry"]["coordinates"][0] > old[0] and moved["geometry"]["coordinates"][1] < old[1]  # east, south
+
+
+def test_multi_select_across_two_layers_is_one_request_and_one_undo_step(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Max Multi")
+    map_id, layer, first = map_with_point(page, csrf, "Two layers map")
+    h = {"X-CSRF-Token": csrf}
+    second = page.request.post(f"/api/v1/maps/{map_id}/layers", headers=h, data={"name": "Second"}).json()["id"]
+    other = page.request.post(f"/api/v1/maps/{map_id}/layers/{second}/features", headers=h, data={
+        "geometry": {"type": "Point", "coordinates": [-3.1, 55.93]}, "properties": {"name": "Other"}}).json()
+    open_fitted(page, map_id)
+    versions = {lid: page.request.get(f"/api/v1/maps/{map_id}/layers/{lid}").json()["version"] for lid in (layer, second)}
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if r.method == "POST" and "/batch" in r.url else None)
+
+    page.locator(".wm-pin[title='Old name']").click(modifiers=["Shift"])
+    page.locator(".wm-pin[title='Other']").click(modifiers=["Shift"])
+    bar = page.get_by_role("toolbar", name="Selected features")
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_label("Colour for the selected features").fill("#7048e8")
+    bar.get_by_role("button", name="Colour").click()
+
+    def colours() -> list:
+        return [features(page, map_id, lid)[0]["properties"].get("marker-color") for lid in (layer, second)]
+
+    wait_until(lambda: colours() == ["#7048e8"] * 2, "both layers' points coloured")
+    assert [r.split("/api/v1/maps/")[1] for r in requests] == [f"{map_id}/batch"]  # one request
+    for lid in (layer, second):  # one new version of each layer
+        assert page.request.get(f"/api/v1/maps/{map_id}/layers/{lid}").json()["version"] == versions[lid] + 1
+    screenshot(page, "36-multi-select-two-layers")
+    undo = page.get_by_role("toolbar", name="Drawing tools").get_by_role("button", name="Undo")
+    expect(undo).to_have_attribute("title", "Undo: colour of 2 features (Ctrl+Z)")
+    undo.click()
+    wait_until(lambda: colours() == [None, None], "both undone with one step")
+    assert len(requests) == 2 and requests[1].endswith(f"/maps/{map_id}/batch")
+    expect(undo).to_be_disabled()  # it was one step
+    assert {f["id"] for f in features(page, map_id, second)} == {other["id"]}
+    assert first["id"] in {f["id"] for f in features(page, map_id, layer)}
+
+
+def test_lasso_selects_what_is_inside_a_free_hand_outline(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    csrf = signup_api(page, "Lou Lasso")
+    map_id, layer, _ = map_with_point(page, csrf, "Lasso map")
+    base = f"/api/v1/maps/{map_id}/layers/{layer}/features"
+    for name, lon, lat in (("Inside", -3.15, 55.94), ("Outside", -3.0, 55.9)):
+        assert page.request.post(base, headers={"X-CSRF-Token": csrf}, data={
+            "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": {"name": name}}).ok
+    open_fitted(page, map_id)
+    toolbar = page.get_by_role("toolbar", name="Drawing tools")
+    toolbar.get_by_role("button", name="Lasso").click()
+    expect(toolbar.get_by_role("button", name="Lasso")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#draw-hint")).to_have_text("Drag around features to select them.")
+
+    # a free-hand loop around "Old name" and "Inside" (their pins' tips), not "Outside"
+    tips = []
+    for name in ("Old name", "Inside"):
+        b = page.locator(f".wm-pin[title='{name}']").bounding_box()
+        assert b
+        tips.append((b["x"] + b["width"] / 2, b["y"] + b["height"]))
+    (x1, y1), (x2, y2) = tips
+    left, right = min(x1, x2) - 40, max(x1, x2) + 40
+    top, bottom = min(y1, y2) - 40, max(y1, y2) + 40
+    loop = [(left, top), ((left + right) / 2, top - 15), (right, top), (right + 10, (top + bottom) / 2),
+            (right, bottom), ((left + right) / 2, bottom + 15), (left, bottom), (left - 10, (top + bottom) / 2), (left, top + 5)]
+    page.mouse.move(*loop[0])
+    page.mouse.down()
+    for x, y in loop[1:]:
+        page.mouse.move(x, y, steps=4)
+    screenshot(page, "37-lasso")
+    page.mouse.up()
+    bar = page.get_by_role("toolbar", name="Selected features")
+    expect(bar).to_contain_text("2 selected")
+    expect(page.locator(".wm-pin.wm-selected")).to_have_count(2)
+    expect(page.locator(".wm-pin[title='Outside']")).not_to_have_class(re.compile("wm-selected"))
+    page.keyboard.press("Escape")  # the lasso tool off, then the selection cleared
+    expect(toolbar.get_by_role("button", name="Lasso")).to_have_attribute("aria-pressed", "false")

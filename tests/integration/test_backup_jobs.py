@@ -37,7 +37,7 @@ def test_jobs_do_their_work(tmp_path, sqlite_url):
     huey = make_huey(settings)
     db = Database(sqlite_url)
     store = open_object_store(settings)
-    set_runtime(Runtime(settings, db, store))
+    set_runtime(huey, Runtime(settings, db, store))
     try:
         store.put_sync("uploads/m/u/a.geojson", b"{}")
         retention_before = metrics.RETENTION_LAST_RUN._value.get()

@@ -66,7 +66,9 @@ def test_a_periodic_task_runs_once_per_period_across_workers(tmp_path, pg_url, r
         workers.append(huey)
     db = Database(pg_url)
     settings = _node_settings(tmp_path, "w1", pg_url, redis_server.url)
-    set_runtime(Runtime(settings, db, open_object_store(settings)))
+    shared = Runtime(settings, db, open_object_store(settings))
+    for huey in workers:
+        set_runtime(huey, shared)
     try:
         for minute in (datetime(2030, 1, 1, 12, 0, 5), datetime(2030, 1, 1, 12, 1, 40)):
             for huey in workers:  # each scheduler, in the same minute

@@ -3,6 +3,7 @@ one event for an unhandled exception, carrying the request id and release, and n
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -19,8 +20,7 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_settings
 from tests.servers import LOOPBACK
-from waymark.app import create_app
-from waymark.observability import errors_tracking
+from waymark.app import create_app, setup_process
 from waymark.observability.wiring import RELEASE
 
 SECRETS = {
@@ -92,7 +92,6 @@ def reset_sentry() -> Iterator[None]:
 
     sentry_sdk.get_client().close(timeout=2)
     sentry_sdk.init()  # no DSN: a disabled client for the rest of the session
-    errors_tracking._enabled = False
 
 
 def events(envelopes: list[bytes]) -> list[dict[str, Any]]:
@@ -109,7 +108,9 @@ def test_one_event_per_unhandled_exception_with_request_id_and_no_secrets(
     import sentry_sdk
 
     dsn = f"http://publickey@{LOOPBACK}:{ingest.server_address[1]}/42"
-    app = create_app(make_settings(tmp_path, sqlite_url, sentry_dsn=dsn, commit="abc123"))
+    settings = make_settings(tmp_path, sqlite_url, sentry_dsn=dsn, commit="abc123")
+    setup_process(settings)  # as each app worker does before create_app
+    app = create_app(settings)
 
     @get("/test-only/crash")
     async def crash() -> None:
@@ -151,6 +152,27 @@ def test_one_event_per_unhandled_exception_with_request_id_and_no_secrets(
     app.state.services.db.dispose()
 
 
-def test_no_dsn_means_no_error_tracking(tmp_path: Path, sqlite_url: str) -> None:
-    create_app(make_settings(tmp_path, sqlite_url)).state.services.db.dispose()
-    assert errors_tracking._enabled is False
+def test_no_dsn_means_no_error_tracking(
+        tmp_path: Path, sqlite_url: str, ingest: ThreadingHTTPServer, reset_sentry: None) -> None:
+    import sentry_sdk
+
+    settings = make_settings(tmp_path, sqlite_url)
+    setup_process(settings)
+    assert sentry_sdk.get_client().dsn is None  # nothing started without a DSN
+    # an app whose settings have no DSN reports nothing, even in a process where error
+    # tracking was started for another app's settings (create_app keeps no global switch)
+    dsn = f"http://publickey@{LOOPBACK}:{ingest.server_address[1]}/42"
+    setup_process(dataclasses.replace(settings, sentry_dsn=dsn))
+    assert sentry_sdk.get_client().dsn == dsn
+    app = create_app(settings)
+
+    @get("/test-only/crash")
+    async def crash() -> None:
+        raise RuntimeError("not reported")
+
+    app.register(crash)
+    with TestClient(app) as client:
+        assert client.get("/test-only/crash").status_code == 500
+    sentry_sdk.flush(timeout=10)
+    assert events(Ingest.envelopes) == []
+    app.state.services.db.dispose()

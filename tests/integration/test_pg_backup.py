@@ -88,7 +88,7 @@ def test_setup_status_scheduled_backup_and_point_in_time_restore(archived: Archi
     due = {t.name for t in huey.read_periodic(datetime(2030, 1, 1, 1, 15))}
     assert due - {"requeue_stale_jobs"} == {"pg_backup", "backup_lag", "backup_objects"}
     db = Database.for_settings(settings)
-    set_runtime(Runtime(settings, db, open_object_store(settings)))
+    set_runtime(huey, Runtime(settings, db, open_object_store(settings)))
     try:
         tasks = {t.name: t for t in huey.read_periodic(datetime(2030, 1, 1, 1, 15))}
         backup_started = time.time()

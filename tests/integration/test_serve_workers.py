@@ -26,6 +26,7 @@ from tests.servers import LOOPBACK, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 LOGIN_LIMIT = 6
+JOB_BYTES = 200  # uploads larger than this import in the job worker
 
 
 class Server:
@@ -59,7 +60,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     metrics_port = free_port()
     served = start_serve(root / "data", root / "serve.log", "--workers", "2",
                          WAYMARK_METRICS_PORT=str(metrics_port),
-                         WAYMARK_RATE_LIMITS=f"login={LOGIN_LIMIT}/minute")
+                         WAYMARK_RATE_LIMITS=f"login={LOGIN_LIMIT}/minute",
+                         WAYMARK_IMPORT_JOB_BYTES=str(JOB_BYTES))
     try:
         served.wait_ready()
         served.wait_log("Started worker-1")
@@ -93,7 +95,8 @@ def test_every_process_exports_its_memory_and_cpu(server: Server) -> None:
         {"serve": 1, "master": 1, "worker": 2, "jobs": 1}, by_role
     assert by_role["serve"] == {str(server.served.proc.pid)}
     (master,) = by_role["master"]
-    for pid in by_role["worker"]:  # real processes: children of granian's master
+    # real processes: children of granian's master, the job worker too (decision 0025)
+    for pid in by_role["worker"] | by_role["jobs"]:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         assert stat[1] == master
     for name in ("waymark_process_pss_bytes", "process_cpu_seconds_total",
@@ -182,3 +185,23 @@ def test_rate_limits_count_requests_on_all_workers(server: Server) -> None:
                       json={"email": "nobody@example.com", "password": "wrong password!"}
                       ).status_code for _ in range(LOGIN_LIMIT + 1)]
     assert statuses == [401] * LOGIN_LIMIT + [429], statuses
+
+
+def test_the_job_worker_forked_by_the_master_runs_an_import(server: Server) -> None:
+    owner = Http(server.base)
+    owner.signup("jobs@example.com")
+    map_id = owner.request("POST", "/api/v1/maps", json={"title": "Jobs"}).json()["id"]
+    points = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": f"point {i}"},
+         "geometry": {"type": "Point", "coordinates": [i, i]}} for i in range(12)]}
+    body = json.dumps(points)
+    assert len(body) > JOB_BYTES
+    r = owner.request("POST", f"/api/v1/maps/{map_id}/import?filename=points.geojson",
+                      content=body)
+    assert r.status_code == 202, r.text
+    url = r.json()["job"]["url"]
+    wait_until(lambda: owner.request("GET", url).json()["status"] in ("done", "failed"),
+               "the import job to end", timeout=120)
+    job = owner.request("GET", url).json()
+    assert job["status"] == "done", job
+    assert job["result"]["imported"] == 12

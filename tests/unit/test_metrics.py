@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_settings
 from tests.redis_servers import redis_server  # noqa: F401 - fixture
-from waymark.app import create_app
+from waymark.app import create_app, setup_process
 from waymark.observability import metrics
 from waymark.observability.logging import REDACTED, scrub, scrub_text
 from waymark.observability.metrics_server import metrics_wsgi_app, scrape_registry
@@ -152,6 +152,7 @@ def test_build_info_carries_version_and_commit(tmp_path: Path, sqlite_url: str) 
     from waymark import __version__
 
     settings = make_settings(tmp_path, sqlite_url, commit="0123abcd")
+    setup_process(settings)  # as each app worker does before create_app
     app = create_app(settings)
     text = generate_latest(scrape_registry(settings)).decode()
     assert f'waymark_build_info{{commit="0123abcd",version="{__version__}"}} 1.0' in text
@@ -177,7 +178,7 @@ def test_failed_and_finished_jobs_are_counted_once(tmp_path: Path) -> None:
     def counted_by_itself() -> None:
         raise RuntimeError("import failed")
 
-    watch_jobs(huey)
+    watch_jobs(huey, report_errors=False)
 
     def value(kind: str, status: str) -> float:
         return metrics.JOBS_FINISHED.labels(kind=kind, status=status)._value.get()
@@ -249,7 +250,9 @@ def test_access_line_and_error_stack_trace(tmp_path: Path, sqlite_url: str, caps
     async def boom() -> None:
         raise RuntimeError("kaboom with password=hunter22")
 
-    app = create_app(make_settings(tmp_path, sqlite_url, slow_request_ms=0))
+    settings = make_settings(tmp_path, sqlite_url, slow_request_ms=0)
+    setup_process(settings)  # JSON log lines, as in each app worker
+    app = create_app(settings)
     app.register(boom)
     with TestClient(app) as client:
         capsys.readouterr()

@@ -47,6 +47,12 @@ def test_granian_master_signals() -> None:
     assert _params(hook)[:2] == ["interrupt_handler", "reload_handler"], (
         f"{granian}: granian.server.common.set_main_signals{inspect.signature(hook)} changed "
         "(appserver.py passes the interrupt and reload handlers)")
+    # appserver.mark_workers_stopping: the server's `wrks`, each worker's `interrupt_by_parent`
+    for cls, name in ((common.AbstractServer, "self.wrks"),
+                      (common.AbstractWorker, "self.interrupt_by_parent")):
+        assert name in inspect.getsource(cls), (
+            f"{granian}: granian.server.common.{cls.__name__} has no {name} any more "
+            "(appserver.mark_workers_stopping sets it on a stop signal)")
 
 
 def test_no_private_import_outside_private_apis() -> None:

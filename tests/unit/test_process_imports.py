@@ -56,3 +56,31 @@ def test_server_processes_stay_without_rich_and_still_log_tracebacks(tmp_path):
     assert line["event"] == "division failed"
     assert "Traceback" in line["exception"] and "ZeroDivisionError" in line["exception"]
 
+
+
+def test_granians_master_makes_the_app_before_forking_without_threads_or_open_files(tmp_path):
+    # the workers are forked from the master with the app made (waymark.appserver.preload);
+    # a thread, lock holder, connection or open file made there would be shared by all
+    script = ("import json, os, sys, threading\n"
+              "from waymark.appserver import preload\n"
+              "preload(sys.argv[1:])\n"
+              "fds = []\n"
+              "for fd in os.listdir('/proc/self/fd'):\n"
+              "    try:\n        fds.append(os.readlink(f'/proc/self/fd/{fd}'))\n"
+              "    except FileNotFoundError:  # the listing's own descriptor, closed now\n"
+              "        pass\n"
+              "print(json.dumps({'made': 'waymark.asgi' in sys.modules, 'fds': fds,\n"
+              "                  'threads': threading.active_count()}))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYMARK_")}
+    env["WAYMARK_DATA_DIR"] = str(tmp_path)
+
+    def master(*argv: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True,
+                              text=True, check=True, cwd=tmp_path, env=env)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    preloaded = master("--interface", "asgi", "--workers", "2", "waymark.asgi:app")
+    assert preloaded["made"]
+    assert preloaded["threads"] == 1
+    assert not [fd for fd in preloaded["fds"] if fd.startswith(str(tmp_path)) or "socket:" in fd]
+    assert not master("--interface", "asgi", "--reload", "waymark.asgi:app")["made"]

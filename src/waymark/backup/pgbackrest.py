@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from waymark.backup import urls
-from waymark.backup.litestream import BackupError
+from waymark.backup.litestream import BackupError, required_target
 from waymark.settings import Settings
 
 STANZA = "waymark"
@@ -61,8 +61,7 @@ def check_postgres(settings: Settings) -> None:
     if settings.postgres_managed:
         raise BackupError("WAYMARK_POSTGRES_MANAGED is set: backups and point-in-time restore "
                           "are the provider's (use its console or API), not pgBackRest's")
-    if not settings.backup_url:
-        raise BackupError("no backup target: set WAYMARK_BACKUP_URL")
+    required_target(settings)
 
 
 def server(settings: Settings) -> Server:
@@ -113,7 +112,7 @@ def repository(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
     not depend on which process wrote it). Credentials given in the URL's query are written
     (``secrets``: the 0600 file has them, printed copies not); otherwise they come from the
     environment of whoever runs pgBackRest (``child_env``)."""
-    target = urls.sub_url(settings.backup_url, "pg")
+    target = required_target(settings).sub("pg")
     kind = urls.scheme(target)
     if kind == "file":
         return {"repo1-path": urls.local_path(target)}
@@ -244,7 +243,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     variables (pgBackRest's own names are PGBACKREST_REPO1_*), unless the URL carries them;
     no credentials at all means the instance's or pod's role."""
     env = dict(os.environ)
-    if urls.scheme(settings.backup_url) != "s3":
+    if settings.backup_target is None or settings.backup_target.scheme != "s3":
         return env
     if "repo1-s3-key" not in repository(settings):
         names = {"AWS_ACCESS_KEY_ID": "PGBACKREST_REPO1_S3_KEY",  # variable names, not secrets

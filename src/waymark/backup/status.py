@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from waymark.backup import litestream, urls
-from waymark.backup.litestream import BackupError
+from waymark.backup.litestream import BackupError, required_target
 from waymark.settings import Settings
 
 
@@ -107,7 +107,7 @@ def backup_status(settings: Settings) -> BackupStatus:
         behind = (local_txid is not None and local_txid > replica_txid) or running is False
         lag = max(0.0, time.time() - _ts(last_sync)) if behind else 0.0
     return BackupStatus(
-        replica=urls.public(urls.sub_url(settings.backup_url, "db")),
+        replica=urls.public(required_target(settings).sub("db")),
         database=str(db_path), local_txid=local_txid, replica_txid=replica_txid,
         last_sync=last_sync, lag_seconds=lag,
         replica_bytes=sum(int(f.get("size", 0)) for f in files),

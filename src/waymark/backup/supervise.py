@@ -59,6 +59,6 @@ def exec_under_litestream(settings: Settings, host: str, port: int, workers: int
            "--job-worker" if job_worker else "--no-job-worker"]
     if reload:
         app.append("--reload")
-    click.echo(f"continuous backup: Litestream -> {litestream.urls.public(settings.backup_url)}"
+    click.echo(f"continuous backup: Litestream -> {litestream.required_target(settings).public}"
                f"/db (PITR window {settings.pitr_window_hours} h)")
     litestream.exec_replicate(settings, app)

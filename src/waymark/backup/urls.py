@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 _CREDENTIAL_PARAMS = {"access_key_id", "aws_access_key_id", "secret_access_key",
@@ -49,3 +50,23 @@ def public(url: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query)
                      if k.lower() not in _CREDENTIAL_PARAMS)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+@dataclass(frozen=True)
+class BackupTarget:
+    """WAYMARK_BACKUP_URL (settings.backup_target) and the layout under it."""
+
+    url: str
+
+    @property
+    def scheme(self) -> str:
+        return scheme(self.url)
+
+    def sub(self, name: str) -> str:
+        """The URL of ``<backup_url>/name`` (db, pg, objects, config, archive, ...)."""
+        return sub_url(self.url, name)
+
+    @property
+    def public(self) -> str:
+        """The URL without credentials: safe to print."""
+        return public(self.url)

@@ -174,7 +174,3 @@ def load_presets(basemaps: str, default: str = "", legacy_url: str = "",
                           f"(presets: {', '.join(b.name for b in items)})")
     return Presets(tuple(items), default)
 
-
-def presets_of(settings: Any) -> Presets:
-    return load_presets(settings.basemaps, settings.default_basemap, settings.basemap_url,
-                        settings.basemap_attribution)

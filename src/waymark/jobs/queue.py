@@ -1,7 +1,9 @@
 """Huey configuration and the tasks it runs.
 
-Tasks receive only ids; they find the database and object store through `runtime`, which
-the app factory (web process) or `waymark worker` (worker process) sets up.
+Tasks receive only ids; they find the database, object store and settings in the queue's
+own `Runtime` (`runtime_of(huey)`), given by the app factory (web process) or `waymark
+worker` (worker process). Nothing is module-global, so two apps in one process each run
+their jobs with their own settings (docs/decisions/0023-settings-parsed-once.md).
 """
 
 from __future__ import annotations
@@ -30,20 +32,19 @@ class Runtime:
     store: ObjectStore
 
 
-_runtime: Runtime | None = None
 READ_ONLY_RETRY_SECONDS = 60  # a queued import waits this long while the service is read-only
-_huey: Huey | None = None
 
 
-def set_runtime(runtime: Runtime) -> None:
-    global _runtime
-    _runtime = runtime
+def set_runtime(huey: Huey, runtime: Runtime) -> None:
+    """Give `huey`'s tasks their database, object store and settings."""
+    huey.runtime = runtime  # type: ignore[attr-defined]
 
 
-def runtime() -> Runtime:
-    if _runtime is None:
+def runtime_of(huey: Huey) -> Runtime:
+    found: Runtime | None = getattr(huey, "runtime", None)
+    if found is None:
         raise RuntimeError("job runtime not configured (create_app or `waymark worker` does it)")
-    return _runtime
+    return found
 
 
 def skip_unused_client_libraries(settings: Settings) -> None:
@@ -59,8 +60,10 @@ def skip_unused_client_libraries(settings: Settings) -> None:
 
 
 class _Periodic(OncePerPeriod):
+    runtime: Runtime | None = None  # set_runtime
+
     def database(self) -> Database:
-        return runtime().db
+        return runtime_of(self).db  # type: ignore[arg-type]
 
 
 def _queue_class(redis: bool) -> type:
@@ -72,16 +75,16 @@ def _queue_class(redis: bool) -> type:
     return type(f"Waymark{base.__name__}", (_Periodic, base), {})
 
 
-def make_huey(settings: Settings) -> Huey:
-    """Build the queue and register tasks on it. Called once per process."""
+def make_huey(settings: Settings, runtime: Runtime | None = None) -> Huey:
+    """Build the queue and register tasks on it; its tasks run with `runtime` (or the one
+    given later with set_runtime). Called once per app or worker."""
     from huey import crontab
 
-    global _huey
     if settings.redis_url:
-        from waymark.ops.redis import parse_redis_url, sync_sentinel_pool
+        from waymark.ops.redis import sync_sentinel_pool
 
         storage: dict[str, Any] = {"url": settings.redis_url}
-        if parse_redis_url(settings.redis_url).is_sentinel:
+        if settings.redis_target is not None and settings.redis_target.is_sentinel:
             storage = {"connection_pool": sync_sentinel_pool(settings.redis_url)}
         huey: Huey = _queue_class(redis=True)("waymark", immediate=settings.jobs_immediate, **storage)
     else:
@@ -95,7 +98,7 @@ def make_huey(settings: Settings) -> Huey:
         from waymark.maintenance.mode import read_state
         from waymark.maps.import_jobs import run_import_job
 
-        rt = runtime()
+        rt = runtime_of(huey)
         if read_state(rt.db) is not None:  # accepted before: wait, do not fail
             import_task.schedule((job_public_id,), delay=READ_ONLY_RETRY_SECONDS)
             return
@@ -107,7 +110,7 @@ def make_huey(settings: Settings) -> Huey:
     def password_reset_mail_task(email: str) -> None:
         from waymark.accounts.reset import send_reset_mail
 
-        rt = runtime()
+        rt = runtime_of(huey)
         send_reset_mail(rt.settings, rt.db, email)
 
     huey.password_reset_mail_task = password_reset_mail_task  # type: ignore[attr-defined]
@@ -118,7 +121,8 @@ def make_huey(settings: Settings) -> Huey:
 
     _register_data_safety_tasks(huey, settings)
     _register_maintenance_tasks(huey)
-    _huey = huey
+    if runtime is not None:
+        set_runtime(huey, runtime)
     return huey
 
 
@@ -127,7 +131,7 @@ def requeue_stale_jobs(huey: Huey) -> list[str]:
     own claim makes sure only one worker runs each (maps/import_jobs.py)."""
     from waymark.maps.import_jobs import stale_jobs
 
-    rt = runtime()
+    rt = runtime_of(huey)
     ids = stale_jobs(rt.db, rt.settings.job_stale_seconds)
     for job_id in ids:
         enqueue_import(huey, job_id)
@@ -150,7 +154,7 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
         from waymark.maintenance.mode import read_state
         from waymark.maps.retention import run_retention
 
-        rt = runtime()
+        rt = runtime_of(huey)
         if read_state(rt.db) is not None:  # read-only: nothing changes (e.g. during a copy)
             log.info("retention skipped: the service is read-only")
             return
@@ -163,35 +167,35 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     def backup_objects_task() -> None:
         from waymark.backup.objects import backup_objects
 
-        backup_objects(runtime().settings)
+        backup_objects(runtime_of(huey).settings)
 
     @huey.periodic_task(crontab(minute="30", hour="3"), name="backup_config")
     def backup_config_task() -> None:
         from waymark.backup.config import backup_config
 
-        backup_config(runtime().settings)
+        backup_config(runtime_of(huey).settings)
 
     if settings.is_sqlite:
         @huey.periodic_task(crontab(), name="backup_lag")
         def backup_lag_task() -> None:
             from waymark.backup.status import record_metrics
 
-            record_metrics(runtime().settings)
+            record_metrics(runtime_of(huey).settings)
     elif not settings.postgres_managed:  # PostgreSQL with pgBackRest (backup/pgbackrest.py)
         if shutil.which("pgbackrest"):  # a worker on the database host; elsewhere: cron there
             @huey.periodic_task(crontab(minute="15", hour="1"), name="pg_backup")
             def pg_backup_task() -> None:
                 from waymark.backup.pg_backup import take_backup
 
-                take_backup(runtime().settings)  # full weekly, differential the other days
+                take_backup(runtime_of(huey).settings)  # full weekly, differential the other days
 
         @huey.periodic_task(crontab(), name="backup_lag")
         def pg_backup_lag_task() -> None:
             from waymark.backup.pg_backup import push_wal
             from waymark.backup.pg_status import record_metrics
 
-            status = record_metrics(runtime().settings)
-            push_wal(runtime().settings, status.lag_seconds)  # WAL archive_timeout forgot
+            status = record_metrics(runtime_of(huey).settings)
+            push_wal(runtime_of(huey).settings, status.lag_seconds)  # WAL archive_timeout forgot
 
 
 # ---- periodic routine maintenance (docs/operations/maintenance.md) ---------------------------
@@ -206,7 +210,7 @@ def _register_maintenance_tasks(huey: Huey) -> None:
         def run(name: str = job.name) -> None:
             from waymark.maintenance.jobs import run_jobs
 
-            rt = runtime()
+            rt = runtime_of(huey)
             run_jobs(rt.settings, rt.db, rt.store, [name])
 
         huey.periodic_task(crontab(**job.schedule), name=f"maintenance_{job.name}")(run)

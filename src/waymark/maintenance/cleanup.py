@@ -63,10 +63,10 @@ def sessions(ctx: Context) -> Outcome:
 def config_backups(ctx: Context) -> Outcome:
     """Configuration backups (`<backup_url>/config/<stamp>.json`) older than
     WAYMARK_CONFIG_BACKUP_DAYS; the newest one and latest.json always stay."""
-    from waymark.backup import urls
+    from waymark.backup.litestream import required_target
     from waymark.storage import open_store
 
-    store = open_store(urls.sub_url(ctx.settings.backup_url, "config"))
+    store = open_store(required_target(ctx.settings).sub("config"))
     stamped = sorted((m.group(1), info.key) for info in store.list_sync("")
                      if (m := _CONFIG_BACKUP.match(info.key.rsplit("/", 1)[-1])))
     cutoff = ctx.now - timedelta(days=ctx.settings.config_backup_days)

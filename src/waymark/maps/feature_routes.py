@@ -23,7 +23,8 @@ from waymark.maps.change_revert import revert_change
 from waymark.maps.editing import UNSET, parse_feature_id
 from waymark.maps.events import layer_event
 from waymark.maps.feature_write import FeatureEdit
-from waymark.maps.routes import LAYER, _publish, _schedule
+from waymark.maps.map_batch import apply_map_batch
+from waymark.maps.routes import LAYER, MAP, _publish, _schedule
 from waymark.maps.state import feature_json, layer_json
 from waymark.maps.table import table_page
 from waymark.web import Services, if_match_version, int_query, json_object, run_write, threaded
@@ -199,6 +200,22 @@ def batch(services: Services, actor: Actor, map_id: str, layer_id: str,
     return out
 
 
+@post(MAP + "/batch", status_code=200, tags=["features"])
+@threaded
+def map_batch(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+    """Apply {"layers": [{"layer", "operations": [...]}]} atomically: the operations of every
+    listed layer (as in a layer's batch), one new version per layer, or nothing."""
+    body = json_object(data)
+    with services.db.write() as s:
+        done = apply_map_batch(s.connection(), actor, map_id, body.get("layers"))
+    for layer_id, layer_pk, version, _ in done:
+        _schedule(services, layer_pk)
+        _publish(services, map_id, layer_event("layer.reload", layer_id, actor,
+                                               layer_version=version))
+    return {"layers": [{"layer": layer_id, "layer_version": version, "results": results}
+                       for layer_id, _, version, results in done]}
+
+
 @get(LAYER + "/history", tags=["history"])
 @threaded
 def layer_history(request: Request, services: Services, actor: Actor, map_id: str,
@@ -256,4 +273,4 @@ def revert_one_change(request: Request, services: Services, actor: Actor, map_id
 
 
 ROUTES = [list_features, feature_table, create_feature, get_feature, replace_feature, patch_feature,
-          delete_feature, batch, layer_history, revert, revert_one_change]
+          delete_feature, batch, map_batch, layer_history, revert, revert_one_change]

@@ -25,7 +25,7 @@ from typing import Any
 
 from waymark.backends.memory import BytesLRU
 from waymark.maps.access import OPEN_CORS, anyone_may_view, is_public
-from waymark.ratelimit.limiter import RateLimiter, client_ip, parse_networks, send_limited
+from waymark.ratelimit.limiter import RateLimiter, client_ip, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.storage.keys import snapshot_key
 
@@ -111,13 +111,13 @@ class PublishedReads:
     """`app` is the security-headers layer over the routes; its headers go on every answer."""
 
     def __init__(self, app: SecurityHeadersMiddleware, services: Any, limiter: RateLimiter,
-                 session_cookie: str, trusted_proxies: str = "") -> None:
+                 session_cookie: str) -> None:
         self.app = app
         self.security = app
         self.svc = services
         self.limiter = limiter
         self.cookie = session_cookie.encode() + b"="
-        self.trusted = parse_networks(trusted_proxies)
+        self.trusted = services.settings.trusted_networks
         self.public_cache = public_cache_control(services.settings.shared_cache_seconds)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

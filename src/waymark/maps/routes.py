@@ -41,7 +41,8 @@ def list_maps(request: Request, services: Services, actor: Actor) -> list[dict[s
     scope = request.query_params.get("scope") or ("mine" if actor.is_authenticated else "public")
     with services.db.read() as s:
         return service.list_maps(s, actor, scope, request.query_params.get("q", "")[:200],
-                                 int_query(request, "limit", 50), int_query(request, "offset", 0))
+                                 int_query(request, "limit", 50), int_query(request, "offset", 0),
+                                 trash_days=services.settings.trash_days)
 
 
 @post("/api/v1/maps", status_code=201, tags=["maps"])

@@ -16,7 +16,6 @@ from waymark.ids import clamp_to_row_range, is_row_id, new_public_id, new_uuid
 from waymark.maps.access import ROLES, VISIBILITIES
 from waymark.maps.state import DEFAULT_CONTROLS, DEFAULT_STYLE, iso, map_json
 
-TRASH_DAYS = 30  # default; create_app applies WAYMARK_TRASH_DAYS through set_trash_days
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
 
@@ -148,20 +147,16 @@ def restore_map(session: Session, map_: Map, user_id: int) -> None:
     record_map_op(session, map_, user_id, "map.restore")
 
 
-def set_trash_days(days: int) -> None:
-    """How long the owner can restore a deleted map (WAYMARK_TRASH_DAYS); then it is archived
-    by the retention job (maps/retention.py)."""
-    global TRASH_DAYS
-    TRASH_DAYS = days
-
-
-def trash_expiry(map_: Map):  # type: ignore[no-untyped-def]
-    return map_.deleted_at + timedelta(days=TRASH_DAYS) if map_.deleted_at else None
+def trash_expiry(map_: Map, trash_days: int):  # type: ignore[no-untyped-def]
+    """When a deleted map leaves the trash: its owner can restore it for WAYMARK_TRASH_DAYS,
+    then the retention job (maps/retention.py) archives it."""
+    return map_.deleted_at + timedelta(days=trash_days) if map_.deleted_at else None
 
 
 def list_maps(session: Session, actor: Actor, scope: str, q: str = "", limit: int = 50,
-              offset: int = 0) -> list[dict[str, Any]]:
-    """scope: public (everyone), mine (owned), shared (member, not owner), trash (owned, deleted)."""
+              offset: int = 0, *, trash_days: int) -> list[dict[str, Any]]:
+    """scope: public (everyone), mine (owned), shared (member, not owner), trash (owned,
+    deleted; `trash_days` is settings.trash_days)."""
     query = select(Map, Member.role).outerjoin(
         Member, (Member.map_id == Map.id) & (Member.user_id == (actor.user_id or -1)))
     if scope == "public":
@@ -186,7 +181,7 @@ def list_maps(session: Session, actor: Actor, scope: str, q: str = "", limit: in
     for map_, role in session.execute(query):
         item = map_json(map_, role)
         if scope == "trash":
-            item["purge_after"] = iso(trash_expiry(map_))  # UTC on either database
+            item["purge_after"] = iso(trash_expiry(map_, trash_days))  # UTC on either database
         out.append(item)
     return out
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from waymark import jsonutil
 from waymark.db.models import Change, Layer, Map, Member, User, as_utc
+from waymark.maps.change_diff import change_diff
 
 # Which controls a map shows on its page and in its embed, unless its owner chose otherwise.
 DEFAULT_CONTROLS = {"page": {"search": True, "basemaps": True, "table": True, "legend": False},
@@ -104,8 +105,9 @@ def member_json(member: Member) -> dict[str, Any]:
 
 
 def change_json(c: Change, user_names: dict[int, str]) -> dict[str, Any]:
+    before, after = jsonutil.loads(c.before), jsonutil.loads(c.after)
     return {"id": c.id, "op": c.op, "layer_version": c.layer_version, "feature_id": c.feature_uuid,
             "user": {"id": c.user_id, "display_name": user_names.get(c.user_id or 0)}
             if c.user_id else None,
-            "at": iso(c.created_at), "before": jsonutil.loads(c.before),
-            "after": jsonutil.loads(c.after)}
+            "at": iso(c.created_at), "before": before, "after": after,
+            "diff": change_diff(c.op, before, after)}

@@ -13,6 +13,7 @@ strings and sensitive keys, and scrubs credentials out of messages and breadcrum
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from waymark.errors import ApiError
@@ -20,7 +21,6 @@ from waymark.observability import metrics
 from waymark.observability.logging import REDACTED, is_sensitive_key, scrub, scrub_text
 from waymark.observability.request_observer import USER_ID_KEY
 
-_enabled = False
 _SAFE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "accept-language",
                            "content-type", "content-length", "host", "x-request-id",
                            "x-forwarded-for", "x-forwarded-proto", "referer", "origin"})
@@ -28,7 +28,6 @@ _SAFE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "accept-la
 
 def init_error_tracking(dsn: str, *, release: str, environment: str, commit: str = "") -> bool:
     """Start sentry-sdk for this process; False (and nothing started) without a DSN."""
-    global _enabled
     if not dsn:
         return False
     import sentry_sdk
@@ -50,7 +49,6 @@ def init_error_tracking(dsn: str, *, release: str, environment: str, commit: str
     )
     if commit:
         sentry_sdk.set_tag("commit", commit)
-    _enabled = True
     return True
 
 
@@ -61,13 +59,18 @@ def is_expected(exc: BaseException) -> bool:
     return isinstance(exc, (HTTPException, ApiError))
 
 
-async def after_exception(exc: Exception, scope: dict[str, Any]) -> None:
-    """Litestar after_exception hook: count, and report, unexpected exceptions once."""
-    if is_expected(exc):
-        return
-    metrics.UNHANDLED_EXCEPTIONS.labels(exception=type(exc).__name__).inc()
-    if _enabled:
-        capture_request_exception(exc, scope)
+def after_exception(report: bool) -> Callable[[Exception, dict[str, Any]], Awaitable[None]]:
+    """Litestar after_exception hook: count unexpected exceptions, and report each once
+    when `report` (the app's settings have WAYMARK_SENTRY_DSN)."""
+
+    async def hook(exc: Exception, scope: dict[str, Any]) -> None:
+        if is_expected(exc):
+            return
+        metrics.UNHANDLED_EXCEPTIONS.labels(exception=type(exc).__name__).inc()
+        if report:
+            capture_request_exception(exc, scope)
+
+    return hook
 
 
 def capture_request_exception(exc: BaseException, scope: dict[str, Any]) -> None:
@@ -91,9 +94,7 @@ def capture_request_exception(exc: BaseException, scope: dict[str, Any]) -> None
 
 
 def capture_job_exception(exc: BaseException, **tags: str) -> None:
-    """Report a failed background job (no-op without a DSN)."""
-    if not _enabled:
-        return
+    """Report a failed background job (a no-op if sentry-sdk was not started)."""
     import sentry_sdk
 
     with sentry_sdk.new_scope() as sentry_scope:

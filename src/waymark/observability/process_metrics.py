@@ -44,6 +44,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _comm(pid: int) -> str:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _command(cmdline: str) -> str | None:
     """The `waymark` subcommand a command line runs ("serve", "worker"...), if any."""
     words = cmdline.split()
@@ -88,6 +95,8 @@ def _role(pid: int, parent: int) -> str:
     """serve (the wrapper), master (granian's), worker (an app worker), jobs, or other."""
     cmdline = _cmdline(pid)
     if "waymark.appserver" in cmdline:  # forked workers keep their master's command line
+        if _comm(pid) == "waymark-jobs":  # the job worker it forks (appserver.JOB_WORKER_NAME)
+            return "jobs"
         return "worker" if "waymark.appserver" in _cmdline(parent) else "master"
     command = _command(cmdline)
     return {"worker": "jobs", "serve": "serve"}.get(command or "", "other")

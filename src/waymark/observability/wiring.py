@@ -1,8 +1,9 @@
 """Observability wiring for a process: logs, build info, error tracking, request layer.
 
-app.py calls `setup_process`, `routes`, `instrument`; `waymark worker` calls
-`setup_process`. Details live in the modules beside it: logging.py, metrics.py,
-metrics_server.py, request_observer.py and errors_tracking.py; the operator's view is in
+Each app worker (asgi.py, through app.setup_process) and `waymark worker` call
+`setup_process` once; create_app calls `exception_hook`, `routes`, `instrument`. Details
+live in the modules beside it: logging.py, metrics.py, metrics_server.py,
+request_observer.py and errors_tracking.py; the operator's view is in
 docs/operations/monitoring.md.
 """
 
@@ -46,6 +47,8 @@ def build_commit(settings: Any) -> str:
 
 
 def setup_process(settings: Any) -> None:
+    """Process-wide, once per process before its app or job worker starts (never in
+    create_app: building an app changes nothing outside it)."""
     configure_logging(settings.log_level)
     commit = build_commit(settings)
     metrics.set_build_info(commit)
@@ -59,10 +62,10 @@ def setup_process(settings: Any) -> None:
 SELF_COUNTING_JOBS = frozenset({"import"})
 
 
-def watch_jobs(huey: Any) -> None:
+def watch_jobs(huey: Any, report_errors: bool) -> None:
     """In the job worker: count every other job's outcome in waymark_jobs_finished_total
-    (periodic retention and backup tasks included), and report jobs that raise to error
-    tracking, tagged with the task name."""
+    (periodic retention and backup tasks included), and, with `report_errors` (a
+    WAYMARK_SENTRY_DSN), report jobs that raise to error tracking, tagged with the task name."""
     from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
 
     @huey.signal(SIGNAL_COMPLETE)
@@ -76,8 +79,13 @@ def watch_jobs(huey: Any) -> None:
         kind = getattr(task, "name", "unknown")
         if kind not in SELF_COUNTING_JOBS:
             metrics.JOBS_FINISHED.labels(kind=kind, status="failed").inc()
-        if exc is not None:
+        if exc is not None and report_errors:
             capture_job_exception(exc, job=kind)
+
+
+def exception_hook(settings: Any) -> Any:
+    """The app's after_exception hook: reports to error tracking when its settings say so."""
+    return after_exception(bool(settings.sentry_dsn))
 
 
 def routes(settings: Any) -> list[Any]:
@@ -97,8 +105,8 @@ def instrument(app: Any, settings: Any) -> Any:
 
 __all__ = [
     "RELEASE",
-    "after_exception",
     "build_commit",
+    "exception_hook",
     "instrument",
     "routes",
     "setup_process",

@@ -29,6 +29,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +144,7 @@ class RateLimiter:
 
 
 # ---- who is calling and which class the request is ---------------------------------------
-def client_ip(scope: dict[str, Any], trusted: list[Any]) -> str:
+def client_ip(scope: dict[str, Any], trusted: Sequence[Any]) -> str:
     """The peer address, or the first untrusted hop of X-Forwarded-For when the peer is a
     trusted proxy (walking from the right, so a client cannot spoof its address)."""
     peer = (scope.get("client") or ("unknown", 0))[0]
@@ -199,10 +200,10 @@ def classify(method: str, path: str, authenticated: bool) -> str | None:
 class RateLimitMiddleware:
     """Plain ASGI middleware (cheap): runs inside the session middleware, so it sees the uid."""
 
-    def __init__(self, app: Any, limiter: RateLimiter, trusted_proxies: str = "") -> None:
+    def __init__(self, app: Any, limiter: RateLimiter, trusted: Sequence[Any] = ()) -> None:
         self.app = app
         self.limiter = limiter
-        self.trusted = parse_networks(trusted_proxies)
+        self.trusted = trusted  # settings.trusted_networks
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

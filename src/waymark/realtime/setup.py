@@ -24,7 +24,7 @@ from waymark.backends.redis.counters import RedisCounters
 from waymark.backends.redis.hub import RedisHub
 from waymark.backends.redis.presence import RedisPresence
 from waymark.observability.metrics import REDIS_CONFIGURED, REDIS_UP
-from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware, parse_rules
+from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware
 from waymark.realtime.broker import BrokerClient
 from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 from waymark.realtime.edits import EditBus
@@ -64,7 +64,7 @@ class Realtime:
         self.history = HistoryWriter(db, settings.live_flush_seconds)
         shared: Counters | None = RedisCounters(hub) if hub is not None else \
             BrokerCounters(self.broker) if self.broker is not None else None
-        self.limiter = RateLimiter(parse_rules(settings.rate_limits), shared)
+        self.limiter = RateLimiter(settings.rate_limit_rules, shared)
         lru = BytesLRU(settings.snapshot_cache_items)
         self.cache: Cache = MemoryCache(lru, enabled=settings.api_cache) if hub is None else \
             TwoLevelCache(lru, hub, ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
@@ -85,7 +85,7 @@ class Realtime:
 
     def middleware(self) -> DefineMiddleware:
         return DefineMiddleware(RateLimitMiddleware, limiter=self.limiter,
-                                trusted_proxies=self.settings.trusted_proxies)
+                                trusted=self.settings.trusted_networks)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
