@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -120,14 +121,25 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         app.state.services.db.dispose()
 
 
-def _url(ep: Endpoint, o: Objects, victim: Objects, slot: str | None) -> str:
+def _ids(o: Objects, victim: Objects, slot: str | None) -> dict[str, Any]:
+    """The attacker's own ids, with the victim's in `slot` (all of them for "map_id")."""
     ids: dict[str, Any] = {s: getattr(o, s) for s in ("map_id", *SLOTS)}
     if slot == "map_id":
         ids = {s: getattr(victim, s) for s in ("map_id", *SLOTS)}
     elif slot:
         ids[slot] = getattr(victim, slot)
+    return ids
+
+
+def _url(ep: Endpoint, o: Objects, victim: Objects, slot: str | None) -> str:
+    ids = _ids(o, victim, slot)
     ids["sha"] = f"{ids['sha']}.geojson"
     return ep.path.format(**ids) + ep.query
+
+
+def _body(ep: Endpoint, o: Objects, victim: Objects, slot: str | None) -> Any:
+    """A body that names ids (the map-wide batch names its layers) names the same ones."""
+    return ep.json(SimpleNamespace(**_ids(o, victim, slot))) if callable(ep.json) else ep.json
 
 
 def _cases() -> list[tuple[Endpoint, str]]:
@@ -137,13 +149,15 @@ def _cases() -> list[tuple[Endpoint, str]]:
             continue  # websockets and the trash: covered by the authorization matrix
         out.append((ep, "map_id"))
         out += [(ep, s) for s in SLOTS if "{" + s + "}" in ep.path]
+        if callable(ep.json) and "{layer_id}" not in ep.path:
+            out.append((ep, "layer_id"))  # the attacker's map, the victim's layer in the body
     return out
 
 
-def _send(c: ApiClient, ep: Endpoint, url: str):  # type: ignore[no-untyped-def]
+def _send(c: ApiClient, ep: Endpoint, url: str, body: Any = None):  # type: ignore[no-untyped-def]
     kwargs: dict[str, Any] = {}
     if ep.json is not None:
-        kwargs["json"] = ep.json
+        kwargs["json"] = body
     if ep.content is not None:
         kwargs["content"] = ep.content
         kwargs["headers"] = {"Content-Type": "application/geo+json"}
@@ -169,7 +183,7 @@ def test_other_users_object_ids_are_never_served(sweep: Sweep, who: str) -> None
     leaks = []
     for ep, slot in _cases():
         url = _url(ep, sweep.mallory, sweep.victor, slot)
-        r = _send(attacker, ep, url)
+        r = _send(attacker, ep, url, _body(ep, sweep.mallory, sweep.victor, slot))
         if r.status_code not in (403, 404) or SECRET in r.text:
             leaks.append(f"{ep.method} {url} [{slot}]: {r.status_code} {r.text[:160]}")
     assert not leaks, "object ids of another user were accepted:\n" + "\n".join(leaks)
@@ -189,7 +203,8 @@ def test_own_ids_work_so_the_sweep_is_meaningful(sweep: Sweep) -> None:
     c = sweep.clients["mallory"]
     for ep, _slot in _cases():
         if ep.method == "GET":
-            r = _send(c, ep, _url(ep, sweep.mallory, sweep.victor, None))
+            r = _send(c, ep, _url(ep, sweep.mallory, sweep.victor, None),
+                      _body(ep, sweep.mallory, sweep.victor, None))
             assert r.status_code == ep.ok, f"{ep.method} {ep.path}: {r.status_code} {r.text[:200]}"
 
 
