@@ -21,6 +21,10 @@ from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
 from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
 from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.api.feature_routes import ROUTES as FEATURE_ROUTES
+from waymark.api.io_routes import ROUTES as IO_ROUTES
+from waymark.api.published_reads import PublishedReads
+from waymark.api.routes import ROUTES as MAP_ROUTES
 from waymark.apidocs import api_docs
 from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
@@ -32,10 +36,6 @@ from waymark.health import healthz, readyz
 from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
-from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
-from waymark.maps.io_routes import ROUTES as IO_ROUTES
-from waymark.maps.published_reads import PublishedReads
-from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.snapshots import Publisher
 from waymark.observability import wiring as observability
 from waymark.openapi import document_error_format, document_layer_style
