@@ -1,2 +1,4 @@
-"""The HTTP API of maps, layers and features: Litestar routes and the raw ASGI fast path for
-published reads. The HTTP adapter of the domain in maps/, which knows nothing of HTTP."""
+"""The HTTP routes, above the packages they adapt: the maps API (maps, layers, features,
+imports, exports) and the raw ASGI fast path for published reads, over the domain in maps/,
+which knows nothing of HTTP; the account, admin, basemap and geocoding routes, so that
+accounts/, basemaps/ and geocode/ hold no routes and close no import cycle."""
