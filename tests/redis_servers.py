@@ -98,14 +98,24 @@ def start_redis(base_dir: str | None = None, extra: list[str] | None = None) -> 
     raise RuntimeError("could not start redis-server")
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
+def _running_redis() -> Iterator[RedisServer]:
     server = start_redis()
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    yield from _running_redis()
+
+
+@pytest.fixture(scope="module")
+def module_redis_server() -> Iterator[RedisServer]:
+    """One server for a module's tests (each keeps to its own keys)."""
+    yield from _running_redis()
 
 
 # ---- Sentinel -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from litestar import Litestar, Request, Response
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
@@ -30,6 +29,7 @@ from waymark.api.routes import ROUTES as MAP_ROUTES
 from waymark.apidocs import api_docs
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
+from waymark.dependencies import ServicesPlugin
 from waymark.errors import ApiError, internal_error_body
 from waymark.geocode.service import make_geocoding
 from waymark.health import healthz, readyz
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                          '{"error": {"code", "message", "details"}}.')),
         request_max_body_size=settings.max_upload_bytes,
         lifespan=[lifespan],
-        state=State({"services": services, "realtime": realtime}),
+        plugins=[ServicesPlugin(services, realtime)],  # `services`, `realtime`, `limiter`
         debug=settings.debug,
     )
     document_error_format(app)  # the schema shows the real error body

@@ -4,57 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
 from waymark import __version__
-from waymark.settings import Settings, SettingsError, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _refuse_node_key(settings: Settings) -> None:
-    """Nodes sharing a database must share the master key too (Settings.node_key_problem)."""
-    problem = settings.node_key_problem()
-    if problem:
-        raise click.ClickException(f"refusing to start: {problem}")
-
-
-def _require_database(settings: Settings) -> None:
-    """Without --migrate a missing SQLite file means the init step (restore, migrate) has
-    not run or failed: starting would create an empty database, and a running Litestream
-    would replicate it over the backup."""
-    if not settings.is_sqlite:
-        return
-    from waymark.backup.litestream import database_path
-
-    if not database_path(settings).exists():
-        raise click.ClickException(
-            f"refusing to start: the database {database_path(settings)} does not exist and "
-            "--no-migrate was given: run `waymark restore --boot` and `waymark migrate` first "
-            "(the init step), or start without --no-migrate")
-
-
-def _db(settings: Settings):  # type: ignore[no-untyped-def]
-    from waymark.db.engine import Database
-
-    return Database.for_settings(settings)
-
-
-# After a stop signal, granian's master kills a worker still running this long after it was
-# asked to stop: one forked a moment before the signal can miss it (CPython drops signals that
-# arrive between fork and its after-fork handlers) and would keep the master waiting for good.
-# Below every configured grace period (staging 30 s, prod 45 s, Kubernetes 60 s).
-WORKERS_KILL_TIMEOUT_S = 20
+from waymark.cli_support import database, refuse_node_key, settings_or_exit, writable_database
 
 
 @click.group()
@@ -63,149 +19,9 @@ def main() -> None:
     """Waymark: a self-hosted collaborative map platform."""
 
 
-# ---- serving -------------------------------------------------------------------------
-@main.command()
-@click.option("--host", default=None, help="Address to bind (WAYMARK_HOST, default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (WAYMARK_PORT, default 8000).")
-@click.option("--workers", type=int, default=None, help="App processes (WAYMARK_WORKERS).")
-@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
-@click.option("--migrate/--no-migrate", default=True, show_default=True,
-              help="Apply database migrations before starting.")
-@click.option("--job-worker/--no-job-worker", default=True, show_default=True,
-              help="Also run a background job worker (imports) next to the app.")
-@click.option("--backup/--no-backup", default=True, show_default=True,
-              help="With WAYMARK_BACKUP_URL: restore a missing database, then run under Litestream.")
-def serve(host: str | None, port: int | None, workers: int | None, reload: bool, migrate: bool,
-          job_worker: bool, backup: bool) -> None:
-    """Run the app server (granian) and a job worker (under Litestream with a backup URL)."""
-    from waymark.lean import skip_console_libraries
+from waymark.serve_command import serve
 
-    skip_console_libraries()
-    from waymark.backup import supervise
-
-    settings = _settings()
-    if settings.env != "dev" and settings.problems():
-        raise click.ClickException("unsafe configuration:\n  - " + "\n  - ".join(settings.problems()))
-    _refuse_node_key(settings)
-    host = host or settings.host
-    port = port or settings.port
-    _refuse_a_second_server(settings, host, port, under_litestream=supervise.is_inner())
-    replicate, inner = supervise.before_serve(settings, backup)  # boot-time restore
-    if inner:
-        migrate = False  # the outer `serve` (Litestream's parent) already did it
-    elif not migrate:
-        _require_database(settings)
-    # in child processes: this one lives as long as the server and never imports the app
-    if migrate:
-        _run_command("migrate")
-    demo_lines: list[str] = []
-    if settings.demo_data and not inner:
-        demo_lines = _run_command("seed-demo", "--no-migrate").splitlines()
-    workers = workers or settings.workers
-    if replicate:  # Litestream becomes this process and runs the app as its child
-        for line in demo_lines:  # this process is replaced: no later moment to print them
-            click.echo(line)
-        supervise.exec_under_litestream(settings, host, port, workers, reload, job_worker)
-    # the workers' settings say how many they are: with several and no Redis they share
-    # real time, presence and rate limits through the broker run here, sessions through files
-    os.environ["WAYMARK_WORKERS"] = str(workers)
-    settings = dataclasses.replace(settings, workers=workers)
-    broker = None
-    if settings.broker_socket is not None:
-        from waymark.realtime.broker import Broker
-
-        broker = Broker(settings.broker_socket, settings.realtime_window)
-        broker.start()
-    from waymark.observability.metrics_server import prepare_serve
-
-    observe_args = prepare_serve(settings, host)  # metrics dir + listener, JSON logs
-    cmd = [sys.executable, "-m", "waymark.appserver", "--interface", "asgi", "--host", host, "--port",
-           str(port), "--workers", str(workers), "--no-access-log",
-           "--workers-kill-timeout", str(WORKERS_KILL_TIMEOUT_S), *observe_args,
-           "waymark.asgi:app"]
-    if reload:
-        cmd.insert(-1, "--reload")
-    if job_worker:  # forked by granian's master, sharing the app's libraries (decision 0025)
-        cmd.insert(3, "--waymark-job-worker")
-    children: list[subprocess.Popen[bytes]] = []
-    stopping: list[int] = []
-
-    def forward(signum, _frame):  # type: ignore[no-untyped-def]
-        stopping.append(signum)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    def start(args: list[str]) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(args)
-        children.append(child)
-        if stopping:  # the stop came while it was being started
-            child.send_signal(stopping[0])
-        return child
-
-    # before any child exists: a stop signal never ends this process and orphans them
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    click.echo(f"Waymark {__version__} ({settings.env}) on http://{host}:{port}")
-    server = start(cmd)
-    if demo_lines:
-        _announce_when_ready(host, port, server, demo_lines)
-    code = server.wait()
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-        child.wait()
-    if broker is not None:
-        broker.stop()
-    sys.exit(code)
-
-
-def _run_command(*args: str) -> str:
-    """Run `waymark <args>` in a child process; its standard output (errors pass through)."""
-    done = subprocess.run([sys.executable, "-m", "waymark.cli", *args], stdout=subprocess.PIPE,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise click.ClickException(f"`waymark {' '.join(args)}` failed (see above)")
-    return done.stdout
-
-
-def _announce_when_ready(host: str, port: int, server: subprocess.Popen[bytes],
-                         lines: list[str]) -> None:
-    """Print ``lines`` once the app answers /readyz: after the server's start-up lines, so
-    the demo password does not scroll away above them."""
-    import threading
-    import time
-    import urllib.request
-
-    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104  # nosec B104 - a mapping
-    url = f"http://{f'[{local}]' if ':' in local else local}:{port}/readyz"
-
-    def wait_then_print() -> None:
-        while server.poll() is None:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 - ours
-                    if response.status == 200:
-                        click.echo("\n".join(["", *lines, ""]))
-                        return
-            except OSError:  # not listening yet, or 503 while starting
-                pass
-            time.sleep(0.2)
-
-    threading.Thread(target=wait_then_print, name="announce", daemon=True).start()
-
-
-def _refuse_a_second_server(settings: Settings, host: str, port: int,
-                            under_litestream: bool) -> None:
-    """Never two listeners on one port; without Redis, one `serve` per data dir (the lock is
-    held for this process's life; under Litestream by the outer `serve`, which execs it)."""
-    from waymark.deploy.serve_lock import ServeRefused, check_port_free, lock_data_dir
-
-    try:
-        if not settings.redis_url and not under_litestream:
-            lock_data_dir(settings.data_dir, f"http://{host}:{port}")
-        check_port_free(host, port)
-    except ServeRefused as exc:
-        raise click.ClickException(str(exc)) from None
+main.add_command(serve)
 
 
 @main.command()
@@ -224,7 +40,7 @@ def worker(threads: int, metrics_port: int) -> None:
         skip_unused_client_libraries,
     )
 
-    settings = _settings()
+    settings = settings_or_exit()
     skip_unused_client_libraries(settings)  # before huey is imported
     from huey.consumer import Consumer
 
@@ -232,11 +48,11 @@ def worker(threads: int, metrics_port: int) -> None:
     from waymark.observability.metrics_server import start_metrics_server
     from waymark.storage.crypto import open_object_store
 
-    _refuse_node_key(settings)
+    refuse_node_key(settings)
     observability.setup_process(settings)  # JSON logs, build info, error tracking
     if metrics_port:
         start_metrics_server(settings, settings.host, metrics_port)
-    huey = make_huey(settings, Runtime(settings, _db(settings), open_object_store(settings)))
+    huey = make_huey(settings, Runtime(settings, database(settings), open_object_store(settings)))
     observability.watch_jobs(huey, report_errors=bool(settings.sentry_dsn))
     try:  # jobs a dead worker left behind are taken over now, not at the next minute
         requeue_stale_jobs(huey)
@@ -252,7 +68,7 @@ def migrate(revision: str) -> None:
     """Apply database migrations (SQLite or PostgreSQL, from WAYMARK_DATABASE_URL)."""
     from waymark.db.migrate import current_revision, upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
     upgrade(settings.resolved_database_url, revision)
     click.echo(f"database at revision {current_revision(settings.resolved_database_url)}")
 
@@ -264,12 +80,12 @@ def check(deploy: bool) -> None:
     from waymark.db.migrate import current_revision, head_revision
     from waymark.storage import open_store
 
-    settings = _settings()
+    settings = settings_or_exit()
     failures: list[str] = []
     for key, value in settings.redacted().items():
         click.echo(f"  {key} = {value}")
     try:
-        db = _db(settings)
+        db = database(settings)
         db.ping()
         current, head = current_revision(settings.resolved_database_url), head_revision()
         if current != head:
@@ -339,7 +155,7 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
         password = sys.stdin.readline().rstrip("\n")
     elif password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    db = _db(_settings())
+    db = writable_database(settings_or_exit())
     try:
         with db.write() as s:
             created = create_user(s, email, password or "", name, is_admin=admin)
@@ -370,16 +186,11 @@ def import_cmd(path: Path, map_id: str | None, layer_id: str | None, owner: str 
 
     from waymark.db.models import Layer, Map, User
     from waymark.formats import FormatError, detect_format, read
-    from waymark.maintenance.mode import read_state
     from waymark.maps.imports import import_result
     from waymark.maps.service import create_map
 
-    settings = _settings()
-    db = _db(settings)
-    state = read_state(db)
-    if state is not None:
-        raise click.ClickException(f"the service is read-only ({state.message}); "
-                                   "import after `waymark maintenance off`")
+    settings = settings_or_exit()
+    db = writable_database(settings)
     data = path.read_bytes()
     try:
         fmt = fmt or detect_format(path.name, data)
@@ -437,7 +248,7 @@ def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None)
     from waymark.maps.exports import export_layers, make_bundle
     from waymark.maps.layers import get_layer, list_layers
 
-    db = _db(_settings())
+    db = database(settings_or_exit())
     with db.read() as s:
         map_ = s.scalar(select(Map).where(Map.public_id == map_id))
         if map_ is None:
@@ -461,12 +272,12 @@ def seed_demo_cmd(migrate: bool) -> None:
     """Create the demo user and public demo map (idempotent)."""
     from waymark.demo.seed import DEMO_EMAIL, seed_demo
 
-    settings = _settings()
+    settings = settings_or_exit()
     if migrate:
         from waymark.db.migrate import upgrade
 
         upgrade(settings.resolved_database_url)
-    map_id, password = seed_demo(_db(settings))
+    map_id, password = seed_demo(writable_database(settings))
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
         click.echo(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a new one: "

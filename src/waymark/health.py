@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from litestar import Request, Response, get
 
 from waymark.web import Services
+
+if TYPE_CHECKING:  # (the dependency is resolved by name: dependencies.py)
+    from waymark.realtime.setup import Realtime
 
 
 @get("/healthz", tags=["ops"], include_in_schema=True)
@@ -27,12 +30,11 @@ async def _check(name: str, fn) -> dict[str, Any]:  # type: ignore[no-untyped-de
 
 
 @get("/readyz", tags=["ops"])
-async def readyz(request: Request) -> Response:
+async def readyz(request: Request, services: Services, realtime: Realtime) -> Response:
     """Readiness: database, object storage and cache reachable. 503 with detail when not."""
-    svc: Services = request.app.state.services
 
     async def database() -> None:
-        await to_thread.run_sync(svc.db.ping)
+        await to_thread.run_sync(services.db.ping)
 
     async def cache() -> None:
         store = request.app.stores.get("cache")
@@ -40,12 +42,13 @@ async def readyz(request: Request) -> Response:
         if await store.get("readyz") != b"1":
             raise RuntimeError("cache did not return what was written")
 
-    checks = [await _check("database", database), await _check("object_storage", svc.store.ping),
+    checks = [await _check("database", database),
+              await _check("object_storage", services.store.ping),
               await _check("cache", cache)]
     ready = all(c["ok"] for c in checks)
     # Redis is optional at run time: when it is down the app serves from its fallbacks, so
     # it makes the status "degraded" (still 200, keep routing traffic here), never not_ready.
-    redis = await request.app.state.realtime.check()
+    redis = await realtime.check()
     status = "ready" if redis["ok"] else "degraded"
     body = {"status": status if ready else "not_ready",
             "checks": {**{c.pop("name"): c for c in checks}, "redis": redis}}

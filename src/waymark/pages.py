@@ -61,15 +61,12 @@ def _session(request: Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _svc(request: Request) -> Services:
-    return request.app.state.services
-
-
-def _page(request: Request, actor: Actor, name: str, status: int = 200, **context: Any) -> Template:
-    settings = _svc(request).settings
+def _page(request: Request, services: Services, actor: Actor, name: str, status: int = 200,
+          **context: Any) -> Template:
+    settings = services.settings
     user = {"id": actor.user_id, "name": actor.display_name or actor.email,
             "is_admin": actor.is_admin} if actor.user_id is not None else None
-    read_only = _svc(request).read_only.current()  # banner; editing disabled
+    read_only = services.read_only.current()  # banner; editing disabled
     return Template(template_name=name, status_code=status, headers=NO_STORE, context={
         "user": user, "csrf": _session(request).get("csrf", "") if user else "",
         "read_only": read_only.message if read_only else "",
@@ -86,36 +83,35 @@ def basemaps_json(services: Services) -> str:
 
 @get("/", include_in_schema=False)
 @threaded
-def home(request: Request, actor: Actor) -> Template:
+def home(request: Request, services: Services, actor: Actor) -> Template:
     q = request.query_params.get("q", "")[:200]
-    svc = _svc(request)
-    with svc.db.read() as s:
-        maps = list_maps(s, Actor(), "public", q, trash_days=svc.settings.trash_days)
-    return _page(request, actor, "home.html", maps=maps, q=q)
+    with services.db.read() as s:
+        maps = list_maps(s, Actor(), "public", q, trash_days=services.settings.trash_days)
+    return _page(request, services, actor, "home.html", maps=maps, q=q)
 
 
 @get("/login", include_in_schema=False)
 @threaded
-def login_page(request: Request, actor: Actor) -> Template | Redirect:
+def login_page(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
-    return _page(request, actor, "auth.html", mode="login")
+    return _page(request, services, actor, "auth.html", mode="login")
 
 
 @get("/signup", include_in_schema=False)
 @threaded
-def signup_page(request: Request, actor: Actor) -> Template | Redirect:
+def signup_page(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
-    return _page(request, actor, "auth.html", mode="signup", min_password=MIN_LENGTH)
+    return _page(request, services, actor, "auth.html", mode="signup", min_password=MIN_LENGTH)
 
 
 @get("/logout", include_in_schema=False)
 @threaded
-def logout_page(request: Request, actor: Actor) -> Template | Redirect:
+def logout_page(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if not actor.is_authenticated:
         return Redirect("/")
-    return _page(request, actor, "logout.html")
+    return _page(request, services, actor, "logout.html")
 
 
 @post("/logout", include_in_schema=False, status_code=303)
@@ -132,41 +128,42 @@ async def logout(request: Request) -> Redirect:
 
 @get("/dashboard", include_in_schema=False)
 @threaded
-def dashboard(request: Request, actor: Actor) -> Template | Redirect:
+def dashboard(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if not actor.is_authenticated:
         return Redirect("/login?next=/dashboard")
-    svc = _svc(request)
-    with svc.db.read() as s:
-        lists = {scope: list_maps(s, actor, scope, limit=200, trash_days=svc.settings.trash_days)
+    with services.db.read() as s:
+        lists = {scope: list_maps(s, actor, scope, limit=200,
+                                  trash_days=services.settings.trash_days)
                  for scope in ("mine", "shared", "trash")}
-    return _page(request, actor, "dashboard.html", **lists)
+    return _page(request, services, actor, "dashboard.html", **lists)
 
 
-def _map_page(request: Request, actor: Actor, map_id: str, template: str) -> Template:
+def _map_page(request: Request, services: Services, actor: Actor, map_id: str,
+              template: str) -> Template:
     try:
-        with _svc(request).db.read() as s:
+        with services.db.read() as s:
             map_, role = load_map(s, map_id, actor)
             info = map_json(map_, role)
     except NotFound:
-        return _page(request, actor, "404.html", status=404, what="map")
-    svc = _svc(request)
+        return _page(request, services, actor, "404.html", status=404, what="map")
     can_edit = role in ("owner", "editor") and template == "map.html" \
-        and svc.read_only.current() is None
-    return _page(request, actor, template, map=info, role=role, can_edit=can_edit,
-                 basemaps=basemaps_json(svc), basemap=svc.presets.get(info["basemap"]).name,
-                 image_origins=jsonutil.dumps(image_origins(svc.presets)))
+        and services.read_only.current() is None
+    return _page(request, services, actor, template, map=info, role=role, can_edit=can_edit,
+                 basemaps=basemaps_json(services),
+                 basemap=services.presets.get(info["basemap"]).name,
+                 image_origins=jsonutil.dumps(image_origins(services.presets)))
 
 
 @get("/m/{map_id:str}", include_in_schema=False)
 @threaded
-def map_page(request: Request, actor: Actor, map_id: str) -> Template:
-    return _map_page(request, actor, map_id, "map.html")
+def map_page(request: Request, services: Services, actor: Actor, map_id: str) -> Template:
+    return _map_page(request, services, actor, map_id, "map.html")
 
 
 @get("/m/{map_id:str}/embed", include_in_schema=False)
 @threaded
-def embed_page(request: Request, actor: Actor, map_id: str) -> Template:
-    return _map_page(request, actor, map_id, "embed.html")
+def embed_page(request: Request, services: Services, actor: Actor, map_id: str) -> Template:
+    return _map_page(request, services, actor, map_id, "embed.html")
 
 
 render_page = _page  # for the pages of other packages (the admin page)

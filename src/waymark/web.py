@@ -5,44 +5,65 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import to_thread
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.exceptions import HTTPException
 from sqlalchemy import update
 
 from waymark.accounts.actor import CSRF_HEADER, Actor, resolve_actor
+from waymark.backends.memory import BytesLRU
+from waymark.backends.protocols import Cache, EditPublisher
 from waymark.db.engine import Database, WriteBusy
 from waymark.db.models import ApiToken, utcnow
 from waymark.errors import ApiError, Invalid, PreconditionFailed
 from waymark.settings import Settings
 from waymark.storage import ObjectStore
 
+if TYPE_CHECKING:  # (types only: these packages use this module's route helpers)
+    from huey import Huey
 
-@dataclass
+    from waymark.basemaps.presets import Presets
+    from waymark.geocode.service import Geocoding
+    from waymark.maintenance.mode import ReadOnlyMode
+    from waymark.maps.snapshots import Publisher
+
+
 class Services:
-    """What handlers need from the app, in one object on app.state."""
+    """What handlers need from the app, in one object: the `services` dependency
+    (dependencies.py). A plain class, not a dataclass: the framework checks a dependency
+    against its type with isinstance only, without resolving these annotations."""
 
-    settings: Settings
-    db: Database
-    store: ObjectStore
-    make_queue: Callable[[], Any]  # jobs.queue.make_huey for these settings
-    publisher: Any  # maps.snapshots.Publisher
-    snapshot_cache: Any  # ops.lru.BytesLRU
-    edits: Any = None  # realtime.channels.EditBus: publish(map_id, event) after commit
-    cache: Any = None  # ops.cache.TwoLevelCache: versioned response bytes (LRU, then Redis)
-    read_only: Any = None  # maintenance.mode.ReadOnlyMode: the switch every write path checks
-    presets: Any = None  # basemaps.presets.Presets
-    geocoder: Any = None  # geocode.service.Geocoder
+    def __init__(self, *, settings: Settings, db: Database, store: ObjectStore,
+                 make_queue: Callable[[], Huey], publisher: Publisher,
+                 snapshot_cache: BytesLRU, edits: EditPublisher, cache: Cache,
+                 read_only: ReadOnlyMode, presets: Presets, geocoder: Geocoding) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.make_queue = make_queue  # jobs.queue.make_huey for these settings
+        self.publisher = publisher
+        self.snapshot_cache = snapshot_cache  # the cache's process level (published reads)
+        self.edits = edits  # publish(map_id, event) after commit
+        self.cache = cache  # versioned response bytes (LRU, then Redis)
+        self.read_only = read_only  # the switch every write path checks
+        self.presets = presets
+        self.geocoder = geocoder
 
     @cached_property
-    def huey(self) -> Any:
+    def huey(self) -> Huey:
         """The job queue, made when first used (large imports): a worker that never enqueues
         never loads Huey (and the redis and psycopg packages it imports)."""
         return self.make_queue()
+
+
+def services_of(app: Litestar) -> Services:
+    """The app's services, for code that is not a handler (handlers take a `services`
+    parameter, dependencies.py): the actor dependency, ASGI layers, tests."""
+    services: Services = app.state.services
+    return services
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,7 +112,7 @@ async def provide_actor(request: Request) -> Actor:
     """Resolve who is calling. Anonymous requests (no token, no session) are answered at once;
     on SQLite the token or user lookup runs on the event loop too (Database.peek: one indexed
     read, no ORM, no thread hop); otherwise it reads the database in a worker thread."""
-    svc: Services = request.app.state.services
+    svc = services_of(request.app)
     authorization = request.headers.get("authorization")
     session_data = request.scope.get("session")  # set by the session middleware
     if not isinstance(session_data, dict):

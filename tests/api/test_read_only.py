@@ -144,6 +144,41 @@ def test_cli_import_refused_while_read_only(app, tmp_path) -> None:  # type: ign
     assert result.exit_code == 1 and "read-only" in result.output and MESSAGE in result.output
 
 
+@pytest.mark.parametrize("command", [
+    ["user", "create", "new@example.com", "--password", "correct horse battery staple"],
+    ["user", "disable", "keep@example.com"],
+    ["user", "set-admin", "keep@example.com"],
+    ["user", "reset-password", "keep@example.com"],
+    ["user", "delete", "keep@example.com", "--maps", "trash", "--yes"],
+    ["seed-demo", "--no-migrate"],
+], ids=lambda c: " ".join(c[:2]))
+def test_cli_writes_refused_while_read_only(app, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The command line obeys read-only mode as HTTP does: a copy of the database taken now
+    must not miss a change made by a command."""
+    from sqlalchemy import func, select
+
+    from waymark.db.models import Map, User
+
+    settings = app.state.services.settings
+    env = {"WAYMARK_DATABASE_URL": settings.resolved_database_url,
+           "WAYMARK_DATA_DIR": str(settings.data_dir)}
+    created = CliRunner().invoke(main, ["user", "create", "keep@example.com", "--password",
+                                        "correct horse battery staple"], env=env)
+    assert created.exit_code == 0, created.output
+    db = app.state.services.db
+    with db.read() as s:
+        before = s.execute(select(User.email, User.disabled_at, User.is_admin, User.password_hash)).all()
+        maps_before = s.scalar(select(func.count()).select_from(Map))
+    cli(app, "maintenance", "on", "--message", MESSAGE)
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 1, result.output
+    assert "read-only" in result.output and MESSAGE in result.output
+    assert "waymark maintenance off" in result.output
+    with db.read() as s:  # nothing changed
+        assert s.execute(select(User.email, User.disabled_at, User.is_admin, User.password_hash)).all() == before
+        assert s.scalar(select(func.count()).select_from(Map)) == maps_before
+
+
 @pytest.mark.parametrize("retry_after", ["0", "-5"])
 def test_retry_after_must_be_positive(app, retry_after: str) -> None:  # type: ignore[no-untyped-def]
     settings = app.state.services.settings

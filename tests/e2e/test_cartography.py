@@ -121,8 +121,7 @@ def _import(page: Page, map_id: str, csrf: str, path: Path, mime: str) -> dict:
 
 
 def test_choropleth_by_a_numeric_property_with_a_legend(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
-    # The issue names Natural Earth's admin-1 states and provinces; that file is not in the
-    # corpus, so the countries (admin-0, 177 polygons, POP_EST) stand in.
+    # Countries (admin-0, 177 polygons) by POP_EST, natural breaks, one country without a number.
     map_id, csrf = start(page)
     result = _import(page, map_id, csrf, GEO_DATA / "geojson/natural-earth/ne_110m_admin_0_countries.json",
                      "application/geo+json")
@@ -185,6 +184,55 @@ def test_choropleth_by_a_numeric_property_with_a_legend(page: Page, screenshot) 
     set_view(page, [25, 10], 2)
     page.wait_for_timeout(300)  # for the screenshot only
     screenshot(page, "choropleth-embed")
+
+
+def test_choropleth_of_admin1_states_by_latitude(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
+    # Natural Earth's admin-1 states and provinces at 1:110m (the 51 states of the USA), graduated
+    # by their numeric `latitude` in equal intervals: the classes follow the numbers.
+    map_id, csrf = start(page)
+    path = GEO_DATA / "geojson/natural-earth/ne_110m_admin_1_states_provinces.json"
+    result = _import(page, map_id, csrf, path, "application/geo+json")
+    assert result["layers"][0]["imported"] == 51
+    layer_id = result["layers"][0]["id"]
+    open_map(page, map_id)
+
+    item = layer_settings(page, layer_id)
+    rule = item.locator("fieldset.rule-style")
+    rule.get_by_label("Style by").select_option("graduated")
+    rule.get_by_label("Property").select_option("latitude")
+    rule.get_by_label("Classes by").select_option("equal")
+    rule.get_by_label("Number of classes").fill("4")
+    rule.get_by_label("Colour ramp").select_option("blues")
+    expect(rule.locator(".legend-preview li")).to_have_count(4)  # every state has a latitude
+    save_layer(page, item)
+    stored = page.request.get(f"/api/v1/maps/{map_id}/layers/{layer_id}").json()["style"]["rule"]
+    assert (stored["type"], stored["property"], stored["method"], stored["classes"]) == (
+        "graduated", "latitude", "equal", 4)
+
+    # equal intervals over 21.49..65.36 degrees (breaks 32.46, 43.43, 54.39): Hawaii, Florida,
+    # Louisiana and Texas in the lowest class, Alaska alone in the highest; light to dark
+    fills = page.evaluate("""(id) => {
+        const out = {};
+        window.waymark.layers.get(id).group.eachLayer((l) => { out[l.feature.properties.name] = l.options.fillColor; });
+        return out;
+    }""", layer_id)
+    assert len(fills) == 51
+    blues = ["#eff3ff", "#bdd7e7", "#6baed6", "#2171b5"]  # ColorBrewer Blues, 4 classes
+    assert {name for name, fill in fills.items() if fill == blues[0]} == {"Hawaii", "Florida", "Louisiana", "Texas"}
+    assert {name for name, fill in fills.items() if fill == blues[3]} == {"Alaska"}
+    assert fills["Kansas"] == blues[1] and fills["North Dakota"] == blues[2]
+
+    page.get_by_role("button", name="Settings").click()
+    page.get_by_label("Legend on the map page").check()
+    page.get_by_role("button", name="Save settings").click()
+    legend = page.get_by_role("region", name="Legend")
+    expect(legend).to_contain_text("latitude")
+    expect(legend.locator(".legend-layer li")).to_have_count(4)
+    counts = [int(c) for c in legend.locator(".legend-layer li .legend-count").all_inner_texts()]
+    assert counts == [4, 34, 12, 1]
+    set_view(page, [45, -110], 3)
+    page.wait_for_timeout(300)  # for the screenshot only
+    screenshot(page, "choropleth-admin1")
 
 
 def test_clusters_and_heatmap_of_42049_points(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]

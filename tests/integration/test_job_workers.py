@@ -26,6 +26,7 @@ from waymark.app import create_app
 from waymark.db.engine import Database
 from waymark.db.models import Change, Feature, Job, Layer, PeriodicRun
 from waymark.jobs.queue import Runtime, make_huey, set_runtime
+from waymark.observability.metrics_server import ScrapeCollector
 from waymark.storage.crypto import open_object_store
 from waymark.storage.keys_provider import LocalKeyFile
 
@@ -188,9 +189,14 @@ def test_the_job_queue_follows_the_sentinel_primary(tmp_path, pg_url) -> None:
 
     group = start_sentinel_group()
     try:
-        huey = make_huey(_node_settings(tmp_path, "w1", pg_url, group.url))
+        settings = _node_settings(tmp_path, "w1", pg_url, group.url)
+        huey = make_huey(settings)
         huey.enqueue(huey.import_task.s("job-a"))
+        # the serve process's queue-depth metric reads the same list through Sentinel
+        depth = ScrapeCollector(settings)
+        assert depth._queue_depth() == 1.0 == huey.pending_count()
         assert huey.dequeue().args == ("job-a",)
+        assert depth._queue_depth() == 0.0
         old = group.primary.port
         group.primary.kill()
         wait_for(lambda: group.current_primary_port() not in (None, old), 60,

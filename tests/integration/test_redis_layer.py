@@ -268,8 +268,8 @@ def test_reconnect_with_sequence_inside_and_outside_the_window(apps: list[AppPro
 
 def test_presence_is_shared_and_expires_on_its_own(apps: list[AppProcess],
                                                    redis_server: RedisServer) -> None:
-    from waymark.ops.redis import RedisHub
-    from waymark.realtime.presence import RedisPresence
+    from waymark.backends.redis.hub import RedisHub
+    from waymark.backends.redis.presence import RedisPresence
 
     a, b = apps
     alice, map_id, _ = setup_map(a)

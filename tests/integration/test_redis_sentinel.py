@@ -82,8 +82,8 @@ def test_edit_numbers_are_never_reused_after_a_failover(group: SentinelGroup) ->
     numbers sees a gap (and refetches) instead of dropping new events as already seen."""
     import asyncio
 
-    from waymark.ops.redis import RedisHub
-    from waymark.realtime.channels import FAILOVER_GAP, RedisChannels
+    from waymark.backends.redis.channels import FAILOVER_GAP, RedisChannels
+    from waymark.backends.redis.hub import RedisHub
 
     async def publish_and_read(event: dict) -> int:  # type: ignore[type-arg]
         hub = RedisHub(group.url)

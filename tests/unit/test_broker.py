@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from waymark.backends.fanout import Subscriber
 from waymark.ratelimit.limiter import RateLimiter, parse_rules
 from waymark.realtime.broker import Broker, BrokerClient, BrokerUnavailable
-from waymark.realtime.brokered import BrokerChannels, BrokerPresence
-from waymark.realtime.channels import Subscriber
+from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_rate_limit_counts_every_worker_exactly(broker: Broker, socket_path: Pat
     async def run() -> None:
         a, b = await _client(socket_path), await _client(socket_path)
         rules = parse_rules("login=5/minute")
-        limiters = [RateLimiter(rules, broker=a), RateLimiter(rules, broker=b)]
+        limiters = [RateLimiter(rules, BrokerCounters(a)), RateLimiter(rules, BrokerCounters(b))]
         decisions = [await limiters[i % 2].hit("login", "ip:1", now=1000.0) for i in range(7)]
         assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
         assert (await limiters[0].hit("login", "ip:1", now=1060.0)).allowed  # next window
@@ -122,7 +122,7 @@ def test_without_the_broker_each_worker_goes_on_alone_then_resyncs(socket_path: 
         first.start()
         client = await _client(socket_path)
         channels = BrokerChannels(client)
-        limiter = RateLimiter(parse_rules("login=1/minute"), broker=client)
+        limiter = RateLimiter(parse_rules("login=1/minute"), BrokerCounters(client))
         sub = Subscriber("m")
         await channels.subscribe(sub)
         await asyncio.to_thread(first.stop)

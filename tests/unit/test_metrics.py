@@ -196,7 +196,7 @@ def test_redis_failures_are_counted_by_error_type() -> None:
     import asyncio
 
     from tests.servers import LOOPBACK, free_port
-    from waymark.ops.redis import RedisHub, RedisUnavailable
+    from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 
     port = free_port()  # nothing listens there: a real connection refusal
 

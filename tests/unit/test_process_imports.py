@@ -12,7 +12,7 @@ from pathlib import Path
 
 # what the `serve` process itself imports: the CLI, the pre-start checks, the embedded
 # broker, the metrics listener and the logging set-up
-SERVE_MODULES = ["waymark.cli", "waymark.backup.supervise", "waymark.deploy.serve_lock",
+SERVE_MODULES = ["waymark.cli", "waymark.serve_command", "waymark.cli_support", "waymark.backup.supervise", "waymark.deploy.serve_lock",
                  "waymark.realtime.broker", "waymark.observability.metrics_server",
                  "waymark.observability.logging"]
 

@@ -10,8 +10,9 @@ from litestar.testing import TestClient
 
 from tests.conftest import make_settings
 from waymark.app import create_app
+from waymark.backends.redis.counters import RedisCounters
+from waymark.backends.redis.hub import RedisHub
 from waymark.observability.metrics import RATELIMIT_FAILOPEN
-from waymark.ops.redis import RedisHub
 from waymark.ratelimit.limiter import (
     RateLimiter,
     Rule,
@@ -77,7 +78,7 @@ def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -> None
     from tests.servers import free_port
 
     hub = RedisHub(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    limiter = RateLimiter({"login": Rule("login", 1, 60)}, hub)
+    limiter = RateLimiter({"login": Rule("login", 1, 60)}, RedisCounters(hub))
     before = RATELIMIT_FAILOPEN.labels(route_class="login")._value.get()
     with caplog.at_level(logging.WARNING, logger="waymark.ratelimit"):
         decisions = asyncio.run(_hits(limiter, 3))

@@ -13,11 +13,12 @@ import click
 from waymark.errors import ApiError
 
 
-def _context() -> tuple[Any, Any]:
-    from waymark.cli import _db, _settings
+def _context(*, writes: bool = False) -> tuple[Any, Any]:
+    """Settings and database; `writes`: refused while the service is read-only."""
+    from waymark.cli_support import database, settings_or_exit, writable_database
 
-    settings = _settings()
-    return settings, _db(settings)
+    settings = settings_or_exit()
+    return settings, (writable_database if writes else database)(settings)
 
 
 def _user_id(db: Any, who: str) -> int:
@@ -81,7 +82,7 @@ def _update(who: str, change: Callable[[Any, Any], Any]) -> str:
     """Apply `change(session, user)` to one account in a write transaction; its e-mail."""
     from waymark.admin.users import find_user
 
-    _, db = _context()
+    _, db = _context(writes=True)
     try:
         with db.write() as s:
             account = find_user(s, who)
@@ -132,7 +133,7 @@ def user_delete(user: str, maps: str | None, heir: str | None, yes: bool) -> Non
     from waymark.maps.retention import archiver
     from waymark.storage.crypto import open_object_store
 
-    settings, db = _context()
+    settings, db = _context(writes=True)
     try:
         with db.read() as s:
             account = find_user(s, user)
@@ -195,7 +196,7 @@ def user_reset_password(who: str, ask: bool, password_stdin: bool) -> None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:
         password = secrets.token_urlsafe(12)
-    _, db = _context()
+    _, db = _context(writes=True)
     try:
         with db.write() as s:
             found = find_user(s, who)

@@ -46,16 +46,15 @@ async def _start_session(request: Request, user: User) -> str:
 
 
 @post("/api/v1/auth/signup", status_code=201, tags=["auth"], before_request=_require_json)
-async def signup(request: Request, data: Any) -> dict[str, Any]:
+async def signup(request: Request, services: Services, data: Any) -> dict[str, Any]:
     """Create an account and log in."""
     _require_json(request)
     body = json_object(data)
-    svc: Services = request.app.state.services
-    if not svc.settings.allow_signup:
+    if not services.settings.allow_signup:
         raise Forbidden("sign-up is closed on this server", code="signup_closed")
 
     def work() -> User:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             return service.create_user(s, str(body.get("email", "")), str(body.get("password", "")),
                                        str(body.get("display_name", "")))
 
@@ -64,13 +63,12 @@ async def signup(request: Request, data: Any) -> dict[str, Any]:
 
 
 @post("/api/v1/auth/login", status_code=200, tags=["auth"], before_request=_require_json)
-async def login(request: Request, data: Any) -> dict[str, Any]:
+async def login(request: Request, services: Services, data: Any) -> dict[str, Any]:
     _require_json(request)
     body = json_object(data)
-    svc: Services = request.app.state.services
 
     def work() -> User:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             return service.authenticate(s, str(body.get("email", "")), str(body.get("password", "")))
 
     user = await to_thread.run_sync(work)
@@ -85,10 +83,9 @@ async def logout(request: Request, actor: Actor) -> None:
 
 @get("/api/v1/auth/me", tags=["auth"])
 @threaded
-def me(request: Request, actor: Actor) -> dict[str, Any]:
+def me(request: Request, services: Services, actor: Actor) -> dict[str, Any]:
     uid = actor.require_user()
-    svc: Services = request.app.state.services
-    with svc.db.read() as s:
+    with services.db.read() as s:
         user = s.get(User, uid)
     csrf = None
     if actor.via == "session":
@@ -97,16 +94,15 @@ def me(request: Request, actor: Actor) -> dict[str, Any]:
 
 
 @post("/api/v1/auth/password", status_code=204, tags=["auth"])
-async def change_password(request: Request, actor: Actor, data: Any) -> None:
+async def change_password(request: Request, services: Services, actor: Actor, data: Any) -> None:
     """Change the password; every other session of this user ends, this one is renewed."""
     uid = actor.require_write()
     if actor.via != "session":
         raise Forbidden("change the password from a logged-in session", code="session_required")
     body = json_object(data)
-    svc: Services = request.app.state.services
 
     def work() -> User:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             user = s.get(User, uid)
             service.change_password(s, user, str(body.get("current_password", "")),
                                     str(body.get("new_password", "")))
@@ -123,24 +119,22 @@ def token_json(token: Any) -> dict[str, Any]:
 
 @get("/api/v1/tokens", tags=["tokens"])
 @threaded
-def list_tokens(request: Request, actor: Actor) -> list[dict[str, Any]]:
+def list_tokens(services: Services, actor: Actor) -> list[dict[str, Any]]:
     uid = actor.require_user()
-    svc: Services = request.app.state.services
-    with svc.db.read() as s:
+    with services.db.read() as s:
         return [token_json(t) for t in service.list_tokens(s, s.get(User, uid))]
 
 
 @post("/api/v1/tokens", status_code=201, tags=["tokens"])
 @threaded
-def create_token(request: Request, actor: Actor, data: Any) -> dict[str, Any]:
+def create_token(services: Services, actor: Actor, data: Any) -> dict[str, Any]:
     """Create an API token. The token itself is in this response only; store it now."""
     uid = actor.require_write()
     if actor.via == "token":
         raise Forbidden("API tokens cannot create tokens; use a logged-in session",
                         code="session_required")
     body = json_object(data)
-    svc: Services = request.app.state.services
-    with svc.db.write() as s:
+    with services.db.write() as s:
         token, raw = service.create_token(s, s.get(User, uid), str(body.get("name", "")),
                                           str(body.get("scope", "read")))
         return {**token_json(token), "token": raw}
@@ -148,10 +142,9 @@ def create_token(request: Request, actor: Actor, data: Any) -> dict[str, Any]:
 
 @delete("/api/v1/tokens/{token_id:int}", status_code=204, tags=["tokens"])
 @threaded
-def revoke_token(request: Request, actor: Actor, token_id: int) -> None:
+def revoke_token(services: Services, actor: Actor, token_id: int) -> None:
     uid = actor.require_write()
-    svc: Services = request.app.state.services
-    with svc.db.write() as s:
+    with services.db.write() as s:
         service.revoke_token(s, s.get(User, uid), token_id)
 
 

@@ -23,9 +23,6 @@ from waymark.web import Services, int_query, threaded
 USERS = "/api/v1/admin/users"
 
 
-def _svc(request: Request) -> Services:
-    return request.app.state.services
-
 
 def _not_self(actor: Actor, user_id: int, what: str) -> None:
     if actor.user_id == user_id:
@@ -35,45 +32,44 @@ def _not_self(actor: Actor, user_id: int, what: str) -> None:
 
 @get(USERS, tags=["admin"])
 @threaded
-def list_users(request: Request, actor: Actor) -> list[dict[str, Any]]:
+def list_users(request: Request, services: Services, actor: Actor) -> list[dict[str, Any]]:
     """Accounts, searched by e-mail or name (`q`); administrators only."""
     admin.require_admin(actor)
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         return admin.list_users(s, request.query_params.get("q", "")[:200],
                                 int_query(request, "limit", 50), int_query(request, "offset", 0))
 
 
 @get(USERS + "/{user_id:int}", tags=["admin"])
 @threaded
-def show_user(request: Request, actor: Actor, user_id: int) -> dict[str, Any]:
+def show_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     admin.require_admin(actor)
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         return admin.user_json(s, admin.find_user(s, user_id))
 
 
 @post(USERS + "/{user_id:int}/disable", status_code=200, tags=["admin"])
 @threaded
-def disable_user(request: Request, actor: Actor, user_id: int) -> dict[str, Any]:
+def disable_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     """Disable: every session and API token of the account ends at once."""
     admin.require_admin(actor)
     _not_self(actor, user_id, "disable")
-    svc = _svc(request)
-    with svc.db.write() as s:
+    with services.db.write() as s:
         user = admin.find_user(s, user_id)
         map_pks = admin.disable_user(s, user)
         maps = list(s.scalars(select(Map.public_id).where(Map.id.in_(map_pks)))) if map_pks else []
         out = admin.user_json(s, user)
-    if svc.edits is not None:  # open websockets of the account re-check their access
+    if services.edits is not None:  # open websockets of the account re-check their access
         for public_id in maps:
-            svc.edits.publish(public_id, map_event("access.changed", actor, user_id=user_id))
+            services.edits.publish(public_id, map_event("access.changed", actor, user_id=user_id))
     return out
 
 
 @post(USERS + "/{user_id:int}/enable", status_code=200, tags=["admin"])
 @threaded
-def enable_user(request: Request, actor: Actor, user_id: int) -> dict[str, Any]:
+def enable_user(services: Services, actor: Actor, user_id: int) -> dict[str, Any]:
     admin.require_admin(actor)
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         user = admin.find_user(s, user_id)
         admin.enable_user(s, user)
         return admin.user_json(s, user)
@@ -81,30 +77,30 @@ def enable_user(request: Request, actor: Actor, user_id: int) -> dict[str, Any]:
 
 @delete(USERS + "/{user_id:int}", status_code=200, tags=["admin"])
 @threaded
-def delete_user(request: Request, actor: Actor, user_id: int) -> dict[str, Any]:
+def delete_user(request: Request, services: Services, actor: Actor,
+                user_id: int) -> dict[str, Any]:
     """Delete an account and its personal data. `maps=transfer&to=<e-mail>` or `maps=trash`
     says what happens to the maps it owns (422 naming the count when missing)."""
     from waymark.maps.retention import archiver
 
     admin.require_admin(actor)
     _not_self(actor, user_id, "delete")
-    svc = _svc(request)
-    return admin.delete_user(svc.db, user_id, request.query_params.get("maps"),
+    return admin.delete_user(services.db, user_id, request.query_params.get("maps"),
                              request.query_params.get("to"),
-                             archive_map=archiver(svc.settings, svc.db, svc.store))
+                             archive_map=archiver(services.settings, services.db, services.store))
 
 
 @get("/admin/users", include_in_schema=False)
 @threaded
-def admin_users_page(request: Request, actor: Actor) -> Template | Redirect:
+def admin_users_page(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if not actor.is_authenticated:
         return Redirect("/login?next=/admin/users")
     if not actor.is_admin:
-        return render_page(request, actor, "404.html", status=404, what="page")
+        return render_page(request, services, actor, "404.html", status=404, what="page")
     q = request.query_params.get("q", "")[:200]
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         users = admin.list_users(s, q, limit=200)
-    return render_page(request, actor, "admin_users.html", users=users, q=q)
+    return render_page(request, services, actor, "admin_users.html", users=users, q=q)
 
 
 ROUTES = [list_users, show_user, disable_user, enable_user, delete_user, admin_users_page]

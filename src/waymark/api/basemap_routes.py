@@ -21,12 +21,11 @@ CACHE = "public, max-age=3600"
 
 
 @get("/basemaps/{name:str}", include_in_schema=False)
-async def basemap_archive(request: Request, name: str) -> Response:
-    svc: Services = request.app.state.services
-    preset = next((b for b in svc.presets.items if f"{b.name}.pmtiles" == name), None)
+async def basemap_archive(request: Request, services: Services, name: str) -> Response:
+    preset = next((b for b in services.presets.items if f"{b.name}.pmtiles" == name), None)
     if preset is None or preset.object_key is None:
         raise NotFound("no such basemap archive")
-    store = raw_store(svc.store)
+    store = raw_store(services.store)
     try:
         info = await store.head(preset.object_key)
     except ObjectNotFound:

@@ -25,25 +25,24 @@ def _query(request: Request) -> str:
 
 
 @get("/api/v1/geocode", tags=["search"])
-async def geocode(request: Request) -> dict[str, Any]:
+async def geocode(request: Request, services: Services) -> dict[str, Any]:
     """Places matching `q` ({"results": [{name, label, lat, lon, kind, bbox, source}]}),
     best first; `limit` up to 10. The offline gazetteer by default (WAYMARK_GEOCODER)."""
     q = _query(request)
     limit = min(max(int_query(request, "limit", 5), 1), MAX_RESULTS)
-    svc: Services = request.app.state.services
-    places = await svc.geocoder.search(q, limit)
-    return {"query": q, "provider": svc.geocoder.provider.name, "results": [p.json() for p in places]}
+    places = await services.geocoder.search(q, limit)
+    return {"query": q, "provider": services.geocoder.provider.name,
+            "results": [p.json() for p in places]}
 
 
 @get("/api/v1/maps/{map_id:str}/search", tags=["search"])
 @threaded
-def search_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
+def search_map(request: Request, services: Services, actor: Actor, map_id: str) -> dict[str, Any]:
     """The map's features whose name or text properties contain `q` (all layers the caller
     may see): {"results": [{id, layer_id, layer_name, name, match: {field, text}, bbox}]}."""
     q = _query(request)
     limit = min(max(int_query(request, "limit", 20), 1), 100)
-    svc: Services = request.app.state.services
-    with svc.db.read() as s:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         return {"query": q, "results": search_features(s, map_, q, limit)}
 

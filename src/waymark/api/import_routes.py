@@ -11,7 +11,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 
 from waymark.accounts.actor import Actor
-from waymark.api.routes import LAYER, MAP, _publish, _svc
+from waymark.api.routes import LAYER, MAP, _publish
 from waymark.db.models import Job, Layer, Upload
 from waymark.errors import Invalid, NotFound
 from waymark.formats import FormatError, ReadOptions, check_head, detect_format, read
@@ -80,8 +80,8 @@ def _detect(request: Request, filename: str, data: bytes) -> str:
         raise format_error(exc) from None
 
 
-async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | None) -> Response:
-    svc: Services = _svc(request)
+async def _import(request: Request, services: Services, actor: Actor, map_id: str,
+                  layer_id: str | None) -> Response:
     data, filename = await read_upload(request)
     fmt = _detect(request, filename, data)
     skip_invalid = request.query_params.get("skip_invalid", "").lower() in ("1", "true", "yes")
@@ -89,7 +89,7 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     options = read_options(request)
 
     def check_access() -> tuple[int, int | None, str, int]:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             map_, _ = load_map(s, map_id, actor, "edit")
             layer = layer_ops.get_layer(s, map_, layer_id) if layer_id else None
             return map_.id, layer.id if layer else None, map_.public_id, actor.require_write()
@@ -97,7 +97,7 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     map_pk, layer_pk, map_public, uid = await to_thread.run_sync(check_access)
     upload_id = new_uuid()
     key = upload_key(map_public, upload_id, filename)
-    as_job = len(data) > svc.settings.import_job_bytes
+    as_job = len(data) > services.settings.import_job_bytes
 
     try:  # parse before anything is written: bad input changes nothing
         if as_job:  # a big file: its head at least, so header problems never wait in the queue
@@ -107,10 +107,10 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
                 lambda: read(data, fmt, skip_invalid=skip_invalid, options=options))
     except FormatError as exc:
         raise format_error(exc) from None
-    await svc.store.put(key, data)
+    await services.store.put(key, data)
 
     def record() -> tuple[int, str | None]:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             upload = Upload(public_id=upload_id, map_id=map_pk, user_id=uid, filename=filename[:255],
                             format=fmt, size=len(data), object_key=key)
             s.add(upload)
@@ -126,7 +126,7 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     upload_pk, job_id = await to_thread.run_sync(record)
     if job_id:
         try:
-            await to_thread.run_sync(enqueue_import, svc.huey, job_id)
+            await to_thread.run_sync(enqueue_import, services.huey, job_id)
         except Exception as exc:  # noqa: BLE001 - the job is recorded: a worker finds it
             log.warning("import job %s not queued (%s): a worker picks it up once it is "
                         "WAYMARK_JOB_STALE_SECONDS old", job_id, str(exc)[:200])
@@ -134,9 +134,9 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
                         headers={"Location": f"/api/v1/jobs/{job_id}"})
 
     def work() -> dict[str, Any]:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             layer = s.get(Layer, layer_pk) if layer_pk else None
-        summary = import_result(svc.db, map_pk, result, uid, layer=layer,
+        summary = import_result(services.db, map_pk, result, uid, layer=layer,
                                 default_name=layer_name or filename,
                                 info={"upload": upload_id, "filename": filename})
         return summary.as_dict()
@@ -144,12 +144,12 @@ async def _import(request: Request, actor: Actor, map_id: str, layer_id: str | N
     try:
         out = await to_thread.run_sync(work)
     except BaseException:  # e.g. an invalid layer name, the layer deleted meanwhile
-        await to_thread.run_sync(lambda: _forget_upload(svc, upload_pk))
-        await svc.store.delete(key)
+        await to_thread.run_sync(lambda: _forget_upload(services, upload_pk))
+        await services.store.delete(key)
         raise
     out["upload"] = upload_id
     out["format"] = fmt
-    _publish(request, map_id, layer_event("layer.reload", layer_id, actor) if layer_id
+    _publish(services, map_id, layer_event("layer.reload", layer_id, actor) if layer_id
              else map_event("map.reload", actor))
     return Response(out, status_code=201)
 
@@ -163,32 +163,34 @@ def _forget_upload(svc: Services, upload_pk: int) -> None:
 
 
 @post(LAYER + "/import", tags=["import"])
-async def import_into_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
+async def import_into_layer(request: Request, services: Services, actor: Actor, map_id: str,
+                            layer_id: str) -> Response:
     """Add the features of an uploaded file (GeoJSON, CSV, GPX, KML/KMZ) to this layer.
 
     Multipart field "file" or the raw body (?filename= or ?format=). Small files are imported
     at once (201 with a summary); large ones become a job (202, poll /api/v1/jobs/{id}).
     """
-    return await _import(request, actor, map_id, layer_id)
+    return await _import(request, services, actor, map_id, layer_id)
 
 
 @post(MAP + "/import", tags=["import"])
-async def import_into_map(request: Request, actor: Actor, map_id: str) -> Response:
+async def import_into_map(request: Request, services: Services, actor: Actor,
+                          map_id: str) -> Response:
     """Import a file as new layer(s) of the map (one per source layer)."""
-    return await _import(request, actor, map_id, None)
+    return await _import(request, services, actor, map_id, None)
 
 
 @post(MAP + "/import/preview", status_code=200, tags=["import"])
-async def import_preview(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
+async def import_preview(request: Request, services: Services, actor: Actor,
+                         map_id: str) -> dict[str, Any]:
     """What the importer needs to ask before importing: a CSV's first rows and the columns
     detection found (or why it found none), a GeoPackage's tables. Nothing is stored."""
-    svc: Services = _svc(request)
     data, filename = await read_upload(request)
     fmt = _detect(request, filename, data)
     options = read_options(request)
 
     def check() -> None:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             load_map(s, map_id, actor, "edit")
         actor.require_write()
 
@@ -210,10 +212,10 @@ async def import_preview(request: Request, actor: Actor, map_id: str) -> dict[st
 
 @get("/api/v1/jobs/{job_id:str}", tags=["import"])
 @threaded
-def get_job(request: Request, actor: Actor, job_id: str) -> dict[str, Any]:
+def get_job(services: Services, actor: Actor, job_id: str) -> dict[str, Any]:
     """Status of an import job: queued, running (progress/total), done (result) or failed (error)."""
     uid = actor.require_user()
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         job = s.query(Job).filter_by(public_id=job_id).one_or_none()
         if job is None or job.user_id != uid:
             raise NotFound("job not found")

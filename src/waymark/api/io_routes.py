@@ -18,7 +18,7 @@ from waymark.api.published_reads import (
     resolve_snapshot,
     snapshot_reply,
 )
-from waymark.api.routes import LAYER, MAP, _svc
+from waymark.api.routes import LAYER, MAP
 from waymark.db.models import Map
 from waymark.errors import Invalid, NotFound
 from waymark.formats import ParsedFeature
@@ -41,12 +41,13 @@ def _download(actor: Actor, data: bytes, content_type: str, filename: str) -> Re
 
 @get(LAYER + "/export", tags=["export"])
 @threaded
-def export_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
+def export_layer(request: Request, services: Services, actor: Actor, map_id: str,
+                 layer_id: str) -> Response:
     """Download the layer as ?format=geojson (default), csv, gpx, kml, kmz, shapefile (zip),
     gpkg or fgb; ?crs=EPSG:<code> reprojects Shapefile, GeoPackage, FlatGeobuf and CSV."""
     fmt = exports.check_format(request.query_params.get("format", "geojson"))
     crs = request.query_params.get("crs") or None
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
         return _download(actor, *exports.export_layers(s, [layer], fmt,
@@ -55,12 +56,12 @@ def export_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> 
 
 @get(MAP + "/export", tags=["export"])
 @threaded
-def export_map(request: Request, actor: Actor, map_id: str) -> Response:
+def export_map(request: Request, services: Services, actor: Actor, map_id: str) -> Response:
     """Download all layers as ?format=geojson|csv|gpx|kml|kmz|shapefile|gpkg|fgb (?crs= as
     for a layer), or the whole map as format=bundle."""
     fmt = request.query_params.get("format", "bundle")
     crs = request.query_params.get("crs") or None
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         if fmt == "bundle":
             return _download(actor, jsonutil.dumpb(exports.make_bundle(s, map_)),
@@ -71,10 +72,9 @@ def export_map(request: Request, actor: Actor, map_id: str) -> Response:
 
 
 @post("/api/v1/maps/import-bundle", tags=["import"])
-async def import_bundle(request: Request, actor: Actor) -> Response:
+async def import_bundle(request: Request, services: Services, actor: Actor) -> Response:
     """Create a new map from a bundle made by the map export (format=bundle)."""
     uid = actor.require_write()
-    svc = _svc(request)
     data, _ = await read_upload(request)
     bundle = exports.parse_bundle(data)
     groups = []
@@ -98,13 +98,13 @@ async def import_bundle(request: Request, actor: Actor) -> Response:
                         if layer.get(k) is not None}, features))
 
     def work() -> dict[str, Any]:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             map_ = exports.create_map_from_bundle(s, uid, bundle)
             map_pk, public = map_.id, map_.public_id
         try:
-            summary = import_groups(svc.db, map_pk, groups, uid, info={"source": "bundle"})
+            summary = import_groups(services.db, map_pk, groups, uid, info={"source": "bundle"})
         except BaseException:
-            with svc.db.write() as s:
+            with services.db.write() as s:
                 s.delete(s.get(Map, map_pk))
             raise
         return {"id": public, "url": f"/m/{public}", "imported": summary.imported,
@@ -141,38 +141,39 @@ async def _snapshot_bytes(svc: Services, sha: str, object_key: str, public: bool
 
 
 @get(LAYER + "/data", tags=["layers"])
-async def layer_data(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
+async def layer_data(request: Request, services: Services, actor: Actor, map_id: str,
+                     layer_id: str) -> Response:
     """The current layer as GeoJSON; revalidate with the ETag. Publishes if out of date.
 
     Access and the current version come from the database on every request; the bytes of
     that version come from the cache (keyed by their SHA-256) when present.
     """
-    svc = _svc(request)
-    found = None if actor.is_authenticated else resolve_data(svc.db, map_id, layer_id)
+    found = None if actor.is_authenticated else resolve_data(services.db, map_id, layer_id)
     if found is not None:
-        published_gz = await _snapshot_bytes(svc, found.sha, found.object_key, found.public)
-        return _serve_snapshot(request, svc, published_gz, found.sha, "private, no-cache", actor)
+        published_gz = await _snapshot_bytes(services, found.sha, found.object_key, found.public)
+        return _serve_snapshot(request, services, published_gz, found.sha, "private, no-cache",
+                               actor)
 
     def lookup() -> tuple[int, bool, str | None]:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             map_, _ = load_map(s, map_id, actor)
             layer = layer_ops.get_layer(s, map_, layer_id)
             current = layer.snapshot_sha if layer.snapshot_version == layer.version else None
             return layer.id, is_public(map_.visibility), current
 
     layer_pk, public, sha = await to_thread.run_sync(lookup)
-    gz: bytes | None = await svc.cache.get(sha) if sha else None
+    gz: bytes | None = await services.cache.get(sha) if sha else None
     if gz is None or sha is None:
         def load() -> tuple[str, bytes]:
-            published = publish(svc.db, svc.store, layer_pk)
+            published = publish(services.db, services.store, layer_pk)
             if published is None:
                 raise NotFound("layer not found")
-            return published[0], svc.store.get_sync(snapshot_key(published[0]))
+            return published[0], services.store.get_sync(snapshot_key(published[0]))
 
         new_sha, new_gz = await to_thread.run_sync(load)
-        await _cache_put(svc, new_sha, new_gz, public)
-        return _serve_snapshot(request, svc, new_gz, new_sha, "private, no-cache", actor)
-    return _serve_snapshot(request, svc, gz, sha, "private, no-cache", actor)
+        await _cache_put(services, new_sha, new_gz, public)
+        return _serve_snapshot(request, services, new_gz, new_sha, "private, no-cache", actor)
+    return _serve_snapshot(request, services, gz, sha, "private, no-cache", actor)
 
 
 async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
@@ -184,18 +185,17 @@ async def _cache_put(svc: Services, sha: str, gz: bytes, public: bool) -> None:
 
 
 @get(LAYER + "/snapshots/{sha:str}", tags=["layers"])
-async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: str,
-                         sha: str) -> Response:
+async def layer_snapshot(request: Request, services: Services, actor: Actor, map_id: str,
+                         layer_id: str, sha: str) -> Response:
     """An immutable published version (`snapshot_url` of a layer): its bytes never change;
     shared caches revalidate it after WAYMARK_SHARED_CACHE_SECONDS (access may change)."""
     sha = sha.removesuffix(".geojson")
-    svc = _svc(request)
-    found = None if actor.is_authenticated else resolve_snapshot(svc.db, map_id, layer_id, sha)
+    found = None if actor.is_authenticated else resolve_snapshot(services.db, map_id, layer_id, sha)
     if found is not None:
         object_key, public = found.object_key, found.public
     else:
         def lookup() -> tuple[str, bool]:
-            with svc.db.read() as s:
+            with services.db.read() as s:
                 map_, _ = load_map(s, map_id, actor)
                 layer = layer_ops.get_layer(s, map_, layer_id)
                 snap = snapshot_for(s, layer, sha)
@@ -204,9 +204,9 @@ async def layer_snapshot(request: Request, actor: Actor, map_id: str, layer_id: 
                 return snap.object_key, is_public(map_.visibility)
 
         object_key, public = await to_thread.run_sync(lookup)
-    gz = await _snapshot_bytes(svc, sha, object_key, public)
-    return _serve_snapshot(request, svc, gz, sha,
-                           public_cache_control(svc.settings.shared_cache_seconds) if public
+    gz = await _snapshot_bytes(services, sha, object_key, public)
+    return _serve_snapshot(request, services, gz, sha,
+                           public_cache_control(services.settings.shared_cache_seconds) if public
                            else PRIVATE_IMMUTABLE, actor)
 
 

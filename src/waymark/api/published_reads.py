@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from waymark.backends.memory import BytesLRU
 from waymark.maps.access import OPEN_CORS, anyone_may_view, is_public
-from waymark.ops.lru import BytesLRU
 from waymark.ratelimit.limiter import RateLimiter, client_ip, send_limited
 from waymark.security.headers import SecurityHeadersMiddleware
 from waymark.storage.keys import snapshot_key

@@ -23,14 +23,11 @@ from waymark.accounts.service import normalise_email
 from waymark.api.account_routes import _require_json
 from waymark.errors import ApiError
 from waymark.pages import render_page
+from waymark.ratelimit.limiter import RateLimiter
 from waymark.web import Services, json_object, threaded
 
 SENT = ("If an account uses this address, a link to choose a new password is on its way. "
         "Check your mail (and the spam folder); the link works once, for {minutes} minutes.")
-
-
-def _svc(request: Request) -> Services:
-    return request.app.state.services
 
 
 def _mail_configured(svc: Services) -> None:
@@ -41,28 +38,25 @@ def _mail_configured(svc: Services) -> None:
 
 @post("/api/v1/auth/password-reset", status_code=202, tags=["auth"],
       before_request=_require_json)
-async def request_reset(request: Request, data: Any) -> dict[str, Any]:
+async def request_reset(services: Services, limiter: RateLimiter, data: Any) -> dict[str, Any]:
     """Mail a single-use link to choose a new password (same answer for any address)."""
-    svc = _svc(request)
-    _mail_configured(svc)
+    _mail_configured(services)
     email = normalise_email(str(json_object(data).get("email", "")))
-    limiter = request.app.state.realtime.limiter
     address = "a:" + hashlib.sha256(email.encode()).hexdigest()[:32]
     decision = await limiter.hit("reset_address", address)
     if decision is None or decision.allowed:
-        await to_thread.run_sync(svc.huey.password_reset_mail_task, email)
-    return {"message": SENT.format(minutes=svc.settings.password_reset_minutes)}
+        await to_thread.run_sync(services.huey.password_reset_mail_task, email)
+    return {"message": SENT.format(minutes=services.settings.password_reset_minutes)}
 
 
 @post("/api/v1/auth/password-reset/confirm", status_code=204, tags=["auth"],
       before_request=_require_json)
-async def confirm_reset(request: Request, data: Any) -> None:
+async def confirm_reset(request: Request, services: Services, data: Any) -> None:
     """Set a new password with the token from the mailed link; every session ends."""
     body = json_object(data)
-    svc = _svc(request)
 
     def work() -> None:
-        with svc.db.write() as s:
+        with services.db.write() as s:
             reset_password(s, str(body.get("token", "")), str(body.get("password", "")))
 
     await to_thread.run_sync(work)
@@ -71,17 +65,17 @@ async def confirm_reset(request: Request, data: Any) -> None:
 
 @get("/forgot-password", include_in_schema=False)
 @threaded
-def forgot_page(request: Request, actor: Actor) -> Template | Redirect:
+def forgot_page(request: Request, services: Services, actor: Actor) -> Template | Redirect:
     if actor.is_authenticated:
         return Redirect("/dashboard")
-    return render_page(request, actor, "password_reset.html", mode="forgot",
-                       mail=bool(_svc(request).settings.smtp_url))
+    return render_page(request, services, actor, "password_reset.html", mode="forgot",
+                       mail=bool(services.settings.smtp_url))
 
 
 @get("/reset-password", include_in_schema=False)
 @threaded
-def reset_page(request: Request, actor: Actor) -> Template:
-    return render_page(request, actor, "password_reset.html", mode="reset", mail=True)
+def reset_page(request: Request, services: Services, actor: Actor) -> Template:
+    return render_page(request, services, actor, "password_reset.html", mode="reset", mail=True)
 
 
 ROUTES = [request_reset, confirm_reset, forgot_page, reset_page]

@@ -23,39 +23,33 @@ MAP = "/api/v1/maps/{map_id:str}"
 LAYER = MAP + "/layers/{layer_id:str}"
 
 
-def _svc(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+def _schedule(services: Services, layer_id: int) -> None:
+    services.publisher.schedule(layer_id)
 
 
-def _schedule(request: Request, layer_id: int) -> None:
-    _svc(request).publisher.schedule(layer_id)
-
-
-def _publish(request: Request, map_id: str, event: dict[str, Any]) -> None:
+def _publish(services: Services, map_id: str, event: dict[str, Any]) -> None:
     """Broadcast a committed change to the map's live clients (never blocks, never fails)."""
-    edits = _svc(request).edits
+    edits = services.edits
     if edits is not None:
         edits.publish(map_id, event)
 
 
 @get("/api/v1/maps", tags=["maps"])
 @threaded
-def list_maps(request: Request, actor: Actor) -> list[dict[str, Any]]:
+def list_maps(request: Request, services: Services, actor: Actor) -> list[dict[str, Any]]:
     """Maps by scope: public (default for anonymous), mine, shared, trash; q searches titles."""
     scope = request.query_params.get("scope") or ("mine" if actor.is_authenticated else "public")
-    svc = _svc(request)
-    with svc.db.read() as s:
+    with services.db.read() as s:
         return service.list_maps(s, actor, scope, request.query_params.get("q", "")[:200],
                                  int_query(request, "limit", 50), int_query(request, "offset", 0),
-                                 trash_days=svc.settings.trash_days)
+                                 trash_days=services.settings.trash_days)
 
 
 @post("/api/v1/maps", status_code=201, tags=["maps"])
 @threaded
-def create_map(request: Request, actor: Actor, data: Any) -> Response:
+def create_map(services: Services, actor: Actor, data: Any) -> Response:
     uid = actor.require_write()
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_ = service.create_map(s, uid, json_object(data))
         body = {**map_json(map_, "owner"),
                 "layers": [layer_json(layer, map_.public_id) for layer in layer_ops.list_layers(s, map_)]}
@@ -63,30 +57,29 @@ def create_map(request: Request, actor: Actor, data: Any) -> Response:
 
 
 @get(MAP, tags=["maps"])
-async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
+async def get_map(services: Services, actor: Actor, map_id: str) -> Response:
     """The map with its layers; `role` is the caller's role (null for visitors).
 
     Public maps seen by visitors are cached under the map's version (read from the database
     on every request), so the next read after an edit already gets the new version.
     """
-    svc = _svc(request)
     key = None
-    if not actor.is_authenticated and svc.cache is not None:
+    if not actor.is_authenticated and services.cache is not None:
         def version() -> Row[Any] | None:
-            with svc.db.read() as s:
+            with services.db.read() as s:
                 return s.execute(select(Map.version, Map.visibility, Map.deleted_at)
                                  .where(Map.public_id == map_id)).first()
 
         row = await to_thread.run_sync(version)
         if row is not None and is_public(row[1]) and row[2] is None:
             key = f"map:{map_id}:v{row[0]}"
-            cached = await svc.cache.get(key)
+            cached = await services.cache.get(key)
             if cached is not None:
                 return Response(cached, media_type="application/json",
                                 headers=cors_headers(actor))
 
     def load() -> dict[str, Any]:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             map_, role = load_map(s, map_id, actor, include_deleted=True)
             return {**map_json(map_, role), "layers": [layer_json(layer, map_.public_id)
                                                        for layer in layer_ops.list_layers(s, map_)]}
@@ -96,36 +89,36 @@ async def get_map(request: Request, actor: Actor, map_id: str) -> Response:
     if key and body["role"] is None and is_public(body["visibility"]) \
             and key == f"map:{map_id}:v{body['version']}" \
             and all(layer["snapshot_url"] for layer in body["layers"]):
-        await svc.cache.put(key, jsonutil.dumpb(body))
+        await services.cache.put(key, jsonutil.dumpb(body))
     return Response(body, headers=cors_headers(actor))
 
 
 @patch(MAP, tags=["maps"])
 @threaded
-def update_map(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+def update_map(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
     """Editors change title, description, view and basemap; only the owner changes visibility."""
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_, role = load_map(s, map_id, actor, "edit", for_update=True)
         service.update_map(s, map_, role, actor.require_write(), json_object(data))
         out = map_json(map_, role)
-    _publish(request, map_id, map_event("map.update", actor, data=out))
+    _publish(services, map_id, map_event("map.update", actor, data=out))
     return out
 
 
 @delete(MAP, status_code=204, tags=["maps"])
 @threaded
-def trash_map(request: Request, actor: Actor, map_id: str) -> None:
+def trash_map(services: Services, actor: Actor, map_id: str) -> None:
     """Move the map to the trash; the owner can restore it for 30 days."""
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own", for_update=True)
         service.trash_map(s, map_, actor.require_write())
-    _publish(request, map_id, map_event("map.delete", actor))
+    _publish(services, map_id, map_event("map.delete", actor))
 
 
 @post(MAP + "/restore", status_code=200, tags=["maps"])
 @threaded
-def restore_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
-    with _svc(request).db.write() as s:
+def restore_map(services: Services, actor: Actor, map_id: str) -> dict[str, Any]:
+    with services.db.write() as s:
         map_, role = load_map(s, map_id, actor, "own", include_deleted=True, for_update=True)
         service.restore_map(s, map_, actor.require_write())
         return map_json(map_, role)
@@ -134,9 +127,9 @@ def restore_map(request: Request, actor: Actor, map_id: str) -> dict[str, Any]:
 # ---- members ---------------------------------------------------------------------------
 @get(MAP + "/members", tags=["members"])
 @threaded
-def list_members(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+def list_members(services: Services, actor: Actor, map_id: str) -> list[dict[str, Any]]:
     """Members are visible to members only (their e-mails are personal data)."""
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         map_, role = load_map(s, map_id, actor)
         if role is None:
             actor.require_user()
@@ -146,44 +139,44 @@ def list_members(request: Request, actor: Actor, map_id: str) -> list[dict[str, 
 
 @post(MAP + "/members", status_code=201, tags=["members"])
 @threaded
-def add_member(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+def add_member(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
     body = json_object(data)
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
         member = service.add_member(s, map_, actor.require_write(), str(body.get("email", "")),
                                     body.get("role"))
         out = member_json(member)
-    _publish(request, map_id, map_event("access.changed", actor, user_id=out["user_id"]))
+    _publish(services, map_id, map_event("access.changed", actor, user_id=out["user_id"]))
     return out
 
 
 @patch(MAP + "/members/{user_id:int}", tags=["members"])
 @threaded
-def change_member(request: Request, actor: Actor, map_id: str, user_id: int,
+def change_member(services: Services, actor: Actor, map_id: str, user_id: int,
                   data: Any) -> dict[str, Any]:
     body = json_object(data)
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
         out = member_json(service.change_member(s, map_, actor.require_write(), user_id,
                                                 body.get("role")))
-    _publish(request, map_id, map_event("access.changed", actor, user_id=user_id))
+    _publish(services, map_id, map_event("access.changed", actor, user_id=user_id))
     return out
 
 
 @delete(MAP + "/members/{user_id:int}", status_code=204, tags=["members"])
 @threaded
-def remove_member(request: Request, actor: Actor, map_id: str, user_id: int) -> None:
-    with _svc(request).db.write() as s:
+def remove_member(services: Services, actor: Actor, map_id: str, user_id: int) -> None:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "own")
         service.remove_member(s, map_, actor.require_write(), user_id)
-    _publish(request, map_id, map_event("access.changed", actor, user_id=user_id))
+    _publish(services, map_id, map_event("access.changed", actor, user_id=user_id))
 
 
 # ---- layers ----------------------------------------------------------------------------
 @get(MAP + "/layers", tags=["layers"])
 @threaded
-def list_layers(request: Request, actor: Actor, map_id: str) -> Response:
-    with _svc(request).db.read() as s:
+def list_layers(services: Services, actor: Actor, map_id: str) -> Response:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         return Response([layer_json(layer, map_.public_id)
                          for layer in layer_ops.list_layers(s, map_)], headers=cors_headers(actor))
@@ -191,21 +184,21 @@ def list_layers(request: Request, actor: Actor, map_id: str) -> Response:
 
 @post(MAP + "/layers", status_code=201, tags=["layers"])
 @threaded
-def create_layer(request: Request, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
-    with _svc(request).db.write() as s:
+def create_layer(services: Services, actor: Actor, map_id: str, data: Any) -> dict[str, Any]:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit", for_update=True)
         layer = layer_ops.create_layer(s, map_, actor.require_write(), json_object(data))
         s.flush()
         out = layer_json(layer, map_.public_id)
-    _schedule(request, layer.id)
-    _publish(request, map_id, layer_event("layer.create", out["id"], actor, layer=out))
+    _schedule(services, layer.id)
+    _publish(services, map_id, layer_event("layer.create", out["id"], actor, layer=out))
     return out
 
 
 @get(LAYER, tags=["layers"])
 @threaded
-def get_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Response:
-    with _svc(request).db.read() as s:
+def get_layer(services: Services, actor: Actor, map_id: str, layer_id: str) -> Response:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         layer = layer_ops.get_layer(s, map_, layer_id)
         return Response(layer_json(layer, map_.public_id),
@@ -214,34 +207,36 @@ def get_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> Res
 
 @patch(LAYER, tags=["layers"])
 @threaded
-def update_layer(request: Request, actor: Actor, map_id: str, layer_id: str, data: Any) -> Response:
+def update_layer(request: Request, services: Services, actor: Actor, map_id: str, layer_id: str,
+                 data: Any) -> Response:
     """Rename, restyle, show/hide or move a layer. If-Match: the layer version (optional)."""
     body = json_object(data)
     expected = if_match_version(request, None)
-    with _svc(request).db.write() as s:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit")
         layer = layer_ops.get_layer(s, map_, layer_id)
         layer = layer_ops.update_layer(s, map_, layer, actor.require_write(), body, expected)
         out = layer_json(layer, map_.public_id)
-    _schedule(request, layer.id)
-    _publish(request, map_id, layer_event("layer.update", out["id"], actor, layer=out))
+    _schedule(services, layer.id)
+    _publish(services, map_id, layer_event("layer.update", out["id"], actor, layer=out))
     return Response(out, headers={"ETag": f'"{out["version"]}"'})
 
 
 @delete(LAYER, status_code=204, tags=["layers"])
 @threaded
-def delete_layer(request: Request, actor: Actor, map_id: str, layer_id: str) -> None:
-    with _svc(request).db.write() as s:
+def delete_layer(services: Services, actor: Actor, map_id: str, layer_id: str) -> None:
+    with services.db.write() as s:
         map_, _ = load_map(s, map_id, actor, "edit")
         layer_ops.delete_layer(s, map_, layer_ops.get_layer(s, map_, layer_id), actor.require_write())
-    _publish(request, map_id, layer_event("layer.delete", layer_id, actor))
+    _publish(services, map_id, layer_event("layer.delete", layer_id, actor))
 
 
 @get(MAP + "/history", tags=["history"])
 @threaded
-def map_history(request: Request, actor: Actor, map_id: str) -> list[dict[str, Any]]:
+def map_history(request: Request, services: Services, actor: Actor,
+                map_id: str) -> list[dict[str, Any]]:
     """Recent changes to the map and all its layers, newest first (`before` pages back)."""
-    with _svc(request).db.read() as s:
+    with services.db.read() as s:
         map_, _ = load_map(s, map_id, actor)
         return layer_ops.history(s, map_, None, limit=int_query(request, "limit", 50),
                                  before_id=int_query(request, "before", 0) or None)

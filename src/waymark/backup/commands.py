@@ -13,7 +13,7 @@ from waymark.backup.litestream import BackupError
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from waymark.cli import _settings as load
+    from waymark.cli_support import settings_or_exit as load
 
     return load()
 

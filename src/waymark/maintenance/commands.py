@@ -9,10 +9,9 @@ import click
 
 
 def _db():  # type: ignore[no-untyped-def]
-    from waymark.cli import _db as database
-    from waymark.cli import _settings
+    from waymark.cli_support import database, settings_or_exit
 
-    return database(_settings())
+    return database(settings_or_exit())
 
 
 @click.group()
@@ -68,7 +67,7 @@ def mode_status(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def run_cmd(only: tuple[str, ...], as_json: bool) -> None:
     """Run the routine maintenance jobs now and report what each did; exit 1 if one failed."""
-    from waymark.cli import _settings
+    from waymark.cli_support import settings_or_exit as _settings
     from waymark.maintenance.jobs import run_jobs
     from waymark.storage.crypto import open_object_store
 

@@ -116,7 +116,7 @@ REDIS_ERRORS = Counter(
     "waymark_redis_errors_total",
     "Redis commands that failed because Redis could not serve them, by error type "
     "(TimeoutError, ConnectionError, ...); the app falls back or retries, so a rate above "
-    "zero means degraded. Recorded by RedisHub.run (ops/redis.py).",
+    "zero means degraded. Recorded by RedisHub.run (backends/redis/hub.py).",
     ["error"],
 )
 

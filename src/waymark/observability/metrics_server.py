@@ -90,8 +90,13 @@ class ScrapeCollector(Collector):
         if self._redis is None:
             import redis
 
-            self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2,
-                                               socket_connect_timeout=2)
+            from waymark.ops.redis import sync_sentinel_pool
+
+            if self.settings.redis_target.is_sentinel:  # the primary Sentinel names, as the queue
+                self._redis = redis.Redis(connection_pool=sync_sentinel_pool(self.settings.redis_url))
+            else:
+                self._redis = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2,
+                                                   socket_connect_timeout=2)
         return float(self._redis.llen(REDIS_QUEUE_KEY))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -1,1 +1,1 @@
-"""Redis, caching and sessions (moving to backends/)."""
+"""WAYMARK_REDIS_URL parsing and the Redis clients (the backends are in backends/)."""

@@ -31,11 +31,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from waymark.backends.redis.hub import RedisUnavailable
 from waymark.errors import error_body, send_error
 from waymark.observability.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
-from waymark.ops.redis import RedisHub, RedisUnavailable
 from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's interface
     CLASSES,
     DEFAULT_LIMITS,
@@ -44,7 +44,10 @@ from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's inte
     parse_networks,
     parse_rules,
 )
-from waymark.realtime.broker import BrokerClient, BrokerUnavailable
+from waymark.realtime.broker import BrokerUnavailable
+
+if TYPE_CHECKING:
+    from waymark.backends.protocols import Counters
 
 log = logging.getLogger("waymark.ratelimit")
 
@@ -72,14 +75,13 @@ class Decision:
 
 
 class RateLimiter:
-    """Exact in-process counters alone; leased slices of shared counters with Redis (`hub`) or
-    the embedded broker of several workers without Redis (`broker`)."""
+    """Exact in-process counters alone; leased slices of `shared` counters with Redis or the
+    embedded broker of several workers without Redis (backends/redis/counters.py,
+    realtime/brokered.py)."""
 
-    def __init__(self, rules: dict[str, Rule], hub: RedisHub | None = None,
-                 broker: BrokerClient | None = None) -> None:
+    def __init__(self, rules: dict[str, Rule], shared: Counters | None = None) -> None:
         self.rules = rules
-        self.hub = hub
-        self.broker = broker
+        self.shared = shared
         self._lock = threading.Lock()
         self._local: dict[str, list[int]] = {}  # key -> [count] (no Redis) or [end, left]
         self._last_failopen_log = 0.0
@@ -93,7 +95,7 @@ class RateLimiter:
         window_id = int(now // rule.window)
         reset = max(1, math.ceil((window_id + 1) * rule.window - now))
         key = f"{cls}:{ident}:{window_id}"
-        if self.hub is None and self.broker is None:
+        if self.shared is None:
             with self._lock:
                 self._prune(window_id)
                 entry = self._local.setdefault(key, [0, window_id])
@@ -116,7 +118,7 @@ class RateLimiter:
                 return lease[0] - lease[1]
         size = rule.slice
         try:
-            end = await self._take(key, size, rule.window + 5)
+            end = await self.shared.take(key, size, rule.window + 5)  # type: ignore[union-attr]
         except (RedisUnavailable, BrokerUnavailable) as exc:
             self._fail_open(rule.name, exc)
             return None
@@ -124,20 +126,6 @@ class RateLimiter:
             self._prune(window_id)
             self._local[key] = [end, size - 1, window_id]
         return end - size + 1
-
-    async def _take(self, key: str, size: int, ttl: int) -> int:
-        """Add ``size`` to the shared counter ``key`` (expiring after ``ttl``); its new value."""
-        if self.broker is not None:
-            return int(await self.broker.request("incr", key=key, amount=size, ttl=ttl))
-        redis_key = self.hub.key("rl", key)  # type: ignore[union-attr]
-
-        async def run(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            pipe.incrby(redis_key, size)
-            pipe.expire(redis_key, ttl, nx=True)
-            return await pipe.execute()
-
-        return int((await self.hub.run(run))[0])  # type: ignore[union-attr]
 
     def _prune(self, window_id: int) -> None:
         if len(self._local) < 20_000:

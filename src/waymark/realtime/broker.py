@@ -12,7 +12,7 @@ keeps in memory what the workers must agree on:
 Frames are JSON lines. A request ``{"id", "op", ...}`` is answered ``{"id", "ok"}`` or
 ``{"id", "error"}``; a message for subscribers is pushed as ``[map_id, seq | null, text]``.
 The backends that use it (realtime/brokered.py, ratelimit/limiter.py) have the interface of their
-memory and Redis twins. This module must stay light: the serve process imports it, not the app.
+memory and Redis twins (backends/protocols.py). This module must stay light: the serve process imports it, not the app.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from waymark import jsonutil
+from waymark.backends.memory import MemoryCounters
 
 log = logging.getLogger("waymark.broker")
 LINE_LIMIT = 128 * 1024 * 1024  # one frame: an edit event can carry a large geometry
@@ -53,7 +54,7 @@ class _State:
         self.log: dict[str, deque[tuple[int, str]]] = {}
         self.subscribers: dict[str, set[asyncio.StreamWriter]] = {}
         self.presence: dict[str, dict[str, tuple[float, Any]]] = {}
-        self.counters: dict[str, tuple[int, float]] = {}
+        self.counters = MemoryCounters()
 
     def push(self, map_id: str, seq: int | None, text: str) -> None:
         frame = jsonutil.dumpb([map_id, seq, text]) + b"\n"
@@ -89,18 +90,10 @@ class _State:
         return [entry for _, entry in entries.values()]
 
     def incr(self, key: str, amount: int, ttl: float) -> int:
-        now = time.time()
-        value, expires = self.counters.get(key, (0, 0.0))
-        if expires <= now:
-            value, expires = 0, now + ttl
-        value += amount
-        self.counters[key] = (value, expires)
-        return value
+        return self.counters.incr(key, amount, ttl)
 
     def sweep(self) -> None:
-        now = time.time()
-        for key in [k for k, (_, expires) in self.counters.items() if expires <= now]:
-            del self.counters[key]
+        self.counters.sweep()
         for map_id in list(self.presence):
             self.presence_list(map_id)
             if not self.presence[map_id]:

@@ -1,6 +1,6 @@
 """Channels and presence shared by the app workers of one `waymark serve` through the
-embedded broker (realtime/broker.py): the interface of `LocalChannels`/`RedisChannels` and
-`LocalPresence`/`RedisPresence`, for several workers without Redis.
+embedded broker (realtime/broker.py): the `Channels`, `Presence` and `Counters` protocols
+(backends/protocols.py), for several workers without Redis.
 
 While the broker is unreachable (the serve process is stopping or gone) each worker goes on
 alone, as with Redis down: edits reach this process's clients unnumbered, presence lists this
@@ -13,9 +13,9 @@ import contextlib
 from typing import Any
 
 from waymark import jsonutil
+from waymark.backends.fanout import Fanout, Subscriber, edit_message, replay_window
+from waymark.backends.memory import LocalPresence, summarize
 from waymark.realtime.broker import BrokerClient, BrokerUnavailable
-from waymark.realtime.channels import Fanout, Subscriber, _window, edit_message
-from waymark.realtime.presence import LocalPresence, summarize
 
 
 class BrokerChannels:
@@ -56,7 +56,7 @@ class BrokerChannels:
     async def history(self, map_id: str, since: int) -> tuple[list[tuple[int, str]] | None, int]:
         found = await self.broker.request("history", map=map_id, since=min(since, 1 << 53))
         entries = [(seq, text) for seq, text in found["entries"]]
-        return _window(entries, since, found["current"]), found["current"]
+        return replay_window(entries, since, found["current"]), found["current"]
 
     async def subscribe(self, sub: Subscriber) -> None:
         if self.fanout.add(sub):
@@ -105,3 +105,13 @@ class BrokerPresence:
             return summarize(await self.broker.request("presence.list", map=map_id))
         except BrokerUnavailable:
             return await self.fallback.list(map_id)
+
+
+class BrokerCounters:
+    """The rate limiter's shared counters, kept by the broker (BrokerUnavailable when away)."""
+
+    def __init__(self, broker: BrokerClient) -> None:
+        self.broker = broker
+
+    async def take(self, key: str, amount: int, ttl: int) -> int:
+        return int(await self.broker.request("incr", key=key, amount=amount, ttl=ttl))

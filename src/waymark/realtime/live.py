@@ -22,19 +22,23 @@ import math
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
-from litestar import Request, Response, get, post
+from litestar import Response, get, post
 from sqlalchemy import insert
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 from waymark.db.models import LivePosition
 from waymark.errors import Invalid
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import load_map
-from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.web import Services
+
+if TYPE_CHECKING:  # setup.py imports this module (the dependency is resolved by name)
+    from waymark.realtime.setup import Realtime
 
 log = logging.getLogger("waymark.live")
 LIVE = "/api/v1/maps/{map_id:str}/live/{layer_id:str}"
@@ -221,39 +225,37 @@ class HistoryWriter:
 
 
 @post(LIVE + "/positions", status_code=202, tags=["live"])
-async def post_positions(request: Request, actor: Actor, map_id: str, layer_id: str,
-                         data: Any) -> Response:
+async def post_positions(services: Services, realtime: Realtime, actor: Actor, map_id: str,
+                         layer_id: str, data: Any) -> Response:
     """Report device positions (an API token with write scope, editor of the map)."""
     positions = parse_positions(data)
-    svc = request.app.state.services
-    rt = request.app.state.realtime
 
     def check() -> int:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             map_, _ = load_map(s, map_id, actor, "edit")
             return layer_ops.get_layer(s, map_, layer_id).id
 
     layer_pk = await to_thread.run_sync(check)
-    await rt.live.add(layer_pk, positions)
-    rt.history.add(layer_pk, positions)
-    await rt.channels.broadcast(map_id, {"type": "live", "layer": layer_id,
-                                         "positions": positions})
+    await realtime.live.add(layer_pk, positions)
+    realtime.history.add(layer_pk, positions)
+    await realtime.channels.broadcast(map_id, {"type": "live", "layer": layer_id,
+                                               "positions": positions})
     return Response({"accepted": len(positions)}, status_code=202)
 
 
 @get(LIVE, tags=["live"])
-async def get_live(request: Request, actor: Actor, map_id: str, layer_id: str) -> dict[str, Any]:
+async def get_live(services: Services, realtime: Realtime, actor: Actor, map_id: str,
+                   layer_id: str) -> dict[str, Any]:
     """Current device positions with their recent tracks."""
-    svc = request.app.state.services
 
     def check() -> int:
-        with svc.db.read() as s:
+        with services.db.read() as s:
             map_, _ = load_map(s, map_id, actor)
             return layer_ops.get_layer(s, map_, layer_id).id
 
     layer_pk = await to_thread.run_sync(check)
     return {"layer": layer_id,
-            "devices": await request.app.state.realtime.live.current(layer_pk)}
+            "devices": await realtime.live.current(layer_pk)}
 
 
 ROUTES = [post_positions, get_live]

@@ -11,37 +11,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.middleware import DefineMiddleware
 
 from waymark import jsonutil
+from waymark.backends.memory import BytesLRU, LocalChannels, LocalPresence, MemoryCache
+from waymark.backends.protocols import Cache, Channels, Counters, Presence, SessionStore
+from waymark.backends.redis.cache import TwoLevelCache
+from waymark.backends.redis.channels import RedisChannels
+from waymark.backends.redis.counters import RedisCounters
+from waymark.backends.redis.hub import RedisHub
+from waymark.backends.redis.presence import RedisPresence
 from waymark.observability.metrics import REDIS_CONFIGURED, REDIS_UP
-from waymark.ops.cache import TwoLevelCache
-from waymark.ops.lru import BytesLRU
-from waymark.ops.redis import RedisHub
 from waymark.ratelimit.limiter import RateLimiter, RateLimitMiddleware
 from waymark.realtime.broker import BrokerClient
-from waymark.realtime.brokered import BrokerChannels, BrokerPresence
-from waymark.realtime.channels import EditBus, LocalChannels, RedisChannels
+from waymark.realtime.brokered import BrokerChannels, BrokerCounters, BrokerPresence
+from waymark.realtime.edits import EditBus
 from waymark.realtime.live import ROUTES as LIVE_ROUTES
 from waymark.realtime.live import HistoryWriter, LiveStore
-from waymark.realtime.presence import LocalPresence, RedisPresence
 from waymark.realtime.ws import map_socket
+
+if TYPE_CHECKING:
+    from waymark.db.engine import Database
+    from waymark.settings import Settings
 
 log = logging.getLogger("waymark.realtime")
 
 
 class Realtime:
-    def __init__(self, settings: Any, db: Any) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.hub = RedisHub(settings.redis_url) if settings.redis_url else None
         hub = self.hub
         socket = settings.broker_socket  # several workers of one `serve`, no Redis
         self.broker = BrokerClient(socket) if socket is not None else None
+        self.channels: Channels
+        self.presence: Presence
         if hub is not None:
-            self.channels: Any = RedisChannels(hub, settings.realtime_window)
-            self.presence: Any = RedisPresence(hub, settings.presence_ttl_seconds)
+            self.channels = RedisChannels(hub, settings.realtime_window)
+            self.presence = RedisPresence(hub, settings.presence_ttl_seconds)
             hub.on_degrade(lambda: REDIS_UP.set(0))
             hub.on_recover(self._recovered)
         elif self.broker is not None:
@@ -53,9 +62,12 @@ class Realtime:
         self.edits = EditBus(self.channels)
         self.live = LiveStore(hub, settings.live_ttl_seconds, settings.live_track_points)
         self.history = HistoryWriter(db, settings.live_flush_seconds)
-        self.limiter = RateLimiter(settings.rate_limit_rules, hub, self.broker)
-        self.cache = TwoLevelCache(BytesLRU(settings.snapshot_cache_items), hub,
-                                   ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
+        shared: Counters | None = RedisCounters(hub) if hub is not None else \
+            BrokerCounters(self.broker) if self.broker is not None else None
+        self.limiter = RateLimiter(settings.rate_limit_rules, shared)
+        lru = BytesLRU(settings.snapshot_cache_items)
+        self.cache: Cache = MemoryCache(lru, enabled=settings.api_cache) if hub is None else \
+            TwoLevelCache(lru, hub, ttl=settings.cache_ttl_seconds, enabled=settings.api_cache)
         self.connections: dict[str, Any] = {}
         self.routes = [map_socket, *LIVE_ROUTES]
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,11 +75,11 @@ class Realtime:
         self._last_presence: dict[str, str] = {}
 
     # ---- app wiring -------------------------------------------------------------------------
-    def stores(self) -> dict[str, Any]:
+    def stores(self) -> dict[str, SessionStore]:
         """Stores that replace the embedded ones when Redis is configured."""
         if self.hub is None:
             return {}
-        from waymark.ops.session_store import ResilientStore
+        from waymark.backends.redis.sessions import ResilientStore
 
         return {"sessions": ResilientStore(self.hub)}
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from anyio import to_thread
@@ -37,16 +37,20 @@ from litestar.exceptions import WebSocketDisconnect
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor, resolve_actor
+from waymark.backends.fanout import Subscriber
+from waymark.backends.redis.hub import RedisUnavailable
 from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.errors import ApiError, Forbidden, Invalid, ws_api_error, ws_error
 from waymark.maps.access import load_map
 from waymark.maps.editing import parse_version
 from waymark.maps.feature_write import FeatureEdit, apply_feature_edit
 from waymark.observability.metrics import WS_CONNECTIONS, WS_MESSAGES
-from waymark.ops.redis import RedisUnavailable
 from waymark.realtime.broker import BrokerUnavailable
-from waymark.realtime.channels import Subscriber
 from waymark.realtime.shutdown import OPEN, RESTART_CODE, RESTART_REASON
+from waymark.web import Services
+
+if TYPE_CHECKING:  # setup.py imports this module (the dependency is resolved by name)
+    from waymark.realtime.setup import Realtime
 
 log = logging.getLogger("waymark.realtime")
 WS_PATH = "/api/v1/maps/{map_id:str}/ws"
@@ -72,12 +76,13 @@ def same_origin(socket: WebSocket, public_url: str) -> bool:
 
 
 class Connection:
-    def __init__(self, socket: WebSocket, map_id: str) -> None:
+    def __init__(self, socket: WebSocket, map_id: str, services: Services,
+                 realtime: Realtime) -> None:
         self.socket = socket
         self.map_id = map_id
         self.app = socket.app
-        self.svc = socket.app.state.services
-        self.rt = socket.app.state.realtime
+        self.svc = services
+        self.rt = realtime
         self.id = uuid.uuid4().hex[:16]
         self.authorization: str | None = None
         self.session_data: dict | None = None
@@ -251,9 +256,10 @@ class Connection:
 
 
 @websocket(WS_PATH, name="map_socket")
-async def map_socket(socket: WebSocket, map_id: str) -> None:
+async def map_socket(socket: WebSocket, services: Services, realtime: Realtime,
+                     map_id: str) -> None:
     """Live edits, presence and live positions of one map (see the module docstring)."""
-    conn = Connection(socket, map_id)
+    conn = Connection(socket, map_id, services, realtime)
     await socket.accept()
     with OPEN.track() as restart:  # set when this process stops: close with 1012
         if restart.is_set():

@@ -1,4 +1,5 @@
-"""The "sessions" store with WAYMARK_REDIS_URL: Redis, degrading to this process's memory.
+"""The "sessions" store with WAYMARK_REDIS_URL (the `SessionStore` protocol): Redis,
+degrading to this process's memory.
 
 See docs/decisions/0007-redis-degradation.md. While Redis is unavailable:
 - reads and writes go to a per-process MemoryStore, so a single process keeps working. Every
@@ -17,7 +18,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
-from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 
 LOCAL_COPY_SECONDS = 300
 

@@ -1,12 +1,9 @@
-"""Per-map channels: numbered edit events, a bounded replay window, and local fan-out.
+"""Per-map channels on Redis (the `Channels` protocol, backends/protocols.py): numbered
+edit events, a bounded replay window, and fan-out to this process's subscribers.
 
-Two backends with one interface:
-
-- `LocalChannels` (no WAYMARK_REDIS_URL): sequence counter, replay window (a deque) and
-  fan-out all inside this process. One process works fully on it.
-- `RedisChannels`: one Lua call per event does INCR (the per-map sequence), XADD with an
-  exact MAXLEN (the replay window, stream ids are ``<seq>-1``) and PUBLISH. Every process
-  holds one pub/sub connection, subscribed to the maps its websocket clients watch.
+One Lua call per event does INCR (the per-map sequence), XADD with an exact MAXLEN (the
+replay window, stream ids are ``<seq>-1``) and PUBLISH. Every process holds one pub/sub
+connection, subscribed to the maps its websocket clients watch.
 
 Edit events carry ``seq``; ephemeral messages (presence, live positions, status) do not.
 While Redis is degraded an edit is still delivered to this process's own clients (with
@@ -25,17 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from waymark import jsonutil
-from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.backends.fanout import Fanout, Subscriber, edit_message, replay_window
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 
 log = logging.getLogger("waymark.realtime")
-
-QUEUE_LIMIT = 2000  # messages waiting for one slow websocket client before it must resync
 
 # After a fail-over the promoted replica may lack the last numbers the old primary handed
 # out (replication is asynchronous): reusing them would make clients that saw the old
@@ -64,143 +57,6 @@ redis.call('PUBLISH', KEYS[3], msg)
 return seq
 """
 
-
-def edit_message(seq: int | None, event: dict[str, Any]) -> str:
-    body = jsonutil.dumps(event)
-    return '{"type":"edit","seq":' + ("null" if seq is None else str(seq)) + "," + body[1:]
-
-
-class Subscriber:
-    """One websocket connection's inbox: thread-safe, bounded, remembers the last seq sent."""
-
-    def __init__(self, map_id: str) -> None:
-        self.map_id = map_id
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue()
-        self.overflowed = False
-        self.filter: Callable[[str], bool] | None = None  # e.g. drop messages after access loss
-        # the last numbered event this client was sent (None: unknown, accept what comes next);
-        # kept up to date by the websocket writer, read when catching up after a reconnect
-        self.last_seq: int | None = None
-
-    def deliver(self, seq: int | None, text: str) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self._put(seq, text)
-        else:
-            self.loop.call_soon_threadsafe(self._put, seq, text)
-
-    def _put(self, seq: int | None, text: str) -> None:
-        if self.queue.qsize() >= QUEUE_LIMIT:
-            self.overflowed = True
-            return
-        self.queue.put_nowait((seq, text))
-
-
-class Fanout:
-    """map id -> the subscribers in this process."""
-
-    def __init__(self) -> None:
-        self._subs: dict[str, set[Subscriber]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, sub: Subscriber) -> bool:
-        with self._lock:
-            group = self._subs.setdefault(sub.map_id, set())
-            group.add(sub)
-            return len(group) == 1
-
-    def remove(self, sub: Subscriber) -> bool:
-        with self._lock:
-            group = self._subs.get(sub.map_id)
-            if not group:
-                return False
-            group.discard(sub)
-            if not group:
-                del self._subs[sub.map_id]
-                return True
-            return False
-
-    def send(self, map_id: str, seq: int | None, text: str) -> None:
-        with self._lock:
-            group = list(self._subs.get(map_id, ()))
-        for sub in group:
-            sub.deliver(seq, text)
-
-    def send_all(self, text: str) -> None:
-        for map_id in self.maps():
-            self.send(map_id, None, text)
-
-    def members(self, map_id: str) -> list[Subscriber]:
-        with self._lock:
-            return list(self._subs.get(map_id, ()))
-
-    def maps(self) -> list[str]:
-        with self._lock:
-            return list(self._subs)
-
-    def count(self) -> int:
-        with self._lock:
-            return sum(len(g) for g in self._subs.values())
-
-
-class LocalChannels:
-    """In-process backend: exact and complete for one process."""
-
-    backend = "memory"
-
-    def __init__(self, window: int = 1000) -> None:
-        self.window = window
-        self.fanout = Fanout()
-        self._seq: dict[str, int] = {}
-        self._log: dict[str, deque[tuple[int, str]]] = {}
-        self._lock = threading.Lock()
-        self.degraded = False
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        for map_id, event in items:
-            with self._lock:
-                seq = self._seq.get(map_id, 0) + 1
-                self._seq[map_id] = seq
-                text = edit_message(seq, event)
-                self._log.setdefault(map_id, deque(maxlen=self.window)).append((seq, text))
-            self.fanout.send(map_id, seq, text)
-
-    async def broadcast(self, map_id: str, message: dict[str, Any]) -> None:
-        self.fanout.send(map_id, None, jsonutil.dumps(message))
-
-    async def history(self, map_id: str, since: int) -> tuple[list[tuple[int, str]] | None, int]:
-        """Events after `since`, or None when some of them left the window."""
-        with self._lock:
-            current = self._seq.get(map_id, 0)
-            entries = list(self._log.get(map_id, ()))
-        return _window(entries, since, current), current
-
-    async def subscribe(self, sub: Subscriber) -> None:
-        self.fanout.add(sub)
-
-    async def unsubscribe(self, sub: Subscriber) -> None:
-        self.fanout.remove(sub)
-
-
-def _window(entries: list[tuple[int, str]], since: int, current: int) -> list[tuple[int, str]] | None:
-    if since > current:
-        return None  # the counter was reset (Redis lost its data): the client must reload
-    if since == current:
-        return []
-    missed = [(seq, text) for seq, text in entries if seq > since]
-    if not missed or missed[0][0] != since + 1:
-        return None
-    return missed
 
 
 class RedisChannels:
@@ -295,7 +151,7 @@ class RedisChannels:
         raw_seq, rows = await self.hub.run(run)
         current = int(raw_seq or 0)
         entries = [(int(entry_id.split(b"-")[0]), fields[b"m"].decode()) for entry_id, fields in rows]
-        return _window(entries, since, current), current
+        return replay_window(entries, since, current), current
 
     # ---- subscriptions ----------------------------------------------------------------
     async def subscribe(self, sub: Subscriber) -> None:
@@ -409,54 +265,3 @@ class RedisChannels:
                 continue
             for seq, text in missed:
                 self.fanout.send(map_id, seq, text)
-
-
-class EditBus:
-    """What domain routes call after commit: ``publish(map_id, event)``; never blocks.
-
-    Events go through one queue per process, drained by one task, so they reach the
-    channel backend (and get their sequence numbers) in commit order.
-    """
-
-    def __init__(self, channels: LocalChannels | RedisChannels) -> None:
-        self.channels = channels
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is not None and self._loop is not None and not self._loop.is_closed() \
-                and self._loop.is_running():
-            return
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
-        self._task = self._loop.create_task(self._drain())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    def publish(self, map_id: str, event: dict[str, Any]) -> None:
-        loop, queue = self._loop, self._queue
-        if loop is None or queue is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            queue.put_nowait((map_id, event))
-        else:
-            loop.call_soon_threadsafe(queue.put_nowait, (map_id, event))
-
-    async def _drain(self) -> None:
-        assert self._queue is not None
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < 100:
-                batch.append(self._queue.get_nowait())
-            try:
-                await self.channels.publish_many(batch)
-            except Exception:
-                log.exception("publishing %d edit events failed", len(batch))

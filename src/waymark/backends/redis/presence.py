@@ -9,12 +9,12 @@ a hash of entries per map; the embedded backend keeps the same in a dict.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from typing import Any
 
 from waymark import jsonutil
-from waymark.ops.redis import RedisHub, RedisUnavailable
+from waymark.backends.memory import LocalPresence, summarize
+from waymark.backends.redis.hub import RedisHub, RedisUnavailable
 
 # KEYS: zset, hash; ARGV: now -> list of entry JSON (expired entries removed first)
 _LIST_LUA = """
@@ -27,50 +27,6 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[2], unpack(ids))
 """
-
-
-def summarize(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """One row per signed-in user (editing wins over viewing) plus a count of anonymous viewers."""
-    users: dict[int, dict[str, Any]] = {}
-    anonymous = 0
-    for e in entries:
-        uid = e.get("user_id")
-        if uid is None:
-            anonymous += 1
-            continue
-        row = users.get(uid)
-        if row is None or (e.get("state") == "editing" and row["state"] != "editing"):
-            users[uid] = {"id": uid, "name": e.get("name") or "", "role": e.get("role"),
-                          "state": e.get("state", "viewing")}
-    return {"type": "presence", "users": sorted(users.values(), key=lambda u: u["name"]),
-            "anonymous": anonymous}
-
-
-class LocalPresence:
-    def __init__(self, ttl: float = 30.0) -> None:
-        self.ttl = ttl
-        self._data: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
-        self._lock = threading.Lock()
-
-    async def touch(self, map_id: str, conn_id: str, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self._data.setdefault(map_id, {})[conn_id] = (time.time() + self.ttl, entry)
-
-    async def touch_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
-        for map_id, conn_id, entry in items:
-            await self.touch(map_id, conn_id, entry)
-
-    async def leave(self, map_id: str, conn_id: str) -> None:
-        with self._lock:
-            self._data.get(map_id, {}).pop(conn_id, None)
-
-    async def list(self, map_id: str) -> dict[str, Any]:
-        now = time.time()
-        with self._lock:
-            entries = self._data.get(map_id, {})
-            for cid in [c for c, (deadline, _) in entries.items() if deadline <= now]:
-                del entries[cid]
-            return summarize([e for _, e in entries.values()])
 
 
 class RedisPresence:

@@ -1,0 +1,1 @@
+"""The Redis backends (WAYMARK_REDIS_URL), all through one `RedisHub`."""
