@@ -16,26 +16,26 @@ from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 
 from waymark import __version__
-from waymark.accounts.admin_routes import ROUTES as ADMIN_ROUTES
-from waymark.accounts.reset_routes import ROUTES as RESET_ROUTES
-from waymark.accounts.routes import ROUTES as ACCOUNT_ROUTES
 from waymark.accounts.sessions import COOKIE, SessionConfig
+from waymark.api.account_routes import ROUTES as ACCOUNT_ROUTES
+from waymark.api.admin_routes import ROUTES as ADMIN_ROUTES
+from waymark.api.basemap_routes import ROUTES as BASEMAP_ROUTES
+from waymark.api.feature_routes import ROUTES as FEATURE_ROUTES
+from waymark.api.geocode_routes import ROUTES as GEOCODE_ROUTES
+from waymark.api.io_routes import ROUTES as IO_ROUTES
+from waymark.api.published_reads import PublishedReads
+from waymark.api.reset_routes import ROUTES as RESET_ROUTES
+from waymark.api.routes import ROUTES as MAP_ROUTES
 from waymark.apidocs import api_docs
-from waymark.basemaps.routes import ROUTES as BASEMAP_ROUTES
 from waymark.db.engine import Database
 from waymark.db.errors import database_unavailable, database_unavailable_error
 from waymark.dependencies import ServicesPlugin
 from waymark.errors import ApiError, internal_error_body
-from waymark.geocode.routes import ROUTES as GEOCODE_ROUTES
 from waymark.geocode.service import make_geocoding
 from waymark.health import healthz, readyz
 from waymark.http_head import HeadAsGet
 from waymark.jobs.queue import Runtime, make_huey
 from waymark.maintenance.mode import ReadOnlyGuard, ReadOnlyMode
-from waymark.maps.feature_routes import ROUTES as FEATURE_ROUTES
-from waymark.maps.io_routes import ROUTES as IO_ROUTES
-from waymark.maps.published_reads import PublishedReads
-from waymark.maps.routes import ROUTES as MAP_ROUTES
 from waymark.maps.snapshots import Publisher
 from waymark.observability import wiring as observability
 from waymark.openapi import document_error_format, document_layer_style

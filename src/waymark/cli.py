@@ -164,7 +164,7 @@ def user_create(email: str, name: str, password: str | None, password_stdin: boo
         raise click.ClickException(exc.message) from None
 
 
-from waymark.accounts.commands import USER_COMMANDS
+from waymark.admin.commands import USER_COMMANDS
 
 for _command in USER_COMMANDS:
     user.add_command(_command)

@@ -1,6 +1,6 @@
 """Other tools can use what Waymark publishes: anonymous GETs of public and unlisted map data
 answer `Access-Control-Allow-Origin: *` (never with credentials), on the routes and on the
-anonymous fast path (maps/published_reads.py); nothing private, signed-in or token-read does."""
+anonymous fast path (api/published_reads.py); nothing private, signed-in or token-read does."""
 
 from __future__ import annotations
 

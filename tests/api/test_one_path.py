@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from tests.api.test_published_reads import _call, _fast_path
 from tests.api.test_snapshots import NO_GZIP, _publish, _setup
 from tests.conftest import ApiClient
+from waymark.api.published_reads import resolve_data, resolve_snapshot
 from waymark.maps.access import VISIBILITIES, anyone_may_view
-from waymark.maps.published_reads import resolve_data, resolve_snapshot
 
 P1 = {"type": "Point", "coordinates": [1.0, 2.0]}
 P2 = {"type": "Point", "coordinates": [3.0, 4.0]}

@@ -136,7 +136,7 @@ def test_throttled_per_address_and_per_ip(mail_app, mclients, mail_sink: MailSin
 
 
 def test_disabled_accounts_get_no_link(mail_app, mclients, mail_sink: MailSink) -> None:  # noqa: F811
-    from waymark.accounts.admin import disable_user, find_user
+    from waymark.admin.users import disable_user, find_user
 
     mclients().signup("alice@example.com")
     with mail_app.state.services.db.write() as s:

@@ -1,4 +1,4 @@
-"""The hot anonymous read path (maps/published_reads.py): answered before the framework only
+"""The hot anonymous read path (api/published_reads.py): answered before the framework only
 when the request is anonymous, the map is one anyone may see and the bytes are cached; then
 with the same bytes and headers as the routes, the security headers, the route label in the
 metrics and access log, and the anon_read rate limit."""
@@ -14,7 +14,7 @@ from litestar import Litestar
 
 from tests.api.test_snapshots import NO_GZIP, _publish, _setup
 from tests.conftest import ApiClient, make_settings
-from waymark.maps.published_reads import DATA_ROUTE, SNAPSHOT_ROUTE, PublishedReads
+from waymark.api.published_reads import DATA_ROUTE, SNAPSHOT_ROUTE, PublishedReads
 from waymark.settings import Settings
 
 

@@ -35,7 +35,7 @@ class Actor:
     scope: str = "write"  # token scope; sessions can always write
     token_id: int | None = None
     touch_token: bool = False  # last_used_at is stale: the caller records this use
-    is_admin: bool = False  # may administer accounts (accounts/admin.py)
+    is_admin: bool = False  # may administer accounts (admin/users.py)
 
     @property
     def is_authenticated(self) -> bool:

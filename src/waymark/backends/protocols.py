@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from waymark.backends.memory import BytesLRU
 
 
+class SharedUnavailable(Exception):
+    """The shared side (Redis, the embedded broker) did not answer: what `Counters.take` and
+    `Channels.history` raise, so their callers can fail open or resync whatever the backend."""
+
+
 @runtime_checkable
 class Channels(Protocol):
     """Per-map channels: numbered edit events, a replay window, pub/sub to subscribers."""

@@ -100,12 +100,14 @@ def retention_cmd() -> None:
     """Run the retention policy once: trash -> archive -> purge, old snapshots -> archive."""
     from waymark.db.engine import Database
     from waymark.maps.retention import run_retention
+    from waymark.observability import metrics
     from waymark.storage.crypto import open_object_store
 
     settings = _settings()
     db = Database.for_settings(settings)
     try:
-        report = run_retention(settings, db, open_object_store(settings))
+        report = run_retention(settings, db, open_object_store(settings),
+                               record=metrics.retention_finished)
     finally:
         db.dispose()
     click.echo(json.dumps(report.as_dict(), indent=2))

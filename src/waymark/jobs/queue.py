@@ -97,12 +97,14 @@ def make_huey(settings: Settings, runtime: Runtime | None = None) -> Huey:
     def import_task(job_public_id: str) -> None:
         from waymark.maintenance.mode import read_state
         from waymark.maps.import_jobs import run_import_job
+        from waymark.observability import metrics
 
         rt = runtime_of(huey)
         if read_state(rt.db) is not None:  # accepted before: wait, do not fail
             import_task.schedule((job_public_id,), delay=READ_ONLY_RETRY_SECONDS)
             return
-        run_import_job(rt.db, rt.store, job_public_id, rt.settings.job_stale_seconds)
+        run_import_job(rt.db, rt.store, job_public_id, rt.settings.job_stale_seconds,
+                       record=metrics.import_finished)
 
     huey.import_task = import_task  # type: ignore[attr-defined]
 
@@ -153,12 +155,13 @@ def _register_data_safety_tasks(huey: Huey, settings: Settings) -> None:
     def retention_task() -> None:
         from waymark.maintenance.mode import read_state
         from waymark.maps.retention import run_retention
+        from waymark.observability import metrics
 
         rt = runtime_of(huey)
         if read_state(rt.db) is not None:  # read-only: nothing changes (e.g. during a copy)
             log.info("retention skipped: the service is read-only")
             return
-        run_retention(rt.settings, rt.db, rt.store)
+        run_retention(rt.settings, rt.db, rt.store, record=metrics.retention_finished)
 
     if not settings.backup_url:
         return

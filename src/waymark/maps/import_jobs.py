@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Self, cast
 
@@ -31,12 +32,14 @@ from waymark.formats import FormatError, ReadOptions, read
 from waymark.ids import new_uuid, process_name
 from waymark.maps.imports import ImportSummary, drop_staging_named, import_result
 from waymark.maps.state import iso
-from waymark.observability.metrics import IMPORT_DURATION, JOBS_FINISHED
 from waymark.storage import ObjectStore
 
 log = logging.getLogger("waymark.jobs")
 PROGRESS_INTERVAL_S = 0.25
 MAX_ATTEMPTS = 5  # a job whose worker died this many times is marked failed
+# Told how each run ended: (file format, status, seconds); the job worker passes the metrics
+# recorder (observability.metrics.import_finished), so the domain imports no metrics.
+ImportRecorder = Callable[[str, str, float], None]
 
 
 class Superseded(Exception):
@@ -135,7 +138,7 @@ class Heartbeat:
 
 
 def run_import_job(db: Database, store: ObjectStore, job_public_id: str,
-                   stale_seconds: float = 30) -> None:
+                   stale_seconds: float = 30, *, record: ImportRecorder) -> None:
     claimed = claim(db, job_public_id, stale_seconds)
     if claimed is None:
         return
@@ -157,9 +160,7 @@ def run_import_job(db: Database, store: ObjectStore, job_public_id: str,
     except Superseded:
         status = "superseded"
     finally:  # metrics: failures (expected or not) and durations, by format
-        JOBS_FINISHED.labels(kind="import", status=status).inc()
-        IMPORT_DURATION.labels(format=fmt or "unknown", status=status).observe(
-            time.monotonic() - started)
+        record(fmt or "unknown", status, time.monotonic() - started)
 
 
 def _run(db: Database, store: ObjectStore, job: tuple[int, int], job_public_id: str,  # type: ignore[no-untyped-def]

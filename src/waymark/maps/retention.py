@@ -53,6 +53,13 @@ class RetentionReport:
                 "snapshot_archives_purged": self.snapshot_archives_purged,
                 "objects_deleted": self.objects_deleted}
 
+    def counts(self) -> dict[str, int]:
+        """Items handled, by action (the `action` label of waymark_retention_items_total)."""
+        return {"map_archived": len(self.maps_archived),
+                "archive_purged": len(self.archives_purged),
+                "snapshot_archived": self.snapshots_archived,
+                "snapshot_archive_purged": self.snapshot_archives_purged}
+
 
 def _stamp(now: datetime) -> str:
     return as_utc(now).astimezone(UTC).strftime(STAMP_FORMAT)
@@ -192,9 +199,11 @@ def purge_archives(archive: ObjectStore, archive_days: int, now: datetime) -> Re
 
 
 def run_retention(settings: Settings, db: Database, store: ObjectStore,
-                  now: datetime | None = None, archive: ObjectStore | None = None) -> RetentionReport:
+                  now: datetime | None = None, archive: ObjectStore | None = None,
+                  record: Callable[[dict[str, int]], None] | None = None) -> RetentionReport:
     """One pass of the whole policy (the periodic `retention` job and `waymark backup
-    retention`)."""
+    retention`); `record` is told the counts of a finished pass (the callers pass the metrics
+    recorder, observability.metrics.retention_finished)."""
     now = as_utc(now or datetime.now(UTC))
     archive = archive or archive_store(settings)
     total = RetentionReport()
@@ -206,7 +215,8 @@ def run_retention(settings: Settings, db: Database, store: ObjectStore,
         total.snapshots_archived += part.snapshots_archived
         total.snapshot_archives_purged += part.snapshot_archives_purged
         total.objects_deleted += part.objects_deleted
-    _record_metrics(total)
+    if record is not None:
+        record(total.counts())
     return total
 
 
@@ -220,19 +230,3 @@ def read_archive(archive: ObjectStore, key: str) -> bytes:
         return jsonutil.dumpb(bundle)
     return data
 
-
-def _record_metrics(report: RetentionReport) -> None:
-    try:
-        import time
-
-        from waymark.observability import metrics
-    except ImportError:  # pragma: no cover
-        return
-    counts = {"map_archived": len(report.maps_archived),
-              "archive_purged": len(report.archives_purged),
-              "snapshot_archived": report.snapshots_archived,
-              "snapshot_archive_purged": report.snapshot_archives_purged}
-    for action, count in counts.items():
-        if count:
-            metrics.RETENTION_ITEMS.labels(action=action).inc(count)
-    metrics.RETENTION_LAST_RUN.set(time.time())

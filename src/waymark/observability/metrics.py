@@ -17,6 +17,7 @@ defined here already, with the names the later code must use; they read zero unt
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -239,6 +240,21 @@ BUILD_INFO = Gauge(
 
 def set_build_info(commit: str) -> None:
     BUILD_INFO.labels(version=__version__, commit=commit or "unknown").set(1)
+
+
+# ---- recorders handed to the domain's jobs (maps/ imports no metrics) ----------------------------
+def import_finished(fmt: str, status: str, seconds: float) -> None:
+    """An import job ended (done, failed, superseded): counted, and its duration by format."""
+    JOBS_FINISHED.labels(kind="import", status=status).inc()
+    IMPORT_DURATION.labels(format=fmt or "unknown", status=status).observe(seconds)
+
+
+def retention_finished(counts: Mapping[str, int]) -> None:
+    """A retention pass ended: the items it handled by action, and when."""
+    for action, count in counts.items():
+        if count:
+            RETENTION_ITEMS.labels(action=action).inc(count)
+    RETENTION_LAST_RUN.set(time.time())
 
 
 # ---- helpers used on hot paths -------------------------------------------------------------------

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from waymark.backends.redis.hub import RedisUnavailable
+from waymark.backends.protocols import SharedUnavailable
 from waymark.errors import error_body, send_error
 from waymark.observability.metrics import RATELIMIT_FAILOPEN, RATELIMIT_REJECTIONS
 from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's interface
@@ -44,7 +44,6 @@ from waymark.ratelimit.rules import (  # noqa: F401 - part of this module's inte
     parse_networks,
     parse_rules,
 )
-from waymark.realtime.broker import BrokerUnavailable
 
 if TYPE_CHECKING:
     from waymark.backends.protocols import Counters
@@ -119,7 +118,7 @@ class RateLimiter:
         size = rule.slice
         try:
             end = await self.shared.take(key, size, rule.window + 5)  # type: ignore[union-attr]
-        except (RedisUnavailable, BrokerUnavailable) as exc:
+        except SharedUnavailable as exc:
             self._fail_open(rule.name, exc)
             return None
         with self._lock:

@@ -30,13 +30,14 @@ from typing import Any
 
 from waymark import jsonutil
 from waymark.backends.memory import MemoryCounters
+from waymark.backends.protocols import SharedUnavailable
 
 log = logging.getLogger("waymark.broker")
 LINE_LIMIT = 128 * 1024 * 1024  # one frame: an edit event can carry a large geometry
 SWEEP_SECONDS = 30.0
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(SharedUnavailable):
     """The broker did not answer (the serve process is stopping, or gone)."""
 
 

@@ -5,7 +5,7 @@ Every key names an immutable value: a snapshot by its SHA-256, map metadata by t
 version. A new version is a new key, so nothing is ever invalidated and an edit is visible
 on the very next read (the version comes from the database on every request, and
 authorization is checked before the cache is consulted; entries are only written for maps
-anyone may read, see maps/io_routes.py and maps/routes.py).
+anyone may read, see api/io_routes.py and api/routes.py).
 
 Redis entries expire (``ttl``) so old versions do not pile up. When Redis is degraded the
 cache silently becomes LRU-only; when disabled (WAYMARK_CACHE=false) every lookup misses.

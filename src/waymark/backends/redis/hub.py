@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from waymark.backends.protocols import SharedUnavailable
 from waymark.observability.metrics import REDIS_ERRORS
 from waymark.ops.redis import make_client
 
@@ -25,7 +26,7 @@ BACKOFF_MIN = 0.25
 BACKOFF_MAX = 2.0
 
 
-class RedisUnavailable(Exception):
+class RedisUnavailable(SharedUnavailable):
     """Redis is degraded: the caller falls back to its embedded path."""
 
 

@@ -12,8 +12,8 @@ from litestar import Request, delete, get, post
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from waymark.accounts import admin
 from waymark.accounts.actor import Actor
+from waymark.admin import users as admin
 from waymark.db.models import Map
 from waymark.errors import Conflict
 from waymark.maps.events import map_event

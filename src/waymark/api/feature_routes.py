@@ -14,6 +14,7 @@ from litestar import Request, Response, delete, get, patch, post, put
 from sqlalchemy import select
 
 from waymark.accounts.actor import Actor
+from waymark.api.routes import LAYER, MAP, _publish, _schedule
 from waymark.db.models import Feature
 from waymark.errors import Invalid, NotFound, PreconditionFailed
 from waymark.maps import feature_write
@@ -24,7 +25,6 @@ from waymark.maps.editing import UNSET, parse_feature_id
 from waymark.maps.events import layer_event
 from waymark.maps.feature_write import FeatureEdit
 from waymark.maps.map_batch import apply_map_batch
-from waymark.maps.routes import LAYER, MAP, _publish, _schedule
 from waymark.maps.state import feature_json, layer_json
 from waymark.maps.table import table_page
 from waymark.web import Services, if_match_version, int_query, json_object, run_write, threaded

@@ -19,8 +19,8 @@ from litestar.response import Redirect, Template
 
 from waymark.accounts.actor import Actor
 from waymark.accounts.reset import reset_password
-from waymark.accounts.routes import _require_json
 from waymark.accounts.service import normalise_email
+from waymark.api.account_routes import _require_json
 from waymark.errors import ApiError
 from waymark.pages import render_page
 from waymark.ratelimit.limiter import RateLimiter

@@ -9,6 +9,16 @@ from litestar import Request, Response, get, post
 
 from waymark import jsonutil
 from waymark.accounts.actor import Actor
+from waymark.api.import_routes import ROUTES as IMPORT_ROUTES
+from waymark.api.import_routes import read_upload
+from waymark.api.published_reads import (
+    PRIVATE_IMMUTABLE,
+    public_cache_control,
+    resolve_data,
+    resolve_snapshot,
+    snapshot_reply,
+)
+from waymark.api.routes import LAYER, MAP
 from waymark.db.models import Map
 from waymark.errors import Invalid, NotFound
 from waymark.formats import ParsedFeature
@@ -16,17 +26,7 @@ from waymark.formats.geometry import validate_geometry
 from waymark.maps import exports
 from waymark.maps import layers as layer_ops
 from waymark.maps.access import cors_headers, is_public, load_map
-from waymark.maps.import_routes import ROUTES as IMPORT_ROUTES
-from waymark.maps.import_routes import read_upload
 from waymark.maps.imports import import_groups
-from waymark.maps.published_reads import (
-    PRIVATE_IMMUTABLE,
-    public_cache_control,
-    resolve_data,
-    resolve_snapshot,
-    snapshot_reply,
-)
-from waymark.maps.routes import LAYER, MAP
 from waymark.maps.snapshots import publish, snapshot_for
 from waymark.storage.keys import snapshot_key
 from waymark.web import Services, threaded
@@ -117,7 +117,7 @@ async def import_bundle(request: Request, services: Services, actor: Actor) -> R
 # Anonymous reads of maps anyone may see are the hot path (embeds, shared links): they skip
 # the ORM and the worker threads with one indexed lookup on the event loop (Database.peek,
 # SQLite only), then take the bytes from the cache; when the bytes are in this process's
-# cache, maps/published_reads.py answers before the framework. Access is still decided by
+# cache, api/published_reads.py answers before the framework. Access is still decided by
 # the database on every request, so a map made private stops being served at once.
 
 

@@ -1,5 +1,5 @@
 """`waymark user list | show | disable | enable | delete | set-admin | export` (thin: the
-rules live in accounts/admin.py, shared with the admin page)."""
+rules live in admin/users.py, shared with the admin page)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _context(*, writes: bool = False) -> tuple[Any, Any]:
 
 
 def _user_id(db: Any, who: str) -> int:
-    from waymark.accounts.admin import find_user
+    from waymark.admin.users import find_user
 
     with db.read() as s:
         return find_user(s, who).id
@@ -45,7 +45,7 @@ def _line(u: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_list(search: str, limit: int, as_json: bool) -> None:
     """List accounts (id, e-mail, name, state, maps owned, active tokens)."""
-    from waymark.accounts.admin import list_users
+    from waymark.admin.users import list_users
 
     _, db = _context()
     with db.read() as s:
@@ -63,7 +63,7 @@ def user_list(search: str, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_show(user: str, as_json: bool) -> None:
     """One account by e-mail or id."""
-    from waymark.accounts.admin import find_user, user_json
+    from waymark.admin.users import find_user, user_json
 
     _, db = _context()
     try:
@@ -80,7 +80,7 @@ def user_show(user: str, as_json: bool) -> None:
 
 def _update(who: str, change: Callable[[Any, Any], Any]) -> str:
     """Apply `change(session, user)` to one account in a write transaction; its e-mail."""
-    from waymark.accounts.admin import find_user
+    from waymark.admin.users import find_user
 
     _, db = _context(writes=True)
     try:
@@ -96,7 +96,7 @@ def _update(who: str, change: Callable[[Any, Any], Any]) -> str:
 @click.argument("user")
 def user_disable(user: str) -> None:
     """Disable an account: its sessions and API tokens end at once; it cannot log in."""
-    from waymark.accounts.admin import disable_user
+    from waymark.admin.users import disable_user
 
     click.echo(f"disabled {_update(user, disable_user)}: sessions ended, API tokens revoked")
 
@@ -105,7 +105,7 @@ def user_disable(user: str) -> None:
 @click.argument("user")
 def user_enable(user: str) -> None:
     """Let a disabled account log in again (its old tokens stay revoked)."""
-    from waymark.accounts.admin import enable_user
+    from waymark.admin.users import enable_user
 
     click.echo(f"enabled {_update(user, enable_user)}")
 
@@ -115,7 +115,7 @@ def user_enable(user: str) -> None:
 @click.option("--remove", is_flag=True, help="Take the administrator role away instead.")
 def user_set_admin(user: str, remove: bool) -> None:
     """Make an account an administrator (admin page, account administration)."""
-    from waymark.accounts.admin import set_admin
+    from waymark.admin.users import set_admin
 
     email = _update(user, lambda s, account: set_admin(s, account, not remove))
     click.echo(f"{email} is {'no longer ' if remove else ''}an administrator")
@@ -129,7 +129,7 @@ def user_set_admin(user: str, remove: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def user_delete(user: str, maps: str | None, heir: str | None, yes: bool) -> None:
     """Delete an account and its personal data (export it first with `waymark user export`)."""
-    from waymark.accounts.admin import delete_user, find_user, owned_map_count
+    from waymark.admin.users import delete_user, find_user, owned_map_count
     from waymark.maps.retention import archiver
     from waymark.storage.crypto import open_object_store
 
@@ -166,7 +166,7 @@ def user_delete(user: str, maps: str | None, heir: str | None, yes: bool) -> Non
               help="The zip file to write (account.json + maps/<id>.json bundles).")
 def user_export(user: str, output: Path) -> None:
     """Everything a user owns: map bundles plus a JSON of the account, in one zip."""
-    from waymark.accounts.admin import export_user
+    from waymark.admin.users import export_user
 
     _, db = _context()
     try:
@@ -187,8 +187,8 @@ def user_reset_password(who: str, ask: bool, password_stdin: bool) -> None:
     import secrets
     import sys
 
-    from waymark.accounts.admin import find_user
     from waymark.accounts.service import set_password
+    from waymark.admin.users import find_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")

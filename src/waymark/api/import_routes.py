@@ -11,6 +11,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 
 from waymark.accounts.actor import Actor
+from waymark.api.routes import LAYER, MAP, _publish
 from waymark.db.models import Job, Layer, Upload
 from waymark.errors import Invalid, NotFound
 from waymark.formats import FormatError, ReadOptions, check_head, detect_format, read
@@ -23,7 +24,6 @@ from waymark.maps.access import load_map
 from waymark.maps.events import layer_event, map_event
 from waymark.maps.import_jobs import create_import_job, job_json
 from waymark.maps.imports import import_result
-from waymark.maps.routes import LAYER, MAP, _publish
 from waymark.storage.keys import upload_key
 from waymark.web import Services, threaded
 
