@@ -9,6 +9,9 @@ layers, tests) reads them with `web.services_of` (docs/decisions/0024).
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar import Response
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
@@ -40,8 +43,12 @@ class ServicesPlugin(InitPluginProtocol):
             for name, provider in (("services", provide_services),
                                    ("realtime", provide_realtime),
                                    ("limiter", provide_limiter))})
-        # handler modules that cannot import these types at run time (cycles) still annotate
+        # handler modules that cannot import these types at run time (cycles) still annotate.
+        # With any names here Litestar also substitutes type variables in every handler's
+        # annotations (utils.typing.expand_type_var_in_type_hint): a bare `-> Response` would
+        # become Response[T] and be documented as a JSON object, lists included; T stays Any.
         app_config.signature_namespace.update(
-            {"Services": Services, "Realtime": Realtime, "RateLimiter": RateLimiter})
+            {"Services": Services, "Realtime": Realtime, "RateLimiter": RateLimiter,
+             **dict.fromkeys(Response.__parameters__, Any)})  # type: ignore[attr-defined]
         app_config.state.update({"services": services, "realtime": realtime})  # services_of
         return app_config

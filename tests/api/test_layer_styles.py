@@ -111,6 +111,9 @@ def test_openapi_publishes_the_style_schema_and_it_agrees_with_the_server(anon: 
                          ("/api/v1/maps/{map_id}/layers/{layer_id}", "patch")):
         body = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
         assert body["properties"]["style"] == {"$ref": "#/components/schemas/LayerStyle"}
+    # handlers returning a Response document no body shape, not an object: the layer list is an array
+    listed = doc["paths"]["/api/v1/maps/{map_id}/layers"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"] != {"type": "object"}
     schema = {**schemas["LayerStyle"], "components": {"schemas": schemas}}
     validator = jsonschema.Draft202012Validator(schema)
     for rule in (FULL_STYLE["rule"], CATEGORIZED, PROPORTIONAL, MANUAL):
