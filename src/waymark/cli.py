@@ -269,7 +269,9 @@ def export_cmd(map_id: str, layer_id: str | None, fmt: str, output: Path | None)
 @click.option("--migrate/--no-migrate", default=True, show_default=True,
               help="Apply database migrations first.")
 def seed_demo_cmd(migrate: bool) -> None:
-    """Create the demo user and public demo map (idempotent)."""
+    """Create the demo user and public demo map (idempotent). While the service is read-only
+    nothing is written: it says so and succeeds, so `serve` still starts (a database move
+    starts the new instance before `waymark maintenance off`)."""
     from waymark.demo.seed import DEMO_EMAIL, seed_demo
 
     settings = settings_or_exit()
@@ -277,7 +279,12 @@ def seed_demo_cmd(migrate: bool) -> None:
         from waymark.db.migrate import upgrade
 
         upgrade(settings.resolved_database_url)
-    map_id, password = seed_demo(writable_database(settings))
+    try:
+        db = writable_database(settings)
+    except click.ClickException as refused:
+        click.echo(f"demo map not checked: {refused.message}", err=True)
+        return
+    map_id, password = seed_demo(db)
     click.echo(f"demo map: {settings.public_url}/m/{map_id}")
     if password:
         click.echo(f"demo user: {DEMO_EMAIL} password: {password}  (shown once; a new one: "

@@ -22,7 +22,6 @@ from waymark.settings import Settings
 WORKERS_KILL_TIMEOUT_S = 20
 
 
-
 @click.command()
 @click.option("--host", default=None, help="Address to bind (WAYMARK_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (WAYMARK_PORT, default 8000).")

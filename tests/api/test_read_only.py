@@ -150,7 +150,6 @@ def test_cli_import_refused_while_read_only(app, tmp_path) -> None:  # type: ign
     ["user", "set-admin", "keep@example.com"],
     ["user", "reset-password", "keep@example.com"],
     ["user", "delete", "keep@example.com", "--maps", "trash", "--yes"],
-    ["seed-demo", "--no-migrate"],
 ], ids=lambda c: " ".join(c[:2]))
 def test_cli_writes_refused_while_read_only(app, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     """The command line obeys read-only mode as HTTP does: a copy of the database taken now
@@ -177,6 +176,28 @@ def test_cli_writes_refused_while_read_only(app, command: list[str]) -> None:  #
     with db.read() as s:  # nothing changed
         assert s.execute(select(User.email, User.disabled_at, User.is_admin, User.password_hash)).all() == before
         assert s.scalar(select(func.count()).select_from(Map)) == maps_before
+
+
+def test_seed_demo_writes_nothing_while_read_only_and_lets_serve_start(app) -> None:  # type: ignore[no-untyped-def]
+    """`serve` seeds the demo map at start; a database move starts the new instance while still
+    read-only, so the seeding steps aside (exit 0, a message) instead of writing or failing."""
+    from sqlalchemy import func, select
+
+    from waymark.db.models import Map, User
+
+    settings = app.state.services.settings
+    env = {"WAYMARK_DATABASE_URL": settings.resolved_database_url,
+           "WAYMARK_DATA_DIR": str(settings.data_dir)}
+    cli(app, "maintenance", "on", "--message", MESSAGE)
+    result = CliRunner().invoke(main, ["seed-demo", "--no-migrate"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "demo map not checked" in result.output and MESSAGE in result.output
+    with app.state.services.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(User)) == 0
+        assert s.scalar(select(func.count()).select_from(Map)) == 0
+    cli(app, "maintenance", "off")
+    result = CliRunner().invoke(main, ["seed-demo", "--no-migrate"], env=env)
+    assert result.exit_code == 0 and "demo map: " in result.output, result.output
 
 
 @pytest.mark.parametrize("retry_after", ["0", "-5"])

@@ -102,9 +102,11 @@ def _app_log_lines(tmp_path: Path, sqlite_url: str, capsys: Any) -> list[dict[st
     from litestar.testing import TestClient
 
     from tests.conftest import make_settings
-    from waymark.app import create_app
+    from waymark.app import create_app, setup_process
 
-    app = create_app(make_settings(tmp_path, sqlite_url))
+    settings = make_settings(tmp_path, sqlite_url)
+    setup_process(settings)  # JSON logs on stdout, as in a worker (asgi.py)
+    app = create_app(settings)
     with TestClient(app) as client:
         capsys.readouterr()
         client.get("/healthz", headers={"X-Request-ID": "collector-1"})
