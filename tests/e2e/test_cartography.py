@@ -120,6 +120,15 @@ def _import(page: Page, map_id: str, csrf: str, path: Path, mime: str) -> dict:
     return upload(page, map_id, csrf, path.name, path.read_bytes(), mime)
 
 
+def _fills(page: Page, layer_id: str, key: str) -> dict[str, str]:
+    """Each drawn feature's fill colour, by its property `key`."""
+    return page.evaluate("""([id, key]) => {
+        const out = {};
+        window.waymark.layers.get(id).group.eachLayer((l) => { out[l.feature.properties[key]] = l.options.fillColor; });
+        return out;
+    }""", [layer_id, key])
+
+
 def test_choropleth_by_a_numeric_property_with_a_legend(page: Page, screenshot) -> None:  # type: ignore[no-untyped-def]
     # Countries (admin-0, 177 polygons) by POP_EST, natural breaks, one country without a number.
     map_id, csrf = start(page)
@@ -152,11 +161,7 @@ def test_choropleth_by_a_numeric_property_with_a_legend(page: Page, screenshot) 
     assert stored["classes"] == 5 and stored["ramp"] == "ylorrd"
 
     # the polygons are filled with the 5 colours of the ramp, Greenland with the No data grey
-    fills = page.evaluate("""(id) => {
-        const out = {};
-        window.waymark.layers.get(id).group.eachLayer((l) => { out[l.feature.properties.NAME] = l.options.fillColor; });
-        return out;
-    }""", layer_id)
+    fills = _fills(page, layer_id, "NAME")
     assert fills["Greenland"] == "#cccccc"
     ramp = {"#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"}  # ColorBrewer YlOrRd, 5 classes
     assert set(fills.values()) == ramp | {"#cccccc"}
@@ -211,11 +216,7 @@ def test_choropleth_of_admin1_states_by_latitude(page: Page, screenshot) -> None
 
     # equal intervals over 21.49..65.36 degrees (breaks 32.46, 43.43, 54.39): Hawaii, Florida,
     # Louisiana and Texas in the lowest class, Alaska alone in the highest; light to dark
-    fills = page.evaluate("""(id) => {
-        const out = {};
-        window.waymark.layers.get(id).group.eachLayer((l) => { out[l.feature.properties.name] = l.options.fillColor; });
-        return out;
-    }""", layer_id)
+    fills = _fills(page, layer_id, "name")
     assert len(fills) == 51
     blues = ["#eff3ff", "#bdd7e7", "#6baed6", "#2171b5"]  # ColorBrewer Blues, 4 classes
     assert {name for name, fill in fills.items() if fill == blues[0]} == {"Hawaii", "Florida", "Louisiana", "Texas"}
@@ -231,7 +232,6 @@ def test_choropleth_of_admin1_states_by_latitude(page: Page, screenshot) -> None
     counts = [int(c) for c in legend.locator(".legend-layer li .legend-count").all_inner_texts()]
     assert counts == [4, 34, 12, 1]
     set_view(page, [45, -110], 3)
-    page.wait_for_timeout(300)  # for the screenshot only
     screenshot(page, "choropleth-admin1")
 
 

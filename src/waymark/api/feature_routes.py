@@ -194,9 +194,7 @@ def batch(services: Services, actor: Actor, map_id: str, layer_id: str,
         layer_pk, version, results = feature_write.apply_batch(
             s.connection(), actor, map_id, layer_id, body.get("operations"))
         out: dict[str, Any] = {"layer_version": version, "results": results}
-    _schedule(services, layer_pk)
-    _publish(services, map_id, layer_event("layer.reload", layer_id, actor,
-                                          layer_version=out["layer_version"]))
+    _reloaded(services, actor, map_id, layer_id, layer_pk, version)
     return out
 
 
@@ -209,9 +207,7 @@ def map_batch(services: Services, actor: Actor, map_id: str, data: Any) -> dict[
     with services.db.write() as s:
         done = apply_map_batch(s.connection(), actor, map_id, body.get("layers"))
     for layer_id, layer_pk, version, _ in done:
-        _schedule(services, layer_pk)
-        _publish(services, map_id, layer_event("layer.reload", layer_id, actor,
-                                               layer_version=version))
+        _reloaded(services, actor, map_id, layer_id, layer_pk, version)
     return {"layers": [{"layer": layer_id, "layer_version": version, "results": results}
                        for layer_id, _, version, results in done]}
 
@@ -228,18 +224,17 @@ def layer_history(request: Request, services: Services, actor: Actor, map_id: st
                                  before_id=int_query(request, "before", 0) or None)
 
 
-def _reloaded(request: Request, services: Services, actor: Actor, map_id: str, layer_id: str,
-              layer_pk: int, out: dict[str, Any]) -> dict[str, Any]:
-    """After a revert: publish the new version and tell open pages to reload the layer."""
+def _reloaded(services: Services, actor: Actor, map_id: str, layer_id: str, layer_pk: int,
+              version: int) -> None:
+    """After a batch or a revert: publish the new version and tell open pages to reload the
+    layer."""
     _schedule(services, layer_pk)
-    _publish(services, map_id, layer_event("layer.reload", layer_id, actor,
-                                          layer_version=out["version"]))
-    return out
+    _publish(services, map_id, layer_event("layer.reload", layer_id, actor, layer_version=version))
 
 
 @post(LAYER + "/revert", status_code=200, tags=["history"])
 @threaded
-def revert(request: Request, services: Services, actor: Actor, map_id: str, layer_id: str,
+def revert(services: Services, actor: Actor, map_id: str, layer_id: str,
            data: Any) -> dict[str, Any]:
     """Revert the layer to {"version": N}; recorded as a new version, so it can be undone too."""
     body = json_object(data)
@@ -249,7 +244,8 @@ def revert(request: Request, services: Services, actor: Actor, map_id: str, laye
         layer = layer_ops.revert_layer(s, map_, layer, actor.require_write(), body.get("version"))
         out = layer_json(layer, map_.public_id)
         layer_pk = layer.id
-    return _reloaded(request, services, actor, map_id, layer_id, layer_pk, out)
+    _reloaded(services, actor, map_id, layer_id, layer_pk, out["version"])
+    return out
 
 
 @post(LAYER + "/changes/{change_id:int}/revert", status_code=200, tags=["history"])
@@ -269,7 +265,8 @@ def revert_one_change(request: Request, services: Services, actor: Actor, map_id
         layer = revert_change(s, map_, layer, actor.require_write(), change_id)
         out = layer_json(layer, map_.public_id)
         layer_pk = layer.id
-    return _reloaded(request, services, actor, map_id, layer_id, layer_pk, out)
+    _reloaded(services, actor, map_id, layer_id, layer_pk, out["version"])
+    return out
 
 
 ROUTES = [list_features, feature_table, create_feature, get_feature, replace_feature, patch_feature,
